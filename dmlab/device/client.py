@@ -1,0 +1,249 @@
+"""The virtual device on the wire: a DM 2.0 client speaking HTTPS to the server.
+
+It verifies DM Notifications, opens sessions (``/sessions/next``, ``/alert`` or
+its browser component), runs each package 2 through the :class:`Executor` and
+reports one status per command with ``PUT /sessions/id/{id}``, following the
+newly assigned session id until the server ends the session. It never reaches
+into the server: every exchange is a real HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import quote
+
+import httpx
+
+from ..protocol import Alert, AlertType, Command, Report, Status, media, parse_commands
+from ..protocol.notification import NotificationGuard, NotificationRejected, notification_key
+from .executor import Behaviour, Executor
+from .objects import standard_tree
+
+#: A session that keeps handing out commands past this many rounds is cut off.
+MAX_ROUNDS = 50
+
+
+class SessionFailed(RuntimeError):
+    """The server refused a step of the session (the answer is attached)."""
+
+    def __init__(self, message: str, status: int, body: str) -> None:
+        super().__init__(f"{message}: HTTP {status} {body}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class SessionRun:
+    """What the device saw of one session, for tables and tests."""
+
+    trigger: str
+    ids: list[str] = field(default_factory=list)
+    rounds: list[tuple[list[Command], list[Status]]] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+    server_result: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for _, statuses in self.rounds for s in statuses)
+
+    @property
+    def result(self) -> str:
+        return self.server_result or ("OK" if self.ok else "failure")
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "ids": len(self.ids),
+            "rounds": len(self.rounds),
+            "commands": sum(len(c) for c, _ in self.rounds),
+            "statuses": " ".join(str(s.sc) for _, st in self.rounds for s in st),
+            "result": self.result,
+            "seconds": round(self.ended - self.started, 3),
+        }
+
+
+class VirtualDevice:
+    """A DM client with a real management tree.
+
+    All methods are coroutines of one event loop; the lab runs them in its
+    device thread, the ``dmlab device`` command with ``asyncio.run``.
+    """
+
+    def __init__(
+        self,
+        dev_id: str,
+        secret: str,
+        server_url: str,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        server_id: str = "dmlab",
+        man: str = "dmlab",
+        mod: str = "Virtual Device",
+        fw_version: str = "1.0.0",
+        behaviour: Behaviour = Behaviour(),
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.dev_id = dev_id
+        self.server_url = server_url.rstrip("/")
+        self.tree = standard_tree(dev_id, man, mod, server_id, self.server_url,
+                                  fw_version=fw_version, auth_name=dev_id, secret=secret)
+        self.guard = NotificationGuard(server_id, notification_key(secret), clock=clock)
+        self.executor = Executor(self.tree, self, behaviour)
+        self.runs: list[SessionRun] = []
+        self.dropped: list[tuple[str, str]] = []
+        self.shown: list[str] = []
+        self._clock = clock
+        self._on_event = on_event
+        self._client = httpx.AsyncClient(
+            base_url=self.server_url, auth=(dev_id, secret), verify=verify, transport=transport,
+            headers={media.DEVID_HEADER: dev_id}, timeout=30.0)
+        # A device runs one session at a time; triggers queue behind it.
+        self._session_lock = asyncio.Lock()
+
+    # Triggers ----------------------------------------------------------------
+    async def on_notification(self, package: bytes) -> SessionRun | None:
+        """Package 0: verify it, then open the session it asks for (flow 1)."""
+        try:
+            notification = self.guard.check(package)
+        except NotificationRejected as rejected:
+            self.dropped.append((rejected.reason, rejected.detail))
+            self._emit("notification.dropped", reason=rejected.reason, detail=rejected.detail)
+            return None
+        alert = Alert(AlertType.SERVER_INITIATED, data=notification.notification_id)
+        return await self.start_next(alert, trigger="notification")
+
+    async def start_next(self, alert: Alert | None = None, *, trigger: str = "poll") -> SessionRun | None:
+        """``POST /sessions/next``: start the oldest pending session, if any."""
+        body = Report(alerts=(alert,) if alert else ()).to_json() if alert else None
+        async with self._session_lock:
+            response = await self._post("/sessions/next", body)
+            return await self._run(response, trigger)
+
+    async def start(self, session_id: str) -> SessionRun | None:
+        """``POST /sessions/id/{id}``: start one named pending session."""
+        async with self._session_lock:
+            response = await self._post(f"/sessions/id/{quote(session_id)}", None)
+            return await self._run(response, f"start {session_id}")
+
+    async def fire_alert(self, alert_type: str = AlertType.CLIENT_INITIATED, *,
+                         trigger: str = "ui", **fields: Any) -> SessionRun | None:
+        """Flow 2: a device event (a timer, a UI action) → ``POST /alert``."""
+        alert = Alert(alert_type, **fields)
+        async with self._session_lock:
+            response = await self._post("/alert", Report(alerts=(alert,)).to_json())
+            return await self._run(response, trigger)
+
+    async def browser_component(self, *, job: str | None = None,
+                                commands: list[list[str]] | None = None,
+                                params: dict[str, Any] | None = None) -> SessionRun | None:
+        """Flow 3: the device's browser component asks for a session and gets the
+        commands back directly (``Accept: application/vnd.omadm-cmd+json``)."""
+        body: dict[str, Any] = {"CMD": commands} if commands is not None else {"job": job, "params": params or {}}
+        async with self._session_lock:
+            response = await self._client.post(
+                f"/devices/{quote(self.dev_id)}/sessions", json=body,
+                headers={"Accept": media.COMMANDS})
+            return await self._run(response, "browser component")
+
+    async def poll_notifications(self, wait: float = 25.0) -> SessionRun | None:
+        """One long-poll of ``GET /notifications`` (the cross-process channel)."""
+        response = await self._client.get("/notifications", params={"wait": wait},
+                                          timeout=wait + 10)
+        if response.status_code == 204:
+            return None
+        if response.status_code != 200:
+            raise SessionFailed("notification poll refused", response.status_code, response.text)
+        return await self.on_notification(response.content)
+
+    async def every(self, seconds: float, rounds: int | None = None) -> None:
+        """A timer: fire a client-initiated alert every ``seconds``."""
+        done = 0
+        while rounds is None or done < rounds:
+            await asyncio.sleep(seconds)
+            await self.fire_alert(trigger="timer")
+            done += 1
+
+    # The session loop --------------------------------------------------------
+    async def _run(self, response: httpx.Response, trigger: str) -> SessionRun | None:
+        if response.status_code == 204:
+            return None
+        run = SessionRun(trigger, started=self._clock())
+        url: str | None = None
+        for _ in range(MAX_ROUNDS):
+            if response.status_code not in (200, 201):
+                raise SessionFailed("the server refused the session step", response.status_code,
+                                    response.text)
+            package = response.json()
+            session_id, commands = package["SessionID"], list(parse_commands(package["CMD"]))
+            run.ids.append(session_id)
+            result = await self.executor.run(commands)
+            run.rounds.append((commands, result.statuses))
+            self.shown.extend(result.shown)
+            # CONT names where the following packages go; otherwise the
+            # Location of the newly assigned id.
+            url = result.continue_to or response.headers.get("location") or f"/sessions/id/{quote(session_id)}"
+            response = await self._client.put(
+                url, content=json.dumps(Report(tuple(result.statuses)).to_json()),
+                headers={"Content-Type": media.DM20_RESPONSE})
+            if response.status_code == 204:
+                run.server_result = response.headers.get("omadm-result", "")
+                break
+        else:
+            raise SessionFailed("too many rounds", response.status_code, "")
+        run.ended = self._clock()
+        self.runs.append(run)
+        return run
+
+    async def _post(self, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        if body is None:
+            return await self._client.post(path)
+        return await self._client.post(path, content=json.dumps(body),
+                                       headers={"Content-Type": media.DM20_RESPONSE})
+
+    # DevicePort: how the executor reaches out --------------------------------
+    async def http_get(self, url: str) -> tuple[int, bytes, str]:
+        response = await self._client.get(url)
+        return response.status_code, response.content, response.headers.get("content-type", "")
+
+    async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
+        response = await self._client.request(method, url, content=body,
+                                              headers={"Content-Type": content_type})
+        return response.status_code
+
+    async def show(self, url: str) -> None:
+        """The browser component opens the page (it must be the lab's own server)."""
+        await self._client.get(url, headers={"Accept": media.HTML})
+
+    async def alert(self, alert: Alert) -> None:
+        """A generic alert from background work (a FUMO result) in a new exchange."""
+        response = await self._post("/alert", Report(alerts=(alert,)).to_json())
+        await self._run(response, "generic alert")
+
+    # Lifecycle ---------------------------------------------------------------
+    async def settle(self) -> None:
+        """Wait for background work (FUMO jobs, SUB notifications) to finish."""
+        await self.executor.drain()
+
+    async def aclose(self) -> None:
+        await self.executor.drain()
+        self.executor.close()
+        await self._client.aclose()
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, data)
+
+    @property
+    def firmware(self) -> Any:
+        return self.tree.get("urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV", force=True)
+
+    def __repr__(self) -> str:
+        return f"<VirtualDevice {self.dev_id} fw={self.firmware}>"

@@ -1,0 +1,6 @@
+"""The DM 2.0 server: Starlette routes over a session engine and a store."""
+
+from .app import build_services, create_app
+from .context import Services
+
+__all__ = ["Services", "build_services", "create_app"]

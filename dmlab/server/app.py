@@ -1,0 +1,44 @@
+"""Assemble a DM server: services, routes, error handling and the trace."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from ..events import EventBus
+from ..store import MemoryStore, Store
+from ..trace import Trace
+from .auth import Authenticator
+from .context import Services
+from .engine import SessionEngine, new_session_id
+from .notifier import Notifier
+from .problems import Problem, handle_http_exception, handle_problem
+from .routes import alert, devices, resources, sessions
+from .tracing import TraceMiddleware
+
+
+def build_services(*, store: Store | None = None, server_id: str = "dmlab",
+                   trace: Trace | None = None, events: EventBus | None = None,
+                   ids: Callable[[], str] = new_session_id,
+                   clock: Callable[[], float] = time.time,
+                   hash_cost: dict[str, int] | None = None) -> Services:
+    store = store if store is not None else MemoryStore()
+    trace = trace if trace is not None else Trace(clock=clock)
+    events = events if events is not None else EventBus(clock=clock)
+    notifier = Notifier(server_id, trace, events, clock=clock)
+    engine = SessionEngine(store, notifier, events, ids=ids, clock=clock)
+    return Services(store=store, auth=Authenticator(store, cost=hash_cost), engine=engine,
+                    notifier=notifier, trace=trace, events=events, server_id=server_id)
+
+
+def create_app(services: Services) -> Starlette:
+    app = Starlette(
+        routes=[*sessions.routes, *devices.routes, *alert.routes, *resources.routes],
+        exception_handlers={Problem: handle_problem, HTTPException: handle_http_exception},
+    )
+    app.state.services = services
+    app.add_middleware(TraceMiddleware, trace=services.trace)
+    return app

@@ -1,0 +1,99 @@
+"""What every route needs: the services of one server, and who is asking."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from ..events import EventBus
+from ..store import Account, Device, Store
+from ..trace import Trace
+from .auth import Authenticator, Principal, csrf_token
+from .engine import SessionEngine
+from .notifier import Notifier
+from .problems import Problem, not_found
+
+
+@dataclass
+class Services:
+    store: Store
+    auth: Authenticator
+    engine: SessionEngine
+    notifier: Notifier
+    trace: Trace
+    events: EventBus
+    server_id: str
+    csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def add_account(self, name: str, password: str) -> Account:
+        if not name or ":" in name or len(name) > 64:
+            raise ValueError("an account name is 1 to 64 characters without a colon")
+        account = Account(name, self.auth.hash(password))
+        self.store.put_account(account)
+        return account
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def note(request: Request, /, **fields: Any) -> None:
+    """Annotate this exchange for the trace (who, device, session, summaries)."""
+    request.scope.setdefault("state", {}).setdefault("trace", {}).update(fields)
+
+
+REALM = 'Basic realm="dmlab", charset="UTF-8"'
+
+
+def authenticate(request: Request, *kinds: str) -> Principal:
+    """The caller, if its credentials are valid and of an allowed kind; else 401/403."""
+    principal = services(request).auth.authenticate(request.headers.get("authorization"))
+    if principal is None:
+        note(request, source=_guess_role(request))
+        raise Problem(401, "unauthorized", "valid credentials are required (HTTP Basic: an "
+                      "account's name and password, or a device's DevID and secret)",
+                      {"WWW-Authenticate": REALM})
+    if principal.kind == "device":
+        claimed = request.headers.get("omadm-devid")
+        if claimed is not None and claimed != principal.name:
+            raise Problem(401, "unauthorized", "the OMADM-DevID header names another device",
+                          {"WWW-Authenticate": REALM})
+    note(request, source=_role(request, principal), dev_id=principal.name if principal.kind == "device" else "")
+    if principal.kind not in kinds:
+        wanted = " or ".join(kinds)
+        raise Problem(403, "forbidden", f"this resource is for {wanted} credentials")
+    return principal
+
+
+def owned_device(request: Request, principal: Principal, dev_id: str) -> Device:
+    """The device, if the caller owns it (or is it); otherwise a 404 that reveals nothing."""
+    device = services(request).store.get_device(dev_id)
+    visible = device is not None and (
+        device.dev_id == principal.name if principal.kind == "device"
+        else device.account == principal.account)
+    if not visible:
+        raise not_found(f"no device {dev_id}")
+    assert device is not None
+    note(request, dev_id=device.dev_id)
+    return device
+
+
+def csrf_for(request: Request, principal: Principal) -> str:
+    return csrf_token(services(request).csrf_key, principal.account)
+
+
+def _role(request: Request, principal: Principal) -> str:
+    if principal.kind == "device":
+        from ..protocol import media
+
+        if media.COMMANDS in request.headers.get("accept", "") and request.url.path.startswith("/devices/"):
+            return "browser-component"
+        return "device"
+    return _guess_role(request)
+
+
+def _guess_role(request: Request) -> str:
+    return "browser" if "text/html" in request.headers.get("accept", "") else "operator"

@@ -1,0 +1,208 @@
+"""The session state machine: pending → active → completed, one id per round.
+
+Every transition reads and writes the store inside one ``transaction()``, so
+two devices (or two requests of one device) racing for the same session see
+exactly one winner; the loser gets a ``409``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from typing import Callable
+
+from ..events import EventBus
+from ..protocol import Alert, Report, expects_status
+from ..store import Device, JobSpec, Origin, Result, Round, Session, State, Store
+from . import jobs
+from .notifier import Notifier
+from .problems import Problem, conflict, not_found
+
+
+def new_session_id() -> str:
+    """Unguessable: knowing one's own ids says nothing about another device's."""
+    return secrets.token_hex(8)
+
+
+class SessionEngine:
+    def __init__(self, store: Store, notifier: Notifier, events: EventBus, *,
+                 ids: Callable[[], str] = new_session_id,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.events = events
+        self._ids = ids
+        self._clock = clock
+
+    # Queueing (flows 1 and 4) -------------------------------------------------
+    def queue(self, device: Device, job: JobSpec, origin: Origin, *, notify: bool = True,
+              ttl: float | None = None) -> Session:
+        now = self._clock()
+        with self.store.transaction():
+            session = Session(key=self._fresh_id(), dev_id=device.dev_id, account=device.account,
+                              job=job, origin=origin, created_at=now,
+                              expires_at=None if ttl is None else now + ttl)
+            session = dataclasses.replace(session, session_id=session.key)
+            self.store.put_session(session)
+        self._publish("session.queued", session, job=job.describe(), origin=origin.value)
+        if notify:
+            self.notifier.notify(device, session=session.session_id)
+        return session
+
+    # Starting (package 1 → package 2) -------------------------------------------
+    def start_next(self, dev_id: str, base_url: str) -> Session | None:
+        """Start the oldest pending session of a device, or ``None`` if it has none."""
+        with self.store.transaction():
+            pending = self.pending(dev_id)
+            if not pending:
+                return None
+            return self._start(pending[0], base_url)
+
+    def start(self, dev_id: str, session_id: str, base_url: str) -> Session:
+        with self.store.transaction():
+            session = self._own(dev_id, session_id)
+            self._expire_if_due(session)
+            session = self.store.get_session(session.key) or session
+            if session.state is not State.PENDING:
+                raise conflict(f"session {session_id} is {self._describe_state(session)}; "
+                               "only a pending session can be started")
+            return self._start(session, base_url)
+
+    def begin(self, device: Device, job: JobSpec, origin: Origin, base_url: str) -> Session:
+        """Create a session and start it at once (flows 2 and 3)."""
+        now = self._clock()
+        with self.store.transaction():
+            key = self._fresh_id()
+            session = Session(key=key, dev_id=device.dev_id, account=device.account, job=job,
+                              origin=origin, created_at=now, session_id=key)
+            self._publish("session.queued", session, job=job.describe(), origin=origin.value)
+            return self._start(session, base_url)
+
+    def _start(self, session: Session, base_url: str) -> Session:
+        step = jobs.next_step(session.job, (), base_url)
+        now = self._clock()
+        if step.commands is None:
+            # A job with nothing to do still ends properly, with its reason.
+            ended = dataclasses.replace(session, state=State.COMPLETED, result=Result.OK,
+                                        started_at=now, ended_at=now, reason=step.reason)
+            self.store.put_session(ended)
+            self._publish("session.completed", ended, result=Result.OK.value)
+            return ended
+        started = dataclasses.replace(
+            session, state=State.ACTIVE, started_at=now,
+            rounds=(Round(session.session_id, step.commands),))
+        self.store.put_session(started)
+        self._publish("session.started", started, commands=len(step.commands))
+        return started
+
+    # Reporting (package 3 → next package 2 or the end) ------------------------------
+    def report(self, dev_id: str, session_id: str, report: Report, base_url: str) -> Session:
+        with self.store.transaction():
+            session = self._own(dev_id, session_id)
+            if session.state is State.PENDING:
+                raise conflict(f"session {session_id} has not been started")
+            if session.state is State.COMPLETED:
+                raise conflict(f"session {session_id} is {self._describe_state(session)}")
+            if session.session_id != session_id:
+                raise conflict(f"session id {session_id} is spent; the session continues "
+                               f"as {session.session_id}")
+            current = session.rounds[-1]
+            wanted = expects_status(current.commands)
+            if len(report.statuses) != wanted:
+                raise Problem(400, "status-mismatch",
+                              f"{wanted} command(s) were sent, so {wanted} status(es) are due "
+                              f"in order; got {len(report.statuses)}")
+            reported = Round(current.session_id, current.commands, report.statuses, report.alerts)
+            done = session.rounds[:-1] + (reported,)
+            ended_by_device = current.commands and current.commands[-1].name == "END"
+            step = jobs.Step(None) if ended_by_device else jobs.next_step(session.job, done, base_url)
+            now = self._clock()
+            if step.commands is None:
+                ok = all(s.ok for r in done for s in (r.statuses or ()))
+                result = Result.OK if ok else Result.FAILURE
+                ended = dataclasses.replace(session, rounds=done, state=State.COMPLETED,
+                                            result=result, ended_at=now,
+                                            reason=step.reason or session.reason)
+                self.store.put_session(ended)
+                self._publish("session.completed", ended, result=result.value)
+                return ended
+            new_id = self._fresh_id()
+            continued = dataclasses.replace(session, session_id=new_id,
+                                            rounds=done + (Round(new_id, step.commands),))
+            self.store.put_session(continued)
+            self._publish("session.continued", continued, previous=session_id)
+            return continued
+
+    def abort(self, dev_id: str | None, account: str, session_id: str) -> Session:
+        """End a pending or active session as aborted (DM 1.2's alert 1223)."""
+        with self.store.transaction():
+            session = self.store.session_by_id(session_id)
+            if session is None or session.account != account or (
+                    dev_id is not None and session.dev_id != dev_id):
+                raise not_found(f"no session {session_id}")
+            if session.state is State.COMPLETED:
+                raise conflict(f"session {session_id} is already {self._describe_state(session)}")
+            if session.session_id != session_id:
+                raise conflict(f"session id {session_id} is spent; the session continues "
+                               f"as {session.session_id}")
+            aborted = dataclasses.replace(session, state=State.COMPLETED, result=Result.ABORTED,
+                                          ended_at=self._clock())
+            self.store.put_session(aborted)
+        self._publish("session.aborted", aborted)
+        return aborted
+
+    # Listings -------------------------------------------------------------------
+    def pending(self, dev_id: str) -> list[Session]:
+        """Pending sessions of a device, oldest first, after moving expired ones out."""
+        with self.store.transaction():
+            sessions = self.store.sessions_of_device(dev_id, State.PENDING)
+            live = [s for s in sessions if not self._expire_if_due(s)]
+        return live
+
+    def completed(self, dev_id: str) -> list[Session]:
+        self.pending(dev_id)
+        return self.store.sessions_of_device(dev_id, State.COMPLETED)
+
+    def record_alerts(self, device: Device, alerts: tuple[Alert, ...], session_key: str | None = None) -> None:
+        from ..store import AlertRecord
+
+        now = self._clock()
+        for alert in alerts:
+            self.store.add_alert(AlertRecord(device.dev_id, alert, now, session_key))
+            self.events.publish("alert.received", account=device.account, dev_id=device.dev_id,
+                                alert=str(alert), alert_type=alert.alert_type,
+                                data=alert.data, source=alert.source_uri)
+
+    # Helpers --------------------------------------------------------------------
+    def _own(self, dev_id: str, session_id: str) -> Session:
+        session = self.store.session_by_id(session_id)
+        if session is None or session.dev_id != dev_id:
+            raise not_found(f"no session {session_id} for this device")
+        return session
+
+    def _expire_if_due(self, session: Session) -> bool:
+        if (session.state is State.PENDING and session.expires_at is not None
+                and session.expires_at <= self._clock()):
+            expired = dataclasses.replace(session, state=State.COMPLETED, result=Result.EXPIRED,
+                                          ended_at=self._clock())
+            self.store.put_session(expired)
+            self._publish("session.expired", expired)
+            return True
+        return False
+
+    def _fresh_id(self) -> str:
+        while True:
+            candidate = self._ids()
+            if self.store.session_by_id(candidate) is None:
+                return candidate
+
+    @staticmethod
+    def _describe_state(session: Session) -> str:
+        if session.state is State.COMPLETED and session.result is not None:
+            return f"completed ({session.result.value})"
+        return session.state.value
+
+    def _publish(self, kind: str, session: Session, **data: object) -> None:
+        self.events.publish(kind, account=session.account, dev_id=session.dev_id,
+                            session=session.session_id, key=session.key, **data)

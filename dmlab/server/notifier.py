@@ -1,0 +1,88 @@
+"""Package 0: the DM Notification that asks a device to open a session.
+
+Delivery has two channels behind one call. A device in the same process (the
+notebook lab) registers a listener and gets the bytes at once. A device in
+another process long-polls ``GET /notifications`` over HTTPS, which needs no
+listening socket on the device (phones behind NAT cannot take incoming
+connections either); its notifications wait in a small mailbox meanwhile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import defaultdict, deque
+from typing import Callable
+
+from ..events import EventBus
+from ..protocol.notification import Notification, encode
+from ..store import Device
+from ..trace import Trace
+
+Listener = Callable[[bytes], None]
+
+#: Notifications kept per device for long-polling; older ones are dropped
+#: (one pending notification is enough to make a device call /sessions/next).
+MAILBOX_SIZE = 8
+
+
+class Notifier:
+    def __init__(self, server_id: str, trace: Trace, events: EventBus, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.server_id = server_id
+        self._trace = trace
+        self._events = events
+        self._clock = clock
+        # NOTIFICATION-ID is 16 bits; a client drops ids it has already seen,
+        # so the server counts up and wraps.
+        self._ids = itertools.count(0)
+        self._lock = threading.Lock()
+        self._listeners: dict[str, Listener] = {}
+        self._mailboxes: dict[str, deque[bytes]] = defaultdict(lambda: deque(maxlen=MAILBOX_SIZE))
+
+    def listen(self, dev_id: str, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners[dev_id] = listener
+
+        def stop() -> None:
+            with self._lock:
+                if self._listeners.get(dev_id) is listener:
+                    del self._listeners[dev_id]
+
+        return stop
+
+    def notify(self, device: Device, *, session: str = "", req_mos: bool = False) -> bytes:
+        with self._lock:
+            nid = next(self._ids) % 65535 + 1  # 1..65535, wrapping
+        package = encode(
+            Notification(server_id=self.server_id, notification_id=nid,
+                         timestamp=int(self._clock()), req_mos=req_mos),
+            device.notify_key,
+        )
+        self._trace.record(source="server", target="device", dev_id=device.dev_id, method="NOTIFY",
+                           path="package 0", status=0, session=session,
+                           request=f"DM Notification id={nid} ({len(package)} bytes)")
+        self._events.publish("notification.sent", account=device.account, dev_id=device.dev_id,
+                             session=session, notification_id=nid)
+        self.deliver(device.dev_id, package)
+        return package
+
+    def deliver(self, dev_id: str, package: bytes) -> None:
+        """Hand bytes to the device's channel (also used to show forged packages)."""
+        with self._lock:
+            listener = self._listeners.get(dev_id)
+            if listener is None:
+                self._mailboxes[dev_id].append(package)
+        if listener is not None:
+            listener(package)
+
+    def take(self, dev_id: str) -> bytes | None:
+        with self._lock:
+            box = self._mailboxes.get(dev_id)
+            return box.popleft() if box else None
+
+    def forget(self, dev_id: str) -> None:
+        with self._lock:
+            self._mailboxes.pop(dev_id, None)
+            self._listeners.pop(dev_id, None)

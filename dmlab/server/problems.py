@@ -1,0 +1,65 @@
+"""Errors as answers: every refusal is a ``Problem`` with a status, a short error
+name and a readable detail, rendered as JSON or as an HTML page."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from .negotiation import wants_html
+
+
+class Problem(Exception):
+    def __init__(self, status: int, error: str, detail: str,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def problem_response(request: Request, problem: Problem) -> Response:
+    state = request.scope.setdefault("state", {})
+    state["trace_response"] = f"{problem.error}: {problem.detail}"
+    if wants_html(request):
+        from .pages import render_error
+
+        return HTMLResponse(render_error(request, problem.status, problem.error, problem.detail),
+                            status_code=problem.status, headers=problem.headers)
+    return JSONResponse({"error": problem.error, "detail": problem.detail},
+                        status_code=problem.status, headers=problem.headers)
+
+
+async def handle_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(request, exc)
+
+
+_HTTP_ERRORS = {404: "not-found", 405: "method-not-allowed", 400: "bad-request"}
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown path, wrong method) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    detail = {404: f"no resource at {request.url.path}",
+              405: f"{request.method} is not allowed on {request.url.path}"}.get(
+        exc.status_code, str(exc.detail))
+    problem = Problem(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "error"), detail,
+                      exc.headers)
+    return problem_response(request, problem)
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not-found", what)
+
+
+def conflict(detail: str) -> Problem:
+    return Problem(409, "conflict", detail)
+
+
+def bad_request(detail: str) -> Problem:
+    return Problem(400, "bad-request", detail)

@@ -1,0 +1,44 @@
+"""Alert (CR x.1.3): a device reports an event, and may get commands back."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ...protocol import ProtocolError, Report
+from ..context import authenticate, note, services
+from ..negotiation import read_json
+from ..problems import bad_request
+from .common import base_url, commands_answer
+
+
+async def alert(request: Request) -> Response:
+    """Record every alert. A session-opening alert (client- or server-initiated)
+    starts the device's oldest pending session, if there is one; a generic alert
+    (such as a FUMO result) is recorded and answered with ``204``."""
+    principal = authenticate(request, "device")
+    body = await read_json(request)
+    try:
+        report = Report.from_json(body)
+    except ProtocolError as exc:
+        raise bad_request(str(exc)) from None
+    if not report.alerts:
+        raise bad_request('an alert request carries at least one alert in "Alert"')
+    if report.statuses:
+        raise bad_request("statuses belong to PUT /sessions/id/{sessionId}, not to /alert")
+    note(request, request="Alert " + " ".join(str(a) for a in report.alerts))
+    svc = services(request)
+    device = svc.store.get_device(principal.name)
+    assert device is not None
+    session = None
+    if any(a.opens_session for a in report.alerts):
+        session = svc.engine.start_next(device.dev_id, base_url(request))
+    svc.engine.record_alerts(device, report.alerts, session.key if session else None)
+    if session is None:
+        note(request, response="recorded; no session")
+        return Response(status_code=204)
+    return commands_answer(request, session)
+
+
+routes = [Route("/alert", alert, methods=["POST"])]

@@ -1,0 +1,37 @@
+"""Answers shared by the routes that hand out commands."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ...protocol import commands_json, media, summarize_commands
+from ...store import Session, State
+from ..context import note
+
+
+class CommandsResponse(JSONResponse):
+    media_type = media.COMMANDS
+
+
+def commands_answer(request: Request, session: Session, status_code: int = 200) -> Response:
+    """A package 2 (``SessionID`` + ``CMD``), or ``204`` if the session already ended."""
+    note(request, session=session.session_id)
+    if session.state is State.COMPLETED:
+        note(request, response=f"end ({session.result.value if session.result else ''})")
+        return Response(status_code=204, headers={"OMADM-Result": _result(session)})
+    commands = session.rounds[-1].commands
+    note(request, response=f"SessionID {session.session_id}: {summarize_commands(commands)}")
+    return CommandsResponse(
+        {"SessionID": session.session_id, "CMD": commands_json(commands)},
+        status_code=status_code,
+        headers={"Location": f"/sessions/id/{session.session_id}"},
+    )
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _result(session: Session) -> str:
+    return session.result.value if session.result else ""

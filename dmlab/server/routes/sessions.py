@@ -1,0 +1,120 @@
+"""Sessions (CR x.1.1): list, start, report results, abort."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ...protocol import ProtocolError, Report, summarize_statuses
+from ...store import Session, State
+from ..context import authenticate, note, services
+from ..negotiation import read_json
+from ..problems import bad_request
+from .common import base_url, commands_answer
+
+
+def _listing(request: Request, state: State) -> Response:
+    principal = authenticate(request, "device", "account")
+    engine = services(request).engine
+    if principal.kind == "device":
+        sessions = engine.pending(principal.name) if state is State.PENDING else engine.completed(principal.name)
+    else:  # an account sees every session of its devices
+        store = services(request).store
+        for device in store.devices_of(principal.account):
+            engine.pending(device.dev_id)  # moves expired sessions out first
+        sessions = store.sessions_of_account(principal.account, state)
+    note(request, response=f"{len(sessions)} {state.value}")
+    return JSONResponse({"Sessions": [s.brief() for s in sessions]})
+
+
+async def pending(request: Request) -> Response:
+    return _listing(request, State.PENDING)
+
+
+async def completed(request: Request) -> Response:
+    return _listing(request, State.COMPLETED)
+
+
+async def _opening_report(request: Request) -> Report:
+    """The optional package 1 body: alerts such as ServerInitiatedMgmt."""
+    body = await read_json(request, optional=True)
+    if body is None:
+        return Report()
+    try:
+        report = Report.from_json(body)
+    except ProtocolError as exc:
+        raise bad_request(str(exc)) from None
+    note(request, request=" ".join(str(a) for a in report.alerts))
+    return report
+
+
+async def start_next(request: Request) -> Response:
+    principal = authenticate(request, "device")
+    report = await _opening_report(request)
+    svc = services(request)
+    session = svc.engine.start_next(principal.name, base_url(request))
+    if session is None:
+        note(request, response="nothing pending")
+        return Response(status_code=204)
+    _record_opening_alerts(request, session, report)
+    return commands_answer(request, session)
+
+
+async def start(request: Request) -> Response:
+    principal = authenticate(request, "device")
+    session_id = request.path_params["session_id"]
+    note(request, session=session_id)
+    report = await _opening_report(request)
+    session = services(request).engine.start(principal.name, session_id, base_url(request))
+    _record_opening_alerts(request, session, report)
+    return commands_answer(request, session)
+
+
+async def report(request: Request) -> Response:
+    principal = authenticate(request, "device")
+    session_id = request.path_params["session_id"]
+    note(request, session=session_id)
+    body = await read_json(request)
+    try:
+        report = Report.from_json(body)
+    except ProtocolError as exc:
+        raise bad_request(str(exc)) from None
+    note(request, request=f"Status {summarize_statuses(report.statuses)}")
+    svc = services(request)
+    session = svc.engine.report(principal.name, session_id, report, base_url(request))
+    if report.alerts:
+        device = svc.store.get_device(principal.name)
+        assert device is not None
+        svc.engine.record_alerts(device, report.alerts, session.key)
+    return commands_answer(request, session)
+
+
+async def abort(request: Request) -> Response:
+    principal = authenticate(request, "device", "account")
+    session_id = request.path_params["session_id"]
+    note(request, session=session_id)
+    dev_id = principal.name if principal.kind == "device" else None
+    session = services(request).engine.abort(dev_id, principal.account, session_id)
+    note(request, response="aborted")
+    return JSONResponse(session.brief())
+
+
+def _record_opening_alerts(request: Request, session: Session, report: Report) -> None:
+    if report.alerts:
+        svc = services(request)
+        device = svc.store.get_device(session.dev_id)
+        assert device is not None
+        svc.engine.record_alerts(device, report.alerts, session.key)
+
+
+routes = [
+    Route("/sessions/pending", pending, methods=["GET"]),
+    Route("/sessions/completed", completed, methods=["GET"]),
+    Route("/sessions/next", start_next, methods=["POST"]),
+    Route("/sessions/id/{session_id}", start, methods=["POST"]),
+    Route("/sessions/id/{session_id}", report, methods=["PUT"]),
+    Route("/sessions/id/{session_id}", abort, methods=["DELETE"]),
+    # The CR spells the abort resource with a singular "session".
+    Route("/session/id/{session_id}", abort, methods=["DELETE"]),
+]

@@ -1,0 +1,45 @@
+"""ASGI middleware that records every exchange in the trace.
+
+Routes annotate the exchange (who, which device, which session, one-line
+summaries) through ``note()``; the middleware adds method, path and status once
+the answer has gone out, so refusals are traced like everything else.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..trace import Trace
+
+
+class TraceMiddleware:
+    def __init__(self, app: ASGIApp, trace: Trace) -> None:
+        self.app = app
+        self.trace = trace
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            fields = scope.get("state", {}).get("trace", {})
+            self.trace.record(
+                source=fields.get("source", "unknown"),
+                dev_id=fields.get("dev_id", ""),
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                session=fields.get("session", ""),
+                request=fields.get("request", ""),
+                response=fields.get("response", "") or scope.get("state", {}).get("trace_response", ""),
+            )

@@ -1,0 +1,19 @@
+"""Where the server keeps accounts, devices and sessions."""
+
+from .base import Store
+from .memory import MemoryStore
+from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
+
+__all__ = [
+    "Account",
+    "AlertRecord",
+    "Device",
+    "JobSpec",
+    "MemoryStore",
+    "Origin",
+    "Result",
+    "Round",
+    "Session",
+    "State",
+    "Store",
+]
