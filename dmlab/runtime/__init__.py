@@ -1,0 +1,7 @@
+"""Runtime plumbing: the lab CA, the HTTPS server thread and the device event-loop thread."""
+
+from .lab import Device, Lab, Operator, OperatorError
+from .threads import LoopThread, ServerThread
+from .tls import DEFAULT_HOSTS, LabCA
+
+__all__ = ["Device", "Lab", "Operator", "OperatorError", "DEFAULT_HOSTS", "LabCA", "LoopThread", "ServerThread"]

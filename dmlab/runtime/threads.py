@@ -1,0 +1,343 @@
+"""Background threads that keep async work off the caller's event loop.
+
+A Jupyter kernel already runs an asyncio loop in its main thread, so neither `uvicorn.run()` nor
+`asyncio.run()` can be called from a cell.  Each class here owns a private loop in a daemon
+thread instead, and offers a blocking, thread-safe surface to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
+
+import uvicorn
+
+from .tls import LabCA
+
+__all__ = ["LoopThread", "ServerThread"]
+
+T = TypeVar("T")
+
+#: The lab only listens on loopback: its certificate names 127.0.0.1 and localhost, nothing else.
+HOST = "127.0.0.1"
+
+# How often `start()` looks at the server while it comes up: short enough to be unnoticeable.
+POLL_INTERVAL = 0.01
+
+# How long a closing TLS connection may wait for the client's close_notify during shutdown. On
+# loopback a client that answers does so within milliseconds; an idle pooled client never does.
+TLS_CLOSE_GRACE = 0.25
+
+
+class _LabServer(uvicorn.Server):
+    """`uvicorn.Server` that does not wait on clients that never finish the TLS close.
+
+    uvicorn closes idle keep-alive connections at shutdown, and asyncio then waits up to 30 s
+    for the client's TLS close_notify.  An idle httpx pool (say, in a notebook) never sends it,
+    so `stop()` would hang until `force_exit`, and the abandoned transports would be reported
+    as unclosed when the loop is closed.  Connections still closing after a short grace are
+    aborted instead; requests in flight are left to finish as uvicorn intends.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        reaper = asyncio.create_task(self._abort_stuck_connections())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+        # After `force_exit`, whatever is left goes too: no transport outlives the loop.
+        for transport in self._transports():
+            transport.abort()
+        await asyncio.sleep(0)  # let the resulting connection_lost callbacks run
+
+    async def _abort_stuck_connections(self) -> None:
+        closing: set[asyncio.BaseTransport] = set()
+        while True:
+            await asyncio.sleep(TLS_CLOSE_GRACE)
+            now_closing = {t for t in self._transports() if t.is_closing()}
+            for transport in now_closing & closing:  # closing for at least one full grace period
+                transport.abort()
+            closing = now_closing
+
+    def _transports(self) -> list[asyncio.Transport]:
+        transports = (getattr(c, "transport", None) for c in list(self.server_state.connections))
+        return [t for t in transports if t is not None]
+
+
+class ServerThread:
+    """An ASGI app served over HTTPS by a real `uvicorn.Server` in a daemon thread.
+
+    Real sockets and real TLS, so what the lab shows is what a device would see on the wire.
+    The listening socket is bound in `start()`, in the caller's thread: a busy port is reported
+    right there, rather than as a `sys.exit` inside uvicorn's thread.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        ca: LabCA,
+        *,
+        port: int = 0,
+        lifespan: Literal["auto", "on", "off"] = "auto",
+        log_level: str = "warning",
+        name: str = "dmlab-server",
+    ) -> None:
+        if not isinstance(ca, LabCA):
+            # Without a CA there is no TLS, and plain HTTP is never served.
+            raise TypeError(f"ServerThread needs a LabCA, got {type(ca).__name__}")
+        self.app = app
+        self.ca = ca
+        self.name = name
+        self._requested_port = port
+        self._lifespan = lifespan
+        self._log_level = log_level
+        self._server: _LabServer | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._port: int | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (the kernel picks one when constructed with `port=0`)."""
+        if self._port is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. `https://127.0.0.1:50123`; there is never an `http://` one."""
+        return f"https://{HOST}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        """Bind, serve in a new thread, and return once uvicorn accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} is already running on port {self._port}")
+        sock = _bind(HOST, self._requested_port)
+        config = uvicorn.Config(
+            self.app,
+            ssl_context_factory=self._ssl_context,
+            lifespan=self._lifespan,
+            log_level=self._log_level,
+            access_log=False,
+        )
+        config.load()  # here, not in the thread: a bad app or certificate raises in the caller
+        if config.ssl is None:  # pragma: no cover - the factory above always provides one
+            sock.close()
+            raise RuntimeError("refusing to serve without TLS")
+
+        self._server = _LabServer(config)
+        self._socket = sock
+        self._port = sock.getsockname()[1]
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}:{self._port}", daemon=True)
+        self._thread.start()
+
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                port, error = self._port, self._error
+                self._cleanup()
+                raise RuntimeError(f"{self.name} on port {port} stopped during startup ({error!r})") from error
+            if time.monotonic() > deadline:
+                port = self._port
+                self.stop()
+                raise RuntimeError(f"{self.name} on port {port} did not start within {timeout} s")
+            time.sleep(POLL_INTERVAL)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask uvicorn to shut down gracefully, then force it; safe to call more than once."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        server.should_exit = True
+        thread.join(timeout)
+        if thread.is_alive():
+            # Open connections or a slow lifespan shutdown: stop waiting for them.
+            server.force_exit = True
+            thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"{self.name} on port {self._port} did not stop within {2 * timeout} s")
+        self._cleanup()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not running"
+        return f"<{type(self).__name__} {self.name} {where}>"
+
+    def _ssl_context(self, config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        # uvicorn calls this with its default factory, which needs certificate files; the lab CA
+        # builds the context from memory instead.  ALPN mirrors what uvicorn would set.
+        context = self.ca.server_context()
+        alpn: list[str] | None = getattr(config.http_protocol_class, "alpn_protocols", None)
+        if alpn:
+            context.set_alpn_protocols(alpn)
+        return context
+
+    def _run(self) -> None:
+        assert self._server is not None and self._socket is not None
+        try:
+            # `Server.run` makes a fresh event loop in this thread; the caller's loop is untouched.
+            self._server.run(sockets=[self._socket])
+        except BaseException as exc:  # uvicorn reports a failed lifespan startup with sys.exit
+            self._error = exc
+        finally:
+            self._socket.close()
+
+    def _cleanup(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+        self._port = None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if os.name == "posix":
+            # Lets a restarted standalone server reuse its port while old connections sit in
+            # TIME_WAIT; a port with a live listener is still refused.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()  # listening now makes "busy" certain; asyncio only adjusts the backlog
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class LoopThread:
+    """An asyncio event loop in a daemon thread.
+
+    Device simulations are coroutines; running them here keeps them alive between notebook cells
+    and off the kernel's own loop, which must stay free to handle messages and widgets.
+    """
+
+    def __init__(self, name: str = "dmlab-loop") -> None:
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # Orders submissions against `stop()`: nothing is scheduled on a loop that will not run it.
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError(f"{self.name} is not running: call start() first")
+        return self._loop
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LoopThread:
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError(f"{self.name} is already running")
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            thread = threading.Thread(target=self._run, args=(loop, ready), name=self.name, daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop, self._thread = loop, thread
+        return self
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coro` on the loop; the returned future can be waited on from any thread."""
+        with self._lock:
+            if self._loop is None:
+                coro.close()  # never awaited: close it so Python does not warn about it
+                raise RuntimeError(f"{self.name} is not running: call start() first")
+            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coro` on the loop and block until its result; its exception is re-raised here.
+
+        On timeout the coroutine is cancelled and `TimeoutError` raised.
+        """
+        if self._thread is not None and threading.current_thread() is self._thread:
+            coro.close()
+            # Blocking the loop's own thread while waiting for that loop would hang forever.
+            raise RuntimeError(f"{self.name}.run() called from its own loop thread: await the coroutine instead")
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> asyncio.Handle:
+        """Call `fn(*args)` in the loop thread, safely from any other thread."""
+        with self._lock:
+            return self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel whatever is still pending, close the loop and join the thread; idempotent."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"{self.name} did not stop within {timeout} s (a callback is blocking its loop)")
+
+    def __enter__(self) -> LoopThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {'running' if self.running else 'stopped'}>"
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            # The same clean-up as `asyncio.run`, so no "Task was destroyed but it is pending!".
+            try:
+                _cancel_all_tasks(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {"message": "unhandled exception during LoopThread.stop()", "exception": task.exception(), "task": task}
+            )
