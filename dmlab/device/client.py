@@ -90,6 +90,7 @@ class VirtualDevice:
         behaviour: Behaviour = Behaviour(),
         clock: Callable[[], float] = time.time,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        on_exchange: Callable[[str], None] | None = None,
     ) -> None:
         self.dev_id = dev_id
         self.server_url = server_url.rstrip("/")
@@ -104,7 +105,9 @@ class VirtualDevice:
         self._on_event = on_event
         self._client = httpx.AsyncClient(
             base_url=self.server_url, auth=(dev_id, secret), verify=verify, transport=transport,
-            headers={media.DEVID_HEADER: dev_id}, timeout=30.0)
+            headers={media.DEVID_HEADER: dev_id}, timeout=30.0,
+            event_hooks={"response": [self._log_exchange]} if on_exchange else None)
+        self._on_exchange = on_exchange
         # A device runs one session at a time; triggers queue behind it.
         self._session_lock = asyncio.Lock()
 
@@ -236,6 +239,14 @@ class VirtualDevice:
         await self.executor.drain()
         self.executor.close()
         await self._client.aclose()
+
+    async def _log_exchange(self, response: httpx.Response) -> None:
+        """One line per exchange, for the ``dmlab device`` command's log."""
+        assert self._on_exchange is not None
+        request = response.request
+        session = response.headers.get("location", "").rsplit("/", 1)[-1]
+        self._on_exchange(f"{self.dev_id} {request.method} {request.url.path} -> "
+                          f"{response.status_code}" + (f" session {session}" if session else ""))
 
     def _emit(self, kind: str, **data: Any) -> None:
         if self._on_event is not None:

@@ -115,8 +115,13 @@ def is_version(text: str) -> bool:
 
 
 def firmware_package(version: str) -> dict[str, Any]:
-    """The package the lab serves for a version: a deterministic payload and its digest."""
+    """The package the lab serves for a version: a deterministic image and its digest,
+    in the shape the device parses (``dmlab.device.executor.parse_package``: the
+    image in base64 under ``"image"``, with ``size`` and ``sha256`` of the image)."""
+    import base64
+
     seed = hashlib.sha256(f"dmlab firmware {version}".encode()).digest()
-    payload = (seed * 128)[:4096]
-    return {"version": version, "size": len(payload),
-            "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload.hex()}
+    image = (seed * 128)[:4096]
+    return {"version": version, "size": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(),
+            "image": base64.b64encode(image).decode("ascii")}

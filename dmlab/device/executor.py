@@ -1,0 +1,495 @@
+"""Run a package 2 against the management tree, without doing any I/O itself.
+
+Everything that leaves the device goes through a :class:`DevicePort` the caller
+supplies (the HTTPS client in a running lab, an in-memory fake in tests), so the
+command semantics can be tested and read on their own.
+
+Lab choices made here, each the lab's reading where the brief is silent:
+
+* A remote answer outside 2xx to HGET, HPUT or HPOST is a ``500`` (command
+  failed); so is any exception from the port. The remote code is kept in
+  :attr:`Executor.history`, not in the status, because a device ``404`` means
+  "no such node", not "the server said 404".
+* HGET stores text (UTF-8) or, for a JSON content type, the decoded JSON: an
+  object becomes a subtree, unless the ClientURI names an existing leaf, which
+  keeps the JSON text. A body that cannot be decoded as its type is a ``415``.
+* HPUT/HPOST and SUB notifications send ``{ClientURI: value}`` as
+  ``application/json``; a SUB notification for a deleted node sends ``null``.
+* EXEC on a FUMO operation answers ``202`` and reports by a generic alert whose
+  ``Data`` is the integer FUMO result code (:class:`FumoResult`); ``DataType`` is
+  left out because the alert type already says what the code means. ``Mark`` is
+  ``informational`` on success, ``critical`` on failure. ``SourceURI`` is the FUMO
+  instance (``urn:oma:mo:oma-fumo:1.0/fw1/``). EXEC while a job runs on the same
+  instance, or Update with nothing to install, is a ``409`` at once.
+* A firmware package is a JSON object (:func:`firmware_package` makes one):
+  ``{"version": "2.0.0", "name": ..., "image": <base64>, "size": n, "sha256": hex}``;
+  only ``version`` is required; ``size`` and ``sha256`` are checked against the
+  decoded image when present. A package that fails the checks is corrupted (402).
+  An Update installs ``Update/PkgData`` when the server wrote one, else the
+  package an earlier Download fetched; a successful install empties PkgData.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Coroutine, Final, Protocol, Sequence
+
+from ..protocol import media
+from ..protocol.messages import Alert, AlertType, Command, Status
+from .objects import DEVINFO, FUMO, FUMO_OPERATIONS, FumoResult, FumoState
+from .tree import ClientURI, ManagementTree, NodeNotFound, NotAllowed, TreeError
+
+logger = logging.getLogger(__name__)
+
+FUMO_ALERTS: Final = {
+    "Download": AlertType.FUMO_DOWNLOAD,
+    "Update": AlertType.FUMO_UPDATE,
+    "DownloadAndUpdate": AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+}
+
+
+class DevicePort(Protocol):
+    """The device's way out: HTTP, its browser component and new-session alerts."""
+
+    async def http_get(self, url: str) -> tuple[int, bytes, str]:
+        """GET a URL: (status, body, content type)."""
+        ...
+
+    async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
+        """PUT or POST a body; the HTTP status."""
+        ...
+
+    async def show(self, url: str) -> None:
+        """Open the browser component on the URL."""
+        ...
+
+    async def alert(self, alert: Alert) -> None:
+        """Send a generic alert in a new session (``POST /alert``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """Knobs a lab turns to make a device fail or take its time."""
+
+    update_fails: bool = False
+    download_fails: bool = False
+    #: Seconds between FUMO state changes.
+    step_delay: float = 0.0
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    """The outcome of one package 2: the package 3 statuses, and what the session does next."""
+
+    statuses: list[Status] = field(default_factory=list)
+    ended: bool = False
+    continue_to: str | None = None
+    shown: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.statuses)
+
+
+class PackageError(ValueError):
+    """A firmware package that fails its checks (FUMO result 402)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    version: str
+    name: str | None = None
+    image: bytes = b""
+
+
+def firmware_package(version: str, image: bytes = b"", *, name: str | None = None) -> bytes:
+    """The body a lab server serves at a FUMO PkgURL."""
+    body: dict[str, Any] = {
+        "version": version,
+        "image": base64.b64encode(image).decode("ascii"),
+        "size": len(image),
+        "sha256": hashlib.sha256(image).hexdigest(),
+    }
+    if name is not None:
+        body["name"] = name
+    return json.dumps(body).encode()
+
+
+def parse_package(body: bytes | str) -> Package:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PackageError(f"not a JSON package: {exc}") from None
+    if not isinstance(value, dict):
+        raise PackageError("a package is a JSON object")
+    version, name = value.get("version"), value.get("name")
+    if not isinstance(version, str) or not version:
+        raise PackageError('a package needs a "version" string')
+    if name is not None and not isinstance(name, str):
+        raise PackageError('"name" must be a string')
+    try:
+        image = base64.b64decode(value.get("image", ""), validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise PackageError('"image" must be base64') from None
+    if "size" in value and value["size"] != len(image):
+        raise PackageError(f"size {value['size']!r} does not match the image ({len(image)} bytes)")
+    if "sha256" in value and value["sha256"] != hashlib.sha256(image).hexdigest():
+        raise PackageError("sha256 does not match the image")
+    return Package(version, name, image)
+
+
+class _Failed(Exception):
+    """A command failed for a reason outside the tree."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def _tree_value(value: Any) -> Any:
+    """JSON as the tree holds it: objects become subtrees, other non-scalars JSON text."""
+    if isinstance(value, dict):
+        return {key: _tree_value(item) for key, item in value.items()}
+    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return json.dumps(value)
+
+
+def _is_json(content_type: str) -> bool:
+    base = media.base(content_type)
+    return base == media.JSON or base.endswith("+json")
+
+
+Handler = Callable[[tuple[str, ...], ExecutionResult], Awaitable[Status]]
+
+
+class Executor:
+    """Executes commands for one device; keeps its background work and subscriptions.
+
+    ``run`` answers each command in order; work that must not hold the session
+    (FUMO jobs, SHOW, SUB notifications) runs in tasks that :meth:`drain` awaits.
+    """
+
+    def __init__(self, tree: ManagementTree, port: DevicePort, behaviour: Behaviour = Behaviour()) -> None:
+        self.tree = tree
+        self.port = port
+        self.behaviour = behaviour
+        #: One line per command and per background event, newest last.
+        self.history: deque[str] = deque(maxlen=1000)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subs: dict[tuple[str, str], Callable[[str], None]] = {}
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._packages: dict[str, Package] = {}
+        self._busy: set[str] = set()
+        self._handlers: dict[str, Handler] = {
+            "GET": self._get,
+            "HGET": self._hget,
+            "HPUT": self._hput,
+            "HPOST": self._hpost,
+            "DELETE": self._delete,
+            "EXEC": self._exec,
+            "SHOW": self._show,
+            "CONT": self._cont,
+            "SUB": self._sub,
+            "UNSUB": self._unsub,
+        }
+
+    # -- running a package ---------------------------------------------------
+
+    async def run(self, commands: Sequence[Command]) -> ExecutionResult:
+        """One status per command before END, in order; END stops the package."""
+        self._adopt_loop()
+        result = ExecutionResult()
+        for command in commands:
+            if command.name == "END":
+                result.ended = True
+                self._log("END")
+                break
+            result.statuses.append(await self.execute(command, result))
+        return result
+
+    async def execute(self, command: Command, result: ExecutionResult | None = None) -> Status:
+        """One command's status; no failure escapes as an exception."""
+        result = ExecutionResult() if result is None else result
+        handler = self._handlers.get(command.name)
+        note = ""
+        try:
+            status = Status(501) if handler is None else await handler(command.args, result)
+        except (TreeError, _Failed) as exc:
+            status, note = Status(exc.status), str(exc)
+        except Exception as exc:  # the port failed (network, browser): expected in a lab
+            logger.debug("command %s failed", command, exc_info=True)
+            status, note = Status(500), f"{type(exc).__name__}: {exc}"
+        self._log(f"{command} -> {status.sc}" + (f" ({note})" if note else ""))
+        return status
+
+    async def drain(self) -> None:
+        """Wait for all background work, including work that work starts."""
+        self._adopt_loop()
+        loop = asyncio.get_running_loop()
+        while pending := [t for t in self._tasks if t.get_loop() is loop]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def close(self) -> None:
+        """Drop this executor's SUB subscriptions from the tree."""
+        for (uri, _), callback in self._subs.items():
+            self.tree.unsubscribe(uri, callback)
+        self._subs.clear()
+
+    @property
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """``(ClientURI, ServerURI)`` pairs."""
+        return list(self._subs)
+
+    def _log(self, line: str) -> None:
+        self.history.append(line)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # a task nobody references may be garbage collected
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _adopt_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._kick()
+
+    # -- commands ------------------------------------------------------------
+
+    async def _get(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        return Status(200, self.tree.get(args[0]))
+
+    async def _hget(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        server_uri, client_uri = args[0], args[1] if len(args) > 1 else None
+        if client_uri is not None:
+            self.tree.check(client_uri, "w")  # fail before fetching anything
+        code, body, content_type = await self.port.http_get(server_uri)
+        if not 200 <= code < 300:
+            raise _Failed(500, f"{server_uri} answered {code}")
+        if client_uri is None:
+            return Status(200)
+        try:
+            text = body.decode("utf-8")
+            value = _tree_value(json.loads(text)) if _is_json(content_type) else text
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+            raise _Failed(415, f"cannot decode {media.base(content_type) or 'body'}: {exc}") from None
+        if isinstance(value, dict) and client_uri in self.tree and self.tree.node(client_uri).is_leaf:
+            value = text
+        self.tree.set(client_uri, value)
+        return Status(200)
+
+    async def _hput(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        return await self._send("PUT", args)
+
+    async def _hpost(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        return await self._send("POST", args)
+
+    async def _send(self, method: str, args: tuple[str, ...]) -> Status:
+        data = {uri: self.tree.get(uri) for uri in args[1:]}
+        code = await self.port.http_send(method, args[0], json.dumps(data).encode(), media.JSON)
+        if not 200 <= code < 300:
+            raise _Failed(500, f"{args[0]} answered {code}")
+        return Status(200)
+
+    async def _delete(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        self.tree.delete(args[0])
+        return Status(200)
+
+    async def _show(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        result.shown.append(args[0])
+        self._spawn(self._background(f"SHOW {args[0]}", self.port.show(args[0])))
+        return Status(200)
+
+    async def _cont(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        result.continue_to = args[0]
+        return Status(200)
+
+    # -- SUB / UNSUB ---------------------------------------------------------
+
+    async def _sub(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        uri = ClientURI.parse(args[0])
+        self.tree.get(uri)  # one may subscribe to what one may read
+        key = (str(uri), args[1])
+        if key not in self._subs:
+
+            def changed(_: str) -> None:
+                self._notify(*key)
+
+            self._subs[key] = changed
+            self.tree.subscribe(uri, changed)
+        return Status(200)
+
+    async def _unsub(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        key = (str(ClientURI.parse(args[0])), args[1])
+        callback = self._subs.pop(key, None)
+        if callback is None:
+            raise NodeNotFound(f"no subscription of {args[1]} to {key[0]}")
+        self.tree.unsubscribe(key[0], callback)
+        return Status(200)
+
+    def _notify(self, client_uri: str, server_uri: str) -> None:
+        """A subscribed subtree changed, maybe in another thread: queue its PUT.
+
+        The body is taken now, so each change is reported as it was; one sender
+        task sends the queue in order.
+        """
+        try:
+            value = self.tree.get(client_uri)
+        except TreeError:
+            value = None
+        self._outbox.append((server_uri, json.dumps({client_uri: value}).encode()))
+        self._kick()
+
+    def _kick(self) -> None:
+        """Start the sender in the executor's loop, from whatever thread we are on."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop
+        if running is not None and (running is loop or loop is None or loop.is_closed()):
+            self._loop = running
+            if self._outbox and (self._sender is None or self._sender.done()):
+                self._sender = self._spawn(self._send_outbox())
+        elif loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._kick)
+            except RuntimeError:  # closed meanwhile: the next run() or drain() sends
+                pass
+        # else: no loop yet; the next run() or drain() sends the queue
+
+    async def _send_outbox(self) -> None:
+        while self._outbox:
+            url, body = self._outbox.popleft()
+            try:
+                code = await self.port.http_send("PUT", url, body, media.JSON)
+            except Exception as exc:
+                self._log(f"SUB notify {url} failed ({type(exc).__name__}: {exc})")
+            else:
+                self._log(f"SUB notify {url} -> {code}")
+
+    async def _background(self, what: str, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            self._log(f"{what} failed ({type(exc).__name__}: {exc})")
+
+    # -- EXEC and FUMO -------------------------------------------------------
+
+    async def _exec(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        uri = ClientURI.parse(args[0])
+        target = args[1] if len(args) > 1 else None
+        node = self.tree.node(uri)
+        if "x" not in node.acl:
+            raise NotAllowed(f"{uri} is not executable")
+        if uri.moid != FUMO or len(uri.path) != 1 or uri.path[0] not in FUMO_OPERATIONS:
+            raise _Failed(501, f"the device cannot run {uri}")
+        instance, operation = uri.instance, uri.path[0]
+        if instance in self._busy:
+            raise _Failed(409, f"a firmware job is running on {instance}")
+        if operation == "Update" and instance not in self._packages and not self._pkg_data(instance):
+            raise _Failed(409, "nothing to update: no downloaded package and no PkgData")
+        self._busy.add(instance)
+        self._spawn(self._fumo_job(instance, operation, target))
+        return Status(202)
+
+    def _pkg_data(self, instance: str) -> str:
+        value = self.tree.get(ClientURI(FUMO, instance, ("Update", "PkgData")), force=True)
+        return value if isinstance(value, str) else ""
+
+    async def _fumo_job(self, instance: str, operation: str, target: str | None) -> None:
+        try:
+            code = await self._fumo_steps(instance, operation)
+        except Exception as exc:
+            logger.exception("firmware job on %s failed", instance)
+            self._log(f"FUMO {instance} {operation} failed ({type(exc).__name__}: {exc})")
+            code = FumoResult.UNDEFINED_ERROR
+        finally:
+            self._busy.discard(instance)
+        alert = Alert(
+            alert_type=FUMO_ALERTS[operation],
+            source_uri=str(ClientURI(FUMO, instance)),
+            target_uri=target,
+            mark="informational" if code == FumoResult.SUCCESSFUL else "critical",
+            data=int(code),
+        )
+        await self._background(f"alert {alert}", self.port.alert(alert))
+        self._log(f"FUMO {instance} {operation} -> {int(code)}; alert {alert}")
+
+    async def _state(self, instance: str, state: FumoState) -> None:
+        self.tree.set(ClientURI(FUMO, instance, ("State",)), int(state), force=True)
+        self._log(f"FUMO {instance} State {int(state)} ({state.name.lower()})")
+        await asyncio.sleep(self.behaviour.step_delay)
+
+    async def _fumo_steps(self, instance: str, operation: str) -> FumoResult:
+        if operation == "Update":
+            await self._state(instance, FumoState.UPDATING)
+            data = self._pkg_data(instance)
+            if not data:
+                package = self._packages[instance]  # _exec checked there is one
+            else:  # PkgData written by the server wins over an earlier download
+                try:
+                    package = parse_package(data)
+                except PackageError as exc:
+                    self._log(f"FUMO {instance} PkgData: {exc}")
+                    await self._state(instance, FumoState.UPDATE_FAILED)
+                    return FumoResult.CORRUPTED_PACKAGE
+        else:
+            await self._state(instance, FumoState.DOWNLOADING)
+            downloaded = await self._download(instance, operation)
+            if isinstance(downloaded, FumoResult):
+                await self._state(instance, FumoState.DOWNLOAD_FAILED)
+                return downloaded
+            package = self._packages[instance] = downloaded
+            await self._state(instance, FumoState.DOWNLOAD_COMPLETE)
+            if operation == "Download":
+                return FumoResult.SUCCESSFUL
+            await self._state(instance, FumoState.UPDATING)
+        if self.behaviour.update_fails:
+            await self._state(instance, FumoState.UPDATE_FAILED)
+            return FumoResult.UPDATE_FAILED
+        self._install(instance, package)
+        await self._state(instance, FumoState.UPDATE_SUCCESSFUL)
+        return FumoResult.SUCCESSFUL
+
+    async def _download(self, instance: str, operation: str) -> Package | FumoResult:
+        url = self.tree.get(ClientURI(FUMO, instance, (operation, "PkgURL")), force=True)
+        if not isinstance(url, str) or not url:
+            return FumoResult.BAD_URL
+        if self.behaviour.download_fails:
+            self._log(f"FUMO {instance} download of {url} fails (behaviour)")
+            return FumoResult.NETWORK_ERROR
+        try:
+            code, body, _ = await self.port.http_get(url)
+        except Exception as exc:
+            self._log(f"FUMO {instance} download of {url} failed ({type(exc).__name__}: {exc})")
+            return FumoResult.NETWORK_ERROR
+        if not 200 <= code < 300:
+            self._log(f"FUMO {instance} download of {url} answered {code}")
+            return FumoResult.DOWNLOAD_SERVER_ERROR
+        try:
+            return parse_package(body)
+        except PackageError as exc:
+            self._log(f"FUMO {instance} package from {url}: {exc}")
+            return FumoResult.CORRUPTED_PACKAGE
+
+    def _install(self, instance: str, package: Package) -> None:
+        self._packages.pop(instance, None)
+        self.tree.set(ClientURI(FUMO, instance, ("PkgVersion",)), package.version, force=True)
+        if package.name is not None:
+            self.tree.set(ClientURI(FUMO, instance, ("PkgName",)), package.name, force=True)
+        self.tree.set(ClientURI(FUMO, instance, ("Update", "PkgData")), "", force=True)
+        try:
+            self.tree.set(ClientURI(DEVINFO, "", ("DevInfo", "FwV")), package.version, force=True)
+        except NodeNotFound:  # a tree without DevInfo: nothing else to update
+            pass

@@ -1,0 +1,187 @@
+"""The standard management objects a virtual device carries (protocol brief §4).
+
+Each factory returns an :class:`MOInstance` ready for
+``tree.add_instance(*instance)``. The ACLs are what a DM server meets on a real
+device: DevInfo is read-only, DMAcc credentials are write-only (a server may
+rotate a secret but never read it back), and FUMO's operation nodes are the only
+executable ones. Every standard node is permanent.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Final, Mapping, NamedTuple
+
+from .tree import ManagementTree, Node, Value
+
+DEVINFO: Final = "urn:oma:mo:oma-dm-devinfo:1.0"
+DMACC: Final = "urn:oma:mo:oma-dm-dmacc:1.0"
+FUMO: Final = "urn:oma:mo:oma-fumo:1.0"
+#: The lab's own writable MO, so HGET and DELETE have somewhere to act.
+EXT: Final = "urn:oma:mo:dmlab-ext:1.0"
+
+#: FUMO's executable nodes.
+FUMO_OPERATIONS: Final = ("Download", "Update", "DownloadAndUpdate")
+
+
+class FumoState(IntEnum):
+    """FUMO's State node values."""
+
+    IDLE = 10
+    DOWNLOAD_FAILED = 20
+    DOWNLOADING = 30
+    DOWNLOAD_COMPLETE = 40
+    READY_TO_UPDATE = 50
+    UPDATING = 60
+    UPDATE_FAILED_HAVE_DATA = 70
+    UPDATE_FAILED = 80
+    UPDATE_SUCCESSFUL_HAVE_DATA = 90
+    UPDATE_SUCCESSFUL = 100
+
+
+class FumoResult(IntEnum):
+    """The result codes a FUMO generic alert carries as its Data (FUMO 1.0 names)."""
+
+    SUCCESSFUL = 200
+    CORRUPTED_PACKAGE = 402
+    UNDEFINED_ERROR = 409
+    UPDATE_FAILED = 410
+    BAD_URL = 411
+    DOWNLOAD_SERVER_ERROR = 500
+    NETWORK_ERROR = 503
+
+
+class MOInstance(NamedTuple):
+    moid: str
+    instance: str
+    root: Node
+
+
+def _leaf(name: str, value: Value, acl: str = "r") -> Node:
+    return Node.leaf(name, value, acl=acl, permanent=True)
+
+
+def _interior(name: str, *children: Node, acl: str = "r") -> Node:
+    return Node.interior(name, *children, acl=acl, permanent=True)
+
+
+def devinfo(
+    dev_id: str,
+    man: str,
+    mod: str,
+    *,
+    fw_version: str = "1.0.0",
+    sw_version: str = "1.0.0",
+    hw_version: str = "1.0",
+    lang: str = "en-US",
+    dev_type: str = "smartphone",
+    oem: str | None = None,
+) -> MOInstance:
+    """DevInfo, a singleton (instance ``""``): ``DEVINFO//DevInfo/FwV``. OEM defaults to Man."""
+    info = _interior(
+        "DevInfo",
+        _leaf("DevID", dev_id),
+        _leaf("Man", man),
+        _leaf("Mod", mod),
+        _leaf("DmV", "2.0"),
+        _leaf("Lang", lang),
+        _leaf("DevType", dev_type),
+        _leaf("OEM", man if oem is None else oem),
+        _leaf("FwV", fw_version),
+        _leaf("SwV", sw_version),
+        _leaf("HwV", hw_version),
+    )
+    return MOInstance(DEVINFO, "", _interior("", info))
+
+
+def dmacc(
+    server_id: str,
+    server_uri: str,
+    *,
+    name: str | None = None,
+    auth_type: str = "HTTP-BASIC",
+    auth_name: str = "",
+    secret: str = "",
+    notif_secret: str = "",
+) -> MOInstance:
+    """A DM account, one instance per server id: ``DMACC/<server_id>/ServerURI``."""
+    root = _interior(
+        server_id,
+        _leaf("ServerID", server_id),
+        _leaf("ServerURI", server_uri),
+        _leaf("Name", server_id if name is None else name),
+        _interior(
+            "AppAuth",
+            _leaf("AAuthType", auth_type),
+            _leaf("AAuthName", auth_name),
+            _leaf("Secret", secret, acl="w"),
+        ),
+        _leaf("NotifSecret", notif_secret, acl="w"),
+    )
+    return MOInstance(DMACC, server_id, root)
+
+
+def fumo(instance: str = "fw1", *, pkg_name: str = "firmware", pkg_version: str = "1.0.0") -> MOInstance:
+    """A firmware update object: ``FUMO/fw1/State`` starts at 10 (idle)."""
+    root = _interior(
+        instance,
+        _leaf("PkgName", pkg_name),
+        _leaf("PkgVersion", pkg_version),
+        _interior("Download", _leaf("PkgURL", "", acl="rw"), acl="rx"),
+        _interior("Update", _leaf("PkgData", "", acl="rw"), acl="rx"),
+        _interior("DownloadAndUpdate", _leaf("PkgURL", "", acl="rw"), acl="rx"),
+        _leaf("State", int(FumoState.IDLE)),
+    )
+    return MOInstance(FUMO, instance, root)
+
+
+def ext(settings: Mapping[str, Value] | None = None) -> MOInstance:
+    """The lab extension (instance ``""``): the server may create and delete leaves
+    under ``EXT//Settings``; those leaves are not permanent."""
+    node = _interior("Settings", acl="rw")
+    for key, value in (settings or {}).items():
+        node.add(Node.leaf(key, value, acl="rw"))
+    return MOInstance(EXT, "", _interior("", node))
+
+
+def standard_tree(
+    dev_id: str,
+    man: str,
+    mod: str,
+    server_id: str,
+    server_uri: str,
+    *,
+    fw_version: str = "1.0.0",
+    sw_version: str = "1.0.0",
+    hw_version: str = "1.0",
+    lang: str = "en-US",
+    dev_type: str = "smartphone",
+    oem: str | None = None,
+    auth_name: str = "",
+    secret: str = "",
+    notif_secret: str = "",
+    fumo_instance: str = "fw1",
+    pkg_name: str = "firmware",
+    settings: Mapping[str, Value] | None = None,
+) -> ManagementTree:
+    """DevInfo, one DMAcc, one FUMO instance (PkgVersion = FwV) and the lab extension."""
+    tree = ManagementTree()
+    tree.add_instance(
+        *devinfo(
+            dev_id,
+            man,
+            mod,
+            fw_version=fw_version,
+            sw_version=sw_version,
+            hw_version=hw_version,
+            lang=lang,
+            dev_type=dev_type,
+            oem=oem,
+        )
+    )
+    tree.add_instance(
+        *dmacc(server_id, server_uri, auth_name=auth_name, secret=secret, notif_secret=notif_secret)
+    )
+    tree.add_instance(*fumo(fumo_instance, pkg_name=pkg_name, pkg_version=fw_version))
+    tree.add_instance(*ext(settings))
+    return tree

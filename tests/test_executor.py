@@ -1,0 +1,628 @@
+"""The command executor against a fake, in-memory DevicePort."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from dmlab.device import (
+    DEVINFO,
+    DMACC,
+    EXT,
+    FUMO,
+    Behaviour,
+    DevicePort,
+    ExecutionResult,
+    Executor,
+    ManagementTree,
+    Node,
+    PackageError,
+    firmware_package,
+    parse_package,
+    standard_tree,
+)
+from dmlab.protocol.messages import Alert, AlertType, Command, Status, expects_status, parse_commands
+
+FWV = f"{DEVINFO}//DevInfo/FwV"
+SETTINGS = f"{EXT}//Settings"
+STATE = f"{FUMO}/fw1/State"
+PKG = "https://dl.example/fw-2.0.0.json"
+ALERTS = "https://dm.example/alerts"
+JSON = "application/json"
+
+
+class FakePort:
+    """Serves canned responses and records everything the device sends."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, tuple[int, bytes, str]] = {}
+        self.send_status: dict[str, int] = {}
+        self.unreachable: set[str] = set()
+        self.gets: list[str] = []
+        self.sent: list[tuple[str, str, Any, str]] = []
+        self.shown: list[str] = []
+        self.alerts: list[Alert] = []
+        self.gate: asyncio.Event | None = None  # when set, http_get waits for it
+
+    async def http_get(self, url: str) -> tuple[int, bytes, str]:
+        self.gets.append(url)
+        if self.gate is not None:
+            await self.gate.wait()
+        if url in self.unreachable:
+            raise ConnectionError(f"cannot reach {url}")
+        return self.resources.get(url, (404, b"not found", "text/plain"))
+
+    async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
+        if url in self.unreachable:
+            raise ConnectionError(f"cannot reach {url}")
+        self.sent.append((method, url, json.loads(body), content_type))
+        return self.send_status.get(url, 200)
+
+    async def show(self, url: str) -> None:
+        await asyncio.sleep(0)
+        if url in self.unreachable:
+            raise ConnectionError("no browser")
+        self.shown.append(url)
+
+    async def alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+@pytest.fixture
+def tree() -> ManagementTree:
+    return standard_tree(
+        "IMEI:490154203237518", "Acme", "Phone 1", "lab-server", "https://dm.example/", secret="s3cret"
+    )
+
+
+@pytest.fixture
+def port() -> FakePort:
+    port = FakePort()
+    port.resources[PKG] = (200, firmware_package("2.0.0", b"\x7fELF firmware", name="acme-fw"), JSON)
+    return port
+
+
+@pytest.fixture
+def executor(tree: ManagementTree, port: FakePort) -> Executor:
+    return Executor(tree, port)
+
+
+def cmd(*parts: str) -> Command:
+    return Command.of(*parts)
+
+
+def run(executor: Executor, *commands: Command, drain: bool = True) -> ExecutionResult:
+    async def go() -> ExecutionResult:
+        result = await executor.run(commands)
+        if drain:
+            await executor.drain()
+        return result
+
+    return asyncio.run(go())
+
+
+def codes(result: ExecutionResult) -> list[int]:
+    return [s.sc for s in result.statuses]
+
+
+def test_fake_port_is_a_device_port(port: FakePort) -> None:
+    typed: DevicePort = port  # checked by a type checker; here it documents the fake
+    assert typed is port
+
+
+# -- the package -----------------------------------------------------------
+
+
+def test_one_status_per_command_in_order_and_none_for_end(executor: Executor) -> None:
+    commands = parse_commands(
+        [["GET", FWV], ["GET", f"{DEVINFO}//DevInfo/Nope"], ["GET", f"{DEVINFO}//DevInfo/Man"], ["END"]]
+    )
+    result = run(executor, *commands)
+    assert result.statuses == [Status(200, "1.0.0"), Status(404), Status(200, "Acme")]
+    assert len(result.statuses) == expects_status(commands)
+    assert result.ended and not result.ok
+    assert result.continue_to is None and result.shown == []
+
+
+def test_without_end_the_session_goes_on(executor: Executor) -> None:
+    result = run(executor, cmd("GET", FWV))
+    assert not result.ended and result.ok
+
+
+def test_nothing_after_end_runs(executor: Executor) -> None:
+    # parse_commands forbids this; run() stops at END all the same
+    result = run(executor, cmd("END"), cmd("GET", FWV))
+    assert result.ended and result.statuses == []
+
+
+def test_failing_commands_do_not_stop_the_rest(executor: Executor, port: FakePort) -> None:
+    port.unreachable.add("https://down/")
+    result = run(
+        executor,
+        cmd("HGET", "https://down/"),
+        cmd("GET", FWV),
+        cmd("HPUT", "https://down/", FWV),
+        cmd("GET", "not a uri"),
+        cmd("DELETE", FWV),
+        cmd("GET", f"{FUMO}/fw1/PkgVersion"),
+    )
+    assert codes(result) == [500, 200, 500, 400, 405, 200]
+
+
+def test_history_records_commands_and_outcomes(executor: Executor, port: FakePort) -> None:
+    port.unreachable.add("https://down/")
+    run(executor, cmd("GET", FWV), cmd("HGET", "https://down/"), cmd("END"))
+    assert executor.history[0] == f"GET {FWV} -> 200"
+    assert executor.history[1].startswith("HGET https://down/ -> 500 (ConnectionError")
+    assert executor.history[-1] == "END"
+
+
+# -- GET -------------------------------------------------------------------
+
+
+def test_get_subtree_and_wildcard(executor: Executor) -> None:
+    result = run(executor, cmd("GET", f"{DMACC}/lab-server/"), cmd("GET", f"{FUMO}/*/State"))
+    account, states = (s.data for s in result.statuses)
+    assert account["ServerURI"] == "https://dm.example/" and "NotifSecret" not in account
+    assert "Secret" not in account["AppAuth"]
+    assert states == {"fw1": 10}
+
+
+def test_get_errors(executor: Executor) -> None:
+    result = run(
+        executor,
+        cmd("GET", f"{DMACC}/lab-server/AppAuth/Secret"),
+        cmd("GET", f"{FUMO}/fw9/State"),
+        cmd("GET", f"{FUMO}/fw1//State"),
+    )
+    assert result.statuses == [Status(403), Status(404), Status(400)]
+
+
+# -- HGET ------------------------------------------------------------------
+
+
+def test_hget_stores_text(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    port.resources["https://s/motd"] = (200, "héllo".encode(), "text/plain; charset=utf-8")
+    result = run(executor, cmd("HGET", "https://s/motd", f"{SETTINGS}/Motd"))
+    assert codes(result) == [200]
+    assert tree.get(f"{SETTINGS}/Motd") == "héllo"
+    assert port.gets == ["https://s/motd"]
+
+
+def test_hget_stores_json_as_subtree(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    body = {"APN": "lab", "Retries": 3, "Flags": [1, 2], "Debug": True, "Ports": {"Http": 80}, "Gone": None}
+    port.resources["https://s/net"] = (200, json.dumps(body).encode(), "application/vnd.lab+json")
+    assert codes(run(executor, cmd("HGET", "https://s/net", f"{SETTINGS}/Net"))) == [200]
+    assert tree.get(f"{SETTINGS}/Net") == {
+        "APN": "lab",
+        "Retries": 3,
+        "Flags": "[1, 2]",
+        "Debug": "true",
+        "Ports": {"Http": 80},
+        "Gone": None,
+    }
+
+
+def test_hget_json_into_an_existing_leaf_keeps_the_text(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    package = firmware_package("3.0.0")
+    port.resources["https://s/pkg"] = (200, package, JSON)
+    assert codes(run(executor, cmd("HGET", "https://s/pkg", f"{FUMO}/fw1/Update/PkgData"))) == [200]
+    assert tree.get(f"{FUMO}/fw1/Update/PkgData") == package.decode()
+
+
+def test_hget_without_client_uri_only_fetches(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    port.resources["https://s/ping"] = (204, b"", "")
+    before = dict(tree)
+    assert codes(run(executor, cmd("HGET", "https://s/ping"))) == [200]
+    assert port.gets == ["https://s/ping"] and dict(tree) == before
+
+
+def test_hget_errors(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    port.resources["https://s/latin1"] = (200, "é".encode("latin-1"), "text/plain")
+    port.resources["https://s/badjson"] = (200, b"{nope", JSON)
+    port.resources["https://s/obj"] = (200, b'{"a": 1}', JSON)
+    port.resources["https://s/badkey"] = (200, b'{"a/b": 1}', JSON)
+    port.unreachable.add("https://down/")
+    result = run(
+        executor,
+        cmd("HGET", "https://s/missing", f"{SETTINGS}/X"),  # remote 404
+        cmd("HGET", "https://down/", f"{SETTINGS}/X"),  # network error
+        cmd("HGET", "https://s/latin1", f"{SETTINGS}/X"),
+        cmd("HGET", "https://s/badjson", f"{SETTINGS}/X"),
+        cmd("HGET", "https://s/obj", SETTINGS),  # a permanent interior node keeps its shape
+        cmd("HGET", "https://s/badkey", f"{SETTINGS}/X"),
+        cmd("HGET", "https://s/obj", FWV),  # read-only
+        cmd("HGET", "https://s/obj", f"{DEVINFO}//DevInfo/New"),  # cannot create there
+        cmd("HGET", "https://s/obj", f"{EXT}//No/Such"),
+    )
+    assert codes(result) == [500, 500, 415, 415, 405, 400, 403, 403, 404]
+    assert "X" not in tree.get(SETTINGS)
+    # permission is checked before anything is fetched
+    assert port.gets.count("https://s/obj") == 1
+
+
+# -- HPUT / HPOST ----------------------------------------------------------
+
+
+def test_hpost_and_hput_send_json(executor: Executor, port: FakePort) -> None:
+    result = run(
+        executor,
+        cmd("HPOST", "https://s/results", f"{DEVINFO}//"),
+        cmd("HPUT", "https://s/state", FWV, f"{FUMO}/*/State"),
+    )
+    assert codes(result) == [200, 200]
+    (m1, u1, body1, ct1), (m2, u2, body2, ct2) = port.sent
+    assert (m1, u1, ct1) == ("POST", "https://s/results", JSON)
+    assert body1[f"{DEVINFO}//"]["DevInfo"]["DmV"] == "2.0"
+    assert (m2, u2, ct2) == ("PUT", "https://s/state", JSON)
+    assert body2 == {FWV: "1.0.0", f"{FUMO}/*/State": {"fw1": 10}}
+
+
+def test_hput_errors(executor: Executor, port: FakePort) -> None:
+    port.send_status["https://s/reject"] = 400
+    port.unreachable.add("https://down/")
+    result = run(
+        executor,
+        cmd("HPUT", "https://s/x", FWV, f"{DMACC}/lab-server/AppAuth/Secret"),
+        cmd("HPOST", "https://s/x", f"{FUMO}/fw1/Nope"),
+        cmd("HPUT", "https://s/reject", FWV),
+        cmd("HPOST", "https://down/", FWV),
+    )
+    assert codes(result) == [403, 404, 500, 500]
+    assert [url for _, url, _, _ in port.sent] == ["https://s/reject"]  # nothing sent for 403/404
+
+
+# -- DELETE ----------------------------------------------------------------
+
+
+def test_delete(executor: Executor, tree: ManagementTree) -> None:
+    tree.set(f"{SETTINGS}/Tmp", "x")
+    tree.add_instance(EXT, "ro", Node.interior("ro", Node.leaf("Fixed", "x")))
+    result = run(
+        executor,
+        cmd("DELETE", f"{SETTINGS}/Tmp"),
+        cmd("DELETE", f"{SETTINGS}/Tmp"),
+        cmd("DELETE", FWV),
+        cmd("DELETE", f"{EXT}/ro/Fixed"),
+        cmd("DELETE", f"{EXT}/*/Fixed"),
+    )
+    assert codes(result) == [200, 404, 405, 403, 400]
+    assert tree.get(SETTINGS) == {}
+
+
+# -- SHOW / CONT -----------------------------------------------------------
+
+
+def test_show_does_not_wait(executor: Executor, port: FakePort) -> None:
+    async def go() -> tuple[ExecutionResult, list[str]]:
+        result = await executor.run([cmd("SHOW", "https://s/page"), cmd("GET", FWV)])
+        shown_before_drain = list(port.shown)
+        await executor.drain()
+        return result, shown_before_drain
+
+    result, before = asyncio.run(go())
+    assert codes(result) == [200, 200]
+    assert result.shown == ["https://s/page"]
+    assert before == [] and port.shown == ["https://s/page"]
+
+
+def test_show_failure_is_logged_not_raised(executor: Executor, port: FakePort) -> None:
+    port.unreachable.add("https://s/page")
+    result = run(executor, cmd("SHOW", "https://s/page"), cmd("GET", FWV))
+    assert codes(result) == [200, 200]
+    assert any(line.startswith("SHOW https://s/page failed") for line in executor.history)
+
+
+def test_cont(executor: Executor) -> None:
+    result = run(executor, cmd("CONT", "https://s/sessions/id/2"), cmd("GET", FWV), cmd("END"))
+    assert codes(result) == [200, 200]
+    assert result.continue_to == "https://s/sessions/id/2" and result.ended
+
+
+# -- EXEC ------------------------------------------------------------------
+
+
+def test_exec_errors(executor: Executor, tree: ManagementTree) -> None:
+    tree.add_instance(EXT, "tools", Node.interior("tools", Node.leaf("Reboot", None, acl="x")))
+    result = run(
+        executor,
+        cmd("EXEC", STATE),  # not executable
+        cmd("EXEC", f"{EXT}/tools/Reboot"),  # executable, but the device has no such operation
+        cmd("EXEC", f"{FUMO}/fw9/Update"),
+        cmd("EXEC", f"{FUMO}/*/Update"),
+        cmd("EXEC", f"{FUMO}/fw1/Update"),  # nothing downloaded, no PkgData
+    )
+    assert codes(result) == [405, 501, 404, 400, 409]
+
+
+def states_of(tree: ManagementTree) -> list[int]:
+    """Record every value FUMO State takes from now on."""
+    seen: list[int] = []
+    tree.subscribe(STATE, lambda uri: seen.append(tree.get(uri, force=True)))
+    return seen
+
+
+def test_fumo_download_and_update(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    states = states_of(tree)
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+    result = run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate", ALERTS), cmd("END"))
+    assert result.statuses == [Status(202)]
+    assert states == [30, 40, 60, 100]
+    assert port.gets == [PKG]
+    assert tree.get(FWV) == "2.0.0"
+    assert tree.get(f"{FUMO}/fw1/PkgVersion") == "2.0.0"
+    assert tree.get(f"{FUMO}/fw1/PkgName") == "acme-fw"
+    assert port.alerts == [
+        Alert(
+            alert_type=AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+            source_uri=f"{FUMO}/fw1/",
+            target_uri=ALERTS,
+            mark="informational",
+            data=200,
+        )
+    ]
+    assert port.alerts[0].to_json() == {
+        "AlertType": "org.openmobilealliance.dm.firmwareupdate.downloadandupdate",
+        "SourceURI": "urn:oma:mo:oma-fumo:1.0/fw1/",
+        "TargetURI": ALERTS,
+        "Mark": "informational",
+        "Data": 200,
+    }
+
+
+def test_fumo_answers_202_before_the_job_runs(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+
+    async def go() -> tuple[list[int], int, int]:
+        result = await executor.run([cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate")])
+        before = tree.get(STATE)  # nothing has yielded to the job yet
+        await executor.drain()
+        return codes(result), before, tree.get(STATE)
+
+    assert asyncio.run(go()) == ([202], 10, 100)
+
+
+def test_drain_waits_for_a_slow_job(tree: ManagementTree, port: FakePort) -> None:
+    executor = Executor(tree, port, Behaviour(step_delay=0.01))
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+
+    async def go() -> tuple[int, int]:
+        await executor.run([cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate")])
+        await asyncio.sleep(0.005)
+        during = tree.get(STATE)
+        await executor.drain()
+        return during, tree.get(STATE)
+
+    assert asyncio.run(go()) == (30, 100)
+    assert [a.data for a in port.alerts] == [200]
+    assert port.alerts[0].target_uri is None
+
+
+def test_fumo_download_then_update(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    states = states_of(tree)
+    tree.set(f"{FUMO}/fw1/Download/PkgURL", PKG)
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Download", ALERTS))) == [202]
+    assert states == [30, 40] and tree.get(FWV) == "1.0.0"
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update", ALERTS))) == [202]
+    assert states == [30, 40, 60, 100] and tree.get(FWV) == "2.0.0"
+    assert [(a.alert_type, a.mark, a.data) for a in port.alerts] == [
+        (AlertType.FUMO_DOWNLOAD, "informational", 200),
+        (AlertType.FUMO_UPDATE, "informational", 200),
+    ]
+    # the package was used up: a second Update has nothing to install
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [409]
+
+
+def test_fumo_update_from_pkg_data(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    tree.set(f"{FUMO}/fw1/Update/PkgData", firmware_package("1.1.0").decode())
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [202]
+    assert tree.get(FWV) == "1.1.0" and tree.get(STATE) == 100
+    assert tree.get(f"{FUMO}/fw1/Update/PkgData") == ""
+    assert port.gets == []
+
+
+def test_fumo_update_with_corrupt_pkg_data(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    tree.set(f"{FUMO}/fw1/Update/PkgData", "garbage")
+    states = states_of(tree)
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [202]
+    assert states == [60, 80] and tree.get(FWV) == "1.0.0"
+    assert [(a.mark, a.data) for a in port.alerts] == [("critical", 402)]
+
+
+@pytest.mark.parametrize(
+    ("setup", "result_code"),
+    [
+        ("remote 404", 500),
+        ("network", 503),
+        ("behaviour", 503),
+        ("bad sha256", 402),
+        ("no url", 411),
+    ],
+)
+def test_fumo_download_failures(tree: ManagementTree, port: FakePort, setup: str, result_code: int) -> None:
+    executor = Executor(tree, port, Behaviour(download_fails=setup == "behaviour"))
+    url = PKG
+    if setup == "remote 404":
+        url = "https://dl.example/missing"
+    elif setup == "network":
+        port.unreachable.add(PKG)
+    elif setup == "bad sha256":
+        body = json.loads(port.resources[PKG][1])
+        body["sha256"] = hashlib.sha256(b"something else").hexdigest()
+        port.resources[PKG] = (200, json.dumps(body).encode(), JSON)
+    elif setup == "no url":
+        url = ""
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", url)
+    states = states_of(tree)
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate", ALERTS))) == [202]
+    assert states == [30, 20]
+    assert tree.get(FWV) == "1.0.0" and tree.get(f"{FUMO}/fw1/PkgVersion") == "1.0.0"
+    (alert,) = port.alerts
+    assert (alert.alert_type, alert.mark, alert.data, alert.target_uri) == (
+        AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+        "critical",
+        result_code,
+        ALERTS,
+    )
+
+
+def test_fumo_update_fails(tree: ManagementTree, port: FakePort) -> None:
+    executor = Executor(tree, port, Behaviour(update_fails=True))
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+    states = states_of(tree)
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))) == [202]
+    assert states == [30, 40, 60, 80]
+    assert tree.get(FWV) == "1.0.0"
+    assert [(a.mark, a.data) for a in port.alerts] == [("critical", 410)]
+    # a lab can make the device healthy again
+    executor.behaviour = Behaviour()
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))) == [202]
+    assert tree.get(FWV) == "2.0.0" and states[-1] == 100
+
+
+def test_second_exec_while_a_job_runs_is_409(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+
+    async def go() -> list[int]:
+        port.gate = asyncio.Event()
+        first = await executor.run([cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate")])
+        await asyncio.sleep(0)  # the job starts and waits in http_get
+        second = await executor.run([cmd("EXEC", f"{FUMO}/fw1/Download"), cmd("GET", STATE)])
+        port.gate.set()
+        await executor.drain()
+        return codes(first) + codes(second) + [second.statuses[1].data]
+
+    assert asyncio.run(go()) == [202, 409, 200, 30]
+    assert tree.get(STATE) == 100 and len(port.alerts) == 1
+
+
+def test_failing_alert_is_logged(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    async def refuse(alert: Alert) -> None:
+        raise ConnectionError("server down")
+
+    port.alert = refuse  # type: ignore[method-assign]
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+    assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))) == [202]
+    assert tree.get(FWV) == "2.0.0"
+    assert any("failed (ConnectionError: server down)" in line for line in executor.history)
+
+
+# -- SUB / UNSUB -----------------------------------------------------------
+
+
+def puts_to(port: FakePort, url: str) -> list[Any]:
+    return [body for method, u, body, _ in port.sent if method == "PUT" and u == url]
+
+
+def test_sub_puts_the_subtree_on_change(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    hook = "https://s/changed"
+    port.resources["https://s/v"] = (200, b"eco", "text/plain")
+    result = run(executor, cmd("SUB", SETTINGS, hook), cmd("SUB", SETTINGS, hook))  # twice: one subscription
+    assert codes(result) == [200, 200] and port.sent == []
+    assert executor.subscriptions == [(SETTINGS, hook)]
+    run(executor, cmd("HGET", "https://s/v", f"{SETTINGS}/Mode"), cmd("DELETE", f"{SETTINGS}/Mode"))
+    assert puts_to(port, hook) == [{SETTINGS: {"Mode": "eco"}}, {SETTINGS: {}}]
+    assert all(ct == JSON for *_, ct in port.sent)
+
+
+def test_sub_follows_a_fumo_job(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    hook = "https://s/fumo"
+    tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
+    run(executor, cmd("SUB", STATE, hook), cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))
+    assert puts_to(port, hook) == [{STATE: s} for s in (30, 40, 60, 100)]
+
+
+def test_sub_of_a_deleted_node_sends_null(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    tree.set(f"{SETTINGS}/Tmp", 1)
+    run(executor, cmd("SUB", f"{SETTINGS}/Tmp", "https://s/h"), cmd("DELETE", f"{SETTINGS}/Tmp"))
+    assert puts_to(port, "https://s/h") == [{f"{SETTINGS}/Tmp": None}]
+
+
+def test_sub_errors(executor: Executor) -> None:
+    result = run(
+        executor,
+        cmd("SUB", f"{DMACC}/lab-server/AppAuth/Secret", "https://s/h"),
+        cmd("SUB", f"{SETTINGS}/Nope", "https://s/h"),
+        cmd("SUB", "bad", "https://s/h"),
+        cmd("UNSUB", SETTINGS, "https://s/h"),
+    )
+    assert codes(result) == [403, 404, 400, 404]
+    assert executor.subscriptions == []
+
+
+def test_unsub_stops_notifications(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    result = run(executor, cmd("SUB", SETTINGS, "https://s/h"), cmd("UNSUB", SETTINGS + "/", "https://s/h"))
+    assert codes(result) == [200, 200]
+    tree.set(f"{SETTINGS}/A", 1)
+    run(executor)
+    assert port.sent == []
+
+
+def test_change_from_another_thread_is_sent(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    async def go() -> None:
+        await executor.run([cmd("SUB", SETTINGS, "https://s/h")])
+        await asyncio.to_thread(tree.set, f"{SETTINGS}/A", 1)
+        await executor.drain()
+
+    asyncio.run(go())
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
+
+
+def test_change_while_no_loop_runs_is_sent_by_drain(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    run(executor, cmd("SUB", SETTINGS, "https://s/h"))
+    tree.set(f"{SETTINGS}/A", 1)  # the loop that ran SUB is closed
+    assert port.sent == []
+    asyncio.run(executor.drain())
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
+
+
+def test_failing_notification_is_logged(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    port.unreachable.add("https://down/")
+    run(executor, cmd("SUB", SETTINGS, "https://down/"), cmd("SUB", SETTINGS, "https://s/h"))
+    tree.set(f"{SETTINGS}/A", 1)
+    asyncio.run(executor.drain())
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
+    assert any(line.startswith("SUB notify https://down/ failed") for line in executor.history)
+
+
+def test_close_drops_subscriptions(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+    run(executor, cmd("SUB", SETTINGS, "https://s/h"))
+    executor.close()
+    assert executor.subscriptions == []
+    tree.set(f"{SETTINGS}/A", 1)
+    asyncio.run(executor.drain())
+    assert port.sent == []
+
+
+# -- firmware packages -----------------------------------------------------
+
+
+def test_firmware_package_round_trip() -> None:
+    package = parse_package(firmware_package("2.0.0", b"\x00\x01image", name="fw"))
+    assert (package.version, package.name, package.image) == ("2.0.0", "fw", b"\x00\x01image")
+    assert parse_package(b'{"version": "1.2"}').image == b""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1]",
+        b"{}",
+        b'{"version": 2}',
+        b'{"version": "1", "name": 3}',
+        b'{"version": "1", "image": "***"}',
+        b'{"version": "1", "image": "", "size": 4}',
+        b'{"version": "1", "sha256": "00"}',
+        b"\xff\xfe",
+    ],
+)
+def test_bad_packages(body: bytes) -> None:
+    with pytest.raises(PackageError):
+        parse_package(body)
