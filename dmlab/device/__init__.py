@@ -1,15 +1,12 @@
 """The virtual device: its management tree, standard MOs and command executor."""
 
+from ..protocol.firmware import Package, PackageError, firmware_package, parse_package
 from .client import SessionFailed, SessionRun, VirtualDevice
 from .executor import (
     Behaviour,
     DevicePort,
     ExecutionResult,
     Executor,
-    Package,
-    PackageError,
-    firmware_package,
-    parse_package,
 )
 from .objects import (
     DEVINFO,

@@ -32,9 +32,6 @@ Lab choices made here, each the lab's reading where the brief is silent:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import json
 import logging
 from collections import deque
@@ -42,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, Final, Protocol, Sequence
 
 from ..protocol import media
+from ..protocol.firmware import Package, PackageError, parse_package
 from ..protocol.messages import Alert, AlertType, Command, Status
 from .objects import DEVINFO, FUMO, FUMO_OPERATIONS, FumoResult, FumoState
 from .tree import ClientURI, ManagementTree, NodeNotFound, NotAllowed, TreeError
@@ -97,53 +95,6 @@ class ExecutionResult:
     @property
     def ok(self) -> bool:
         return all(s.ok for s in self.statuses)
-
-
-class PackageError(ValueError):
-    """A firmware package that fails its checks (FUMO result 402)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Package:
-    version: str
-    name: str | None = None
-    image: bytes = b""
-
-
-def firmware_package(version: str, image: bytes = b"", *, name: str | None = None) -> bytes:
-    """The body a lab server serves at a FUMO PkgURL."""
-    body: dict[str, Any] = {
-        "version": version,
-        "image": base64.b64encode(image).decode("ascii"),
-        "size": len(image),
-        "sha256": hashlib.sha256(image).hexdigest(),
-    }
-    if name is not None:
-        body["name"] = name
-    return json.dumps(body).encode()
-
-
-def parse_package(body: bytes | str) -> Package:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PackageError(f"not a JSON package: {exc}") from None
-    if not isinstance(value, dict):
-        raise PackageError("a package is a JSON object")
-    version, name = value.get("version"), value.get("name")
-    if not isinstance(version, str) or not version:
-        raise PackageError('a package needs a "version" string')
-    if name is not None and not isinstance(name, str):
-        raise PackageError('"name" must be a string')
-    try:
-        image = base64.b64decode(value.get("image", ""), validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise PackageError('"image" must be base64') from None
-    if "size" in value and value["size"] != len(image):
-        raise PackageError(f"size {value['size']!r} does not match the image ({len(image)} bytes)")
-    if "sha256" in value and value["sha256"] != hashlib.sha256(image).hexdigest():
-        raise PackageError("sha256 does not match the image")
-    return Package(version, name, image)
 
 
 class _Failed(Exception):

@@ -7,7 +7,6 @@ session is done. Keeping jobs pure makes a session resumable from its record.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -112,16 +111,3 @@ def next_step(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
 def is_version(text: str) -> bool:
     parts = text.split(".")
     return 1 <= len(parts) <= 4 and all(p.isdigit() and len(p) <= 6 for p in parts)
-
-
-def firmware_package(version: str) -> dict[str, Any]:
-    """The package the lab serves for a version: a deterministic image and its digest,
-    in the shape the device parses (``dmlab.device.executor.parse_package``: the
-    image in base64 under ``"image"``, with ``size`` and ``sha256`` of the image)."""
-    import base64
-
-    seed = hashlib.sha256(f"dmlab firmware {version}".encode()).digest()
-    image = (seed * 128)[:4096]
-    return {"version": version, "size": len(image),
-            "sha256": hashlib.sha256(image).hexdigest(),
-            "image": base64.b64encode(image).decode("ascii")}

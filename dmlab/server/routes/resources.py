@@ -14,7 +14,8 @@ from starlette.routing import Route
 
 from ...protocol import media
 from ..context import authenticate, note, owned_device, services
-from ..jobs import firmware_package, is_version
+from ...protocol.firmware import lab_package
+from ..jobs import is_version
 from ..negotiation import read_body, wants_html
 from ..pages import page
 from ..problems import Problem, not_found
@@ -56,7 +57,7 @@ async def firmware(request: Request) -> Response:
     if not is_version(version):
         raise not_found(f"no firmware {version}")
     note(request, response=f"firmware {version}")
-    return JSONResponse(firmware_package(version))
+    return Response(lab_package(version), media_type=media.JSON)
 
 
 async def firmware_url(request: Request) -> Response:
