@@ -1,0 +1,208 @@
+"""``GET /events``: an account's lab events as Server-Sent Events (not in the CR).
+
+A browser page or a script watches sessions move (queued, started, continued,
+completed) without polling ``/sessions/pending``. Each event is one SSE frame::
+
+    id: 42
+    event: session.completed
+    data: {"seq": 42, "kind": "session.completed", "account": "demo", ...}
+
+The :class:`~dmlab.events.EventBus` calls subscribers synchronously on whatever
+thread publishes (a request on the server's loop, a device thread, a notebook
+cell). :class:`EventStreams` keeps the bus callback tiny: it records the event
+in a ring buffer and hands it to each matching stream's loop with
+``call_soon_threadsafe``. A stream that falls behind by a whole queue ends, and
+the client's reconnect with ``Last-Event-ID`` replays the missed events from
+the ring buffer (as far back as it reaches).
+
+Every wait is bounded by ``TICK``, so a stream notices a closed hub
+(:func:`close_streams`) or a gone client within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import deque
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ...events import Event, EventBus
+from ..context import authenticate, note, services
+
+#: Seconds between comment lines on a quiet stream, so proxies and clients
+#: can tell a quiet stream from a dead connection.
+HEARTBEAT = 15.0
+#: Longest single wait in a stream: how soon it notices shutdown or a gone client.
+TICK = 0.25
+#: Events a stream may have waiting before it is ended as too slow.
+QUEUE_SIZE = 1_000
+#: Recent events kept for ``Last-Event-ID`` replay, across all accounts.
+RING_SIZE = 1_000
+#: What the ``retry:`` field asks of a reconnecting EventSource, in ms.
+RETRY_MS = 1_000
+
+MEDIA_TYPE = "text/event-stream"
+
+
+class Subscription:
+    """One open stream: its account and a bounded queue on the server's loop."""
+
+    def __init__(self, account: str, loop: asyncio.AbstractEventLoop, size: int = QUEUE_SIZE) -> None:
+        self.account = account
+        self.loop = loop
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=size)
+        self.overflowed = False
+
+    def offer(self, event: Event | None) -> None:
+        """Any thread: queue ``event`` on the stream's loop (``None`` wakes it to close)."""
+        try:
+            self.loop.call_soon_threadsafe(self._put, event)
+        except RuntimeError:  # the loop has closed: the stream is gone anyway
+            pass
+
+    def _put(self, event: Event | None) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def get(self, timeout: float) -> Event | None:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+
+class EventStreams:
+    """The bridge from one EventBus to every open ``/events`` stream of an app."""
+
+    def __init__(self, bus: EventBus, ring: int = RING_SIZE) -> None:
+        self._lock = threading.Lock()
+        self._recent: deque[Event] = deque(maxlen=ring)
+        self._subscriptions: set[Subscription] = set()
+        self.closed = False
+        self._unsubscribe = bus.subscribe(self._publish)
+
+    def _publish(self, event: Event) -> None:
+        with self._lock:
+            self._recent.append(event)
+            targets = [s for s in self._subscriptions if s.account == event.account]
+        for subscription in targets:
+            subscription.offer(event)
+
+    def open(self, account: str, after: int | None) -> tuple[Subscription, list[Event]]:
+        """Subscribe, and return the account's buffered events after ``after`` (if given).
+        Both happen under the bus lock, so no event is missed or sent twice."""
+        subscription = Subscription(account, asyncio.get_running_loop())
+        with self._lock:
+            self._subscriptions.add(subscription)
+            backlog = [] if after is None else [
+                e for e in self._recent if e.account == account and e.seq > after]
+        return subscription, backlog
+
+    def drop(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    @property
+    def open_streams(self) -> int:
+        with self._lock:
+            return len(self._subscriptions)
+
+    def close(self) -> None:
+        """End every stream (within ``TICK``) and refuse new ones: call before stopping the server."""
+        with self._lock:
+            self.closed = True
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.offer(None)
+        self._unsubscribe()
+
+
+_hub_lock = threading.Lock()
+
+
+def event_streams(app: Starlette) -> EventStreams:
+    """The app's hub, made on first use (it subscribes to the app's EventBus)."""
+    with _hub_lock:
+        hub = getattr(app.state, "event_streams", None)
+        if hub is None:
+            hub = EventStreams(app.state.services.events)
+            app.state.event_streams = hub
+        return hub
+
+
+def close_streams(app: Starlette) -> None:
+    """End the app's open streams, so a server shutdown does not wait for them.
+
+    uvicorn's graceful shutdown waits for responses in flight, and an event
+    stream never finishes on its own; nor does uvicorn tell the app it is
+    stopping before those responses are done."""
+    event_streams(app).close()
+
+
+def frame(event: Event) -> str:
+    """One SSE frame (``data`` is one line: JSON never needs a raw newline)."""
+    data = json.dumps(event.to_json(), separators=(",", ":"), default=str)
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+async def stream_events(request: Request) -> Response:
+    principal = authenticate(request, "account")
+    hub = event_streams(request.app)
+    if hub.closed:
+        return Response(status_code=503, headers={"Retry-After": "1"})
+    after = _last_event_id(request)
+    subscription, backlog = hub.open(principal.account, after)
+    note(request, request="event stream" + (f" after {after}" if after is not None else ""))
+
+    async def body() -> AsyncIterator[str]:
+        sent = 0
+        last = after or 0
+        loop = asyncio.get_running_loop()
+        try:
+            yield f"retry: {RETRY_MS}\n: events of account {principal.account}\n\n"
+            for event in backlog:
+                last = event.seq
+                sent += 1
+                yield frame(event)
+            quiet_since = loop.time()
+            while not hub.closed:
+                event = await subscription.get(TICK)
+                if event is not None and event.seq > last:
+                    last = event.seq
+                    sent += 1
+                    quiet_since = loop.time()
+                    yield frame(event)
+                    continue
+                if subscription.overflowed:
+                    yield ": too far behind; reconnect with Last-Event-ID\n\n"
+                    break
+                if await request.is_disconnected():
+                    break
+                if loop.time() - quiet_since >= HEARTBEAT:
+                    quiet_since = loop.time()
+                    yield ": heartbeat\n\n"
+        finally:
+            hub.drop(subscription)
+            note(request, response=f"{sent} event(s) streamed")
+
+    return StreamingResponse(body(), media_type=MEDIA_TYPE,
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+routes = [Route("/events", stream_events, methods=["GET"])]

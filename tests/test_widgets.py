@@ -1,0 +1,166 @@
+"""The widgets against a real lab, driven the way notebooks drive them: ``.click()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dmlab import Lab
+from dmlab.widgets import COLUMNS, ControlPanel, SessionTable, TraceView, dashboard
+
+HASH_COST = {"n": 2**4, "r": 8, "p": 1}  # cheap scrypt: these tests are about widgets
+PHONE = "IMEI:490154203237518"
+TABLET = "IMEI:356938035643809"
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST) as running:
+        running.add_device(PHONE)
+        running.add_device(TABLET)
+        yield running
+
+
+def test_fire_alert_with_nothing_pending(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    panel.device.value = PHONE
+    panel.fire.click()
+    assert panel.last == f"{PHONE} sent alert ClientInitiatedMgmt; the server recorded it and opened no session (204)"
+    assert "opened no session" in panel.result.value
+    alerts = [e for e in lab.trace if e.path == "/alert"]
+    assert [(e.source, e.status, e.request) for e in alerts] == [
+        ("device", 204, "Alert ClientInitiatedMgmt")]
+
+
+def test_fire_alert_runs_a_waiting_session(lab: Lab) -> None:
+    queued = lab.operator.request_session(PHONE, job="inventory", notify=False)["SessionID"]
+    panel = ControlPanel(lab)
+    table = SessionTable(lab)
+    assert table.frame().to_dict("records") == [
+        {"session id": queued, "device": PHONE, "job": "inventory", "origin": "server-initiated",
+         "state": "pending", "result": "", "rounds": 0}]
+    panel.device.value = PHONE
+    panel.fire.click()
+    assert panel.last.startswith(f"{PHONE} sent alert ClientInitiatedMgmt; the server answered with "
+                                 f"session {queued}: 1 round(s), result OK")
+    row = table.frame().iloc[0]
+    assert (row["state"], row["result"], row["rounds"]) == ("completed", "OK", 1)
+
+
+def test_fumo_generic_alert(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    panel.device.value = TABLET
+    panel.alert_type.value = "FUMO generic alert"
+    panel.fire.click()
+    assert panel.last.startswith(f"{TABLET} sent alert FUMO generic alert")
+    record = lab.services.store.alerts_of(TABLET, 1)[0]
+    assert (record.alert.alert_type, record.alert.data) == (
+        "org.openmobilealliance.dm.firmwareupdate.downloadandupdate", 200)
+
+
+def test_queue_two_devices_and_the_table_follows(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    table = SessionTable(lab)
+    assert table.frame().empty and list(table.frame().columns) == list(COLUMNS)
+    panel.devices.value = (PHONE, TABLET)
+    panel.job.value = "firmware-update"
+    panel.queue.click()
+    assert panel.last.startswith("queued 2 firmware-update session(s); ")
+    assert panel.last.count("completed OK after 2 round(s), ids ") == 2
+    frame = table.frame()
+    assert sorted(frame["device"]) == [TABLET, PHONE]
+    assert set(frame["state"]) == {"completed"} and set(frame["result"]) == {"OK"}
+    assert list(frame["rounds"]) == [2, 2]
+    # The table shows each session's last id: the one a firmware-update's second round got.
+    completed = {b["DevID"]: b for b in lab.operator.completed()}
+    for _, row in frame.iterrows():
+        assert row["session id"] == completed[row["device"]]["IDs"][-1]
+    assert repr(table) == "SessionTable(pending=0, active=0, completed=2)"
+    assert "firmware-update" in table.html.value
+
+
+def test_queue_explicit_commands(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    panel.devices.value = (PHONE,)
+    panel.job.value = "commands"
+    panel.commands.value = '[["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/Man"], ["END"]]'
+    panel.queue.click()
+    assert "completed OK after 1 round(s)" in panel.last
+    assert lab.devices[PHONE].runs[-1].rounds[0][1][0].data == "dmlab"
+
+
+def test_refusals_are_reported_not_raised(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    panel.queue.click()
+    assert panel.last == "refused: choose at least one device under Devices"
+    panel.devices.value = (PHONE,)
+    panel.job.value = "commands"
+    panel.commands.value = "not json"
+    panel.queue.click()
+    assert panel.last.startswith("refused: the commands are not JSON")
+    panel.session.value = "0000000000000000"
+    panel.abort.click()
+    assert panel.last.startswith("refused: HTTP 404")
+    assert "color:#b00020" in panel.result.value
+
+
+def test_abort_a_pending_session(lab: Lab) -> None:
+    table = SessionTable(lab)
+    panel = ControlPanel(lab)
+    queued = lab.operator.request_session(PHONE, job="inventory", notify=False)["SessionID"]
+    assert queued in panel.session.options  # offered from the session.queued event
+    panel.session.value = queued
+    panel.abort.click()
+    assert panel.last == f"aborted session {queued} of {PHONE}: completed (aborted)"
+    assert table.frame()[["session id", "state", "result"]].values.tolist() == [
+        [queued, "completed", "aborted"]]
+    panel.abort.click()
+    assert panel.last.startswith("refused: HTTP 409")
+
+
+def test_devices_added_later_are_offered(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    assert repr(panel) == "ControlPanel(devices=2, accounts=1)"
+    lab.add_device("IMEI:011111111111111")
+    lab.operator.request_session("IMEI:011111111111111", job="inventory")
+    lab.settle()
+    assert "IMEI:011111111111111" in panel.devices.options
+    assert repr(panel) == "ControlPanel(devices=3, accounts=1)"
+
+
+def test_other_accounts_sessions_are_listed_too(lab: Lab) -> None:
+    lab.add_account("rival", "rival-password")
+    lab.add_device("IMEI:022222222222222", account="rival")
+    table = SessionTable(lab)
+    lab.operators["rival"].request_session("IMEI:022222222222222", job="inventory")
+    lab.settle()
+    assert table.frame()["device"].tolist() == ["IMEI:022222222222222"]
+
+
+def test_trace_view_follows_the_trace(lab: Lab) -> None:
+    view = TraceView(lab)
+    assert view.exchanges() == [] and "no exchanges yet" in view.html.value
+    lab.operator.request_session(PHONE, job="inventory")
+    lab.settle()
+    assert view.html.value.startswith("<svg")
+    assert repr(view) == "TraceView(exchanges=4)"
+    assert view.diagram().text().splitlines()[0] == (
+        "sequence diagram: 7 arrows; lifelines: device, operator, server")
+    view.mark()
+    assert view.exchanges() == []
+    view.close()
+    lab.operator.request_session(PHONE, job="inventory")
+    lab.settle()
+    assert "no exchanges yet" in view.html.value  # closed views stop listening
+
+
+def test_dashboard_and_its_text_form(lab: Lab) -> None:
+    board = dashboard(lab)
+    assert repr(board) == "Dashboard(devices=2, sessions=0, exchanges=0)"
+    bundle = board._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(board)
+    board.panel.devices.value = (PHONE,)
+    board.panel.queue.click()
+    assert repr(board) == "Dashboard(devices=2, sessions=1, exchanges=4)"
+    board.close()
