@@ -3,6 +3,7 @@
 from .base import Store
 from .memory import MemoryStore
 from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
+from .sqlite import SQLiteStore
 
 __all__ = [
     "Account",
@@ -13,6 +14,7 @@ __all__ = [
     "Origin",
     "Result",
     "Round",
+    "SQLiteStore",
     "Session",
     "State",
     "Store",

@@ -1,0 +1,430 @@
+"""A SQLite store for the standalone server: the same interface as ``MemoryStore``,
+but what is committed outlives the process.
+
+One connection serves every thread, behind a re-entrant lock: the server calls the
+store from its event loop thread and the lab from others, and SQLite itself only
+ever sees one caller at a time. ``transaction()`` holds that lock from ``BEGIN`` to
+``COMMIT``, so a transition of the session engine is atomic both for other threads
+and, on disk, against a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..protocol import Alert, Command, Status
+from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
+
+#: The schema this code writes, kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+
+class SchemaVersionError(RuntimeError):
+    """The database was written by a newer dmlab: its schema is unknown here, and
+    writing to it could corrupt what that version relies on."""
+
+
+_SCHEMA_1 = (
+    """CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL
+    )""",
+    # No foreign key to accounts: MemoryStore accepts a device of any account.
+    """CREATE TABLE devices (
+        dev_id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        notify_key BLOB NOT NULL,
+        man TEXT NOT NULL,
+        mod TEXT NOT NULL,
+        name TEXT NOT NULL,
+        registered_at REAL NOT NULL
+    )""",
+    # Entries are (account, rowid): devices_of() reads them in registration order.
+    "CREATE INDEX devices_by_account ON devices (account)",
+    # `position` is when the session entered its current state (a global counter,
+    # see `counters`): listings are in that order, as MemoryStore's are. Ordering by
+    # created_at instead would list completed sessions by creation, not completion,
+    # and would leave sessions created within one clock tick in no defined order.
+    """CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,
+        dev_id TEXT NOT NULL REFERENCES devices (dev_id) ON DELETE CASCADE,
+        account TEXT NOT NULL,
+        state TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        origin TEXT NOT NULL,
+        result TEXT,
+        session_id TEXT NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        expires_at REAL,
+        reason TEXT NOT NULL,
+        job TEXT NOT NULL,
+        rounds TEXT NOT NULL
+    )""",
+    "CREATE INDEX sessions_by_device ON sessions (dev_id, state, position)",
+    "CREATE INDEX sessions_by_account ON sessions (account, state, position)",
+    # Every id a session has had, spent ones included, so that a late report on a
+    # spent id finds its session and gets a 409 rather than a 404.
+    """CREATE TABLE session_ids (
+        id TEXT PRIMARY KEY,
+        key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    # Without it, deleting a session would scan every id to cascade.
+    "CREATE INDEX session_ids_by_key ON session_ids (key)",
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        dev_id TEXT NOT NULL REFERENCES devices (dev_id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        session_key TEXT,
+        alert TEXT NOT NULL
+    )""",
+    "CREATE INDEX alerts_by_device ON alerts (dev_id, id)",
+    """CREATE TABLE data (
+        dev_id TEXT NOT NULL REFERENCES devices (dev_id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (dev_id, key)
+    )""",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO counters (name, value) VALUES ('session_position', 0)",
+)
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    """An empty database gets the first schema."""
+    for statement in _SCHEMA_1:
+        conn.execute(statement)
+
+
+#: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+
+
+# JSON for the structured fields ---------------------------------------------------
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _job_json(job: JobSpec) -> str:
+    return _dumps({"name": job.name, "params": job.params,
+                   "commands": [c.to_json() for c in job.commands]})
+
+
+def _job_from(text: str) -> JobSpec:
+    value = json.loads(text)
+    return JobSpec(value["name"], value["params"],
+                   tuple(Command.from_json(c) for c in value["commands"]))
+
+
+def _rounds_json(rounds: tuple[Round, ...]) -> str:
+    return _dumps([{
+        "session_id": r.session_id,
+        "commands": [c.to_json() for c in r.commands],
+        # None (not reported yet) and [] (reported, nothing due) must stay apart.
+        "statuses": None if r.statuses is None else [s.to_json() for s in r.statuses],
+        "alerts": [a.to_json() for a in r.alerts],
+    } for r in rounds])
+
+
+def _rounds_from(text: str) -> tuple[Round, ...]:
+    return tuple(
+        Round(r["session_id"],
+              tuple(Command.from_json(c) for c in r["commands"]),
+              None if r["statuses"] is None else tuple(Status.from_json(s) for s in r["statuses"]),
+              tuple(Alert.from_json(a) for a in r["alerts"]))
+        for r in json.loads(text)
+    )
+
+
+_SESSION_COLUMNS = ("key, dev_id, account, job, origin, state, result, session_id, rounds, "
+                    "created_at, started_at, ended_at, expires_at, reason")
+
+
+def _session_from(row: tuple[Any, ...]) -> Session:
+    (key, dev_id, account, job, origin, state, result, session_id, rounds,
+     created_at, started_at, ended_at, expires_at, reason) = row
+    return Session(key=key, dev_id=dev_id, account=account, job=_job_from(job),
+                   origin=Origin(origin), state=State(state),
+                   result=None if result is None else Result(result),
+                   session_id=session_id, rounds=_rounds_from(rounds), created_at=created_at,
+                   started_at=started_at, ended_at=ended_at, expires_at=expires_at,
+                   reason=reason)
+
+
+_DEVICE_COLUMNS = "dev_id, account, secret_hash, notify_key, man, mod, name, registered_at"
+
+
+def _device_from(row: tuple[Any, ...]) -> Device:
+    dev_id, account, secret_hash, notify_key, man, mod, name, registered_at = row
+    return Device(dev_id, account, secret_hash, bytes(notify_key), man, mod, name, registered_at)
+
+
+class SQLiteStore:
+    """Keeps everything in one SQLite file, indexed so that no lookup scans other
+    devices' sessions. Methods called outside ``transaction()`` each run in a
+    transaction of their own; inside one, they join it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, alerts_per_device: int = 200,
+                 timeout: float = 5.0) -> None:
+        if alerts_per_device < 0:
+            raise ValueError("alerts_per_device must not be negative")
+        self.path = os.fspath(path)
+        self._alerts_per_device = alerts_per_device
+        self._lock = threading.RLock()
+        self._depth = 0  # transaction nesting; only touched by the lock's owner
+        # isolation_level=None: no implicit BEGINs; transaction() says when.
+        # `timeout` is how long BEGIN IMMEDIATE waits for another process' write.
+        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            # WAL: readers in other processes do not block the server's writes.
+            conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode a commit has written its pages to the WAL file (to the OS)
+            # before COMMIT returns, so NORMAL keeps every committed change when the
+            # process is killed, even with SIGKILL; only a power cut or OS crash may
+            # lose the last commits (never corrupting the file). FULL would fsync on
+            # every commit, on the server's event loop thread, to also survive a
+            # power cut: more than a lab needs, whose devices retry anyway.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._conn: sqlite3.Connection | None = conn
+            self._migrate()
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    # Lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (waiting for a transaction in another thread to end)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._db().execute("PRAGMA user_version").fetchone()[0]
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError(f"the store {self.path!r} is closed")
+        return self._conn
+
+    def _migrate(self) -> None:
+        # Inside one write transaction: two processes opening a new file at once
+        # cannot both create the schema, and a failed migration leaves none of it.
+        with self.transaction():
+            conn = self._db()
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} has store schema version {version}, but this dmlab only "
+                    f"knows versions up to {SCHEMA_VERSION}: it was written by a newer "
+                    "dmlab. Upgrade dmlab, or use another data directory.")
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version:d}")
+
+    # Transactions --------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Re-entrant. The outermost level is ``BEGIN IMMEDIATE`` … ``COMMIT`` (taking
+        the write lock up front, so a read-modify-write never fails half-way with
+        "database is locked"); inner levels are savepoints, so they never commit
+        early, and one that raises undoes only its own writes."""
+        with self._lock:
+            conn = self._db()
+            if self._depth == 0:
+                conn.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                try:
+                    yield
+                except BaseException:
+                    self._depth = 0
+                    self._rollback(conn)
+                    raise
+                self._depth = 0
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+            else:
+                name = f"level{self._depth}"
+                conn.execute(f"SAVEPOINT {name}")
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    self._depth -= 1
+                    if conn.in_transaction:
+                        conn.execute(f"ROLLBACK TO {name}")
+                        conn.execute(f"RELEASE {name}")
+                    raise
+                self._depth -= 1
+                conn.execute(f"RELEASE {name}")
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # Some errors (a full disk, say) make SQLite roll back on its own.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            return self._db().execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db().execute(sql, params).fetchall()
+
+    # Accounts --------------------------------------------------------------------------
+    def put_account(self, account: Account) -> None:
+        with self.transaction():
+            self._db().execute(
+                "INSERT INTO accounts (name, password_hash) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+                (account.name, account.password_hash))
+
+    def get_account(self, name: str) -> Account | None:
+        row = self._one("SELECT name, password_hash FROM accounts WHERE name = ?", (name,))
+        return None if row is None else Account(*row)
+
+    # Devices -----------------------------------------------------------------------------
+    def put_device(self, device: Device) -> None:
+        # An upsert, not INSERT OR REPLACE: replacing would delete the row first,
+        # cascading to the device's sessions, alerts and data, and give it a new
+        # rowid, moving it to the end of devices_of().
+        with self.transaction():
+            self._db().execute(
+                f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (dev_id) DO UPDATE SET account = excluded.account, "
+                "secret_hash = excluded.secret_hash, notify_key = excluded.notify_key, "
+                "man = excluded.man, mod = excluded.mod, name = excluded.name, "
+                "registered_at = excluded.registered_at",
+                (device.dev_id, device.account, device.secret_hash, device.notify_key,
+                 device.man, device.mod, device.name, device.registered_at))
+
+    def get_device(self, dev_id: str) -> Device | None:
+        row = self._one(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE dev_id = ?", (dev_id,))
+        return None if row is None else _device_from(row)
+
+    def delete_device(self, dev_id: str) -> None:
+        """Its sessions (and their ids), alerts and data go with it, by cascade."""
+        with self.transaction():
+            self._db().execute("DELETE FROM devices WHERE dev_id = ?", (dev_id,))
+
+    def devices_of(self, account: str) -> list[Device]:
+        rows = self._all(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE account = ? "
+                         "ORDER BY rowid", (account,))
+        return [_device_from(row) for row in rows]
+
+    # Sessions ----------------------------------------------------------------------------
+    def put_session(self, session: Session) -> None:
+        with self.transaction():
+            conn = self._db()
+            old = conn.execute("SELECT state, position FROM sessions WHERE key = ?",
+                               (session.key,)).fetchone()
+            if old is not None and old[0] == session.state.value:
+                position = old[1]  # same state: keep its place in the listings
+            else:
+                conn.execute("UPDATE counters SET value = value + 1 "
+                             "WHERE name = 'session_position'")
+                position = conn.execute("SELECT value FROM counters "
+                                        "WHERE name = 'session_position'").fetchone()[0]
+            conn.execute(
+                "INSERT INTO sessions (key, dev_id, account, state, position, created_at, "
+                "origin, result, session_id, started_at, ended_at, expires_at, reason, job, "
+                "rounds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET dev_id = excluded.dev_id, "
+                "account = excluded.account, state = excluded.state, "
+                "position = excluded.position, created_at = excluded.created_at, "
+                "origin = excluded.origin, result = excluded.result, "
+                "session_id = excluded.session_id, started_at = excluded.started_at, "
+                "ended_at = excluded.ended_at, expires_at = excluded.expires_at, "
+                "reason = excluded.reason, job = excluded.job, rounds = excluded.rounds",
+                (session.key, session.dev_id, session.account, session.state.value, position,
+                 session.created_at, session.origin.value,
+                 None if session.result is None else session.result.value,
+                 session.session_id, session.started_at, session.ended_at, session.expires_at,
+                 session.reason, _job_json(session.job), _rounds_json(session.rounds)))
+            conn.executemany(
+                "INSERT INTO session_ids (id, key) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET key = excluded.key",
+                [(sid, session.key) for sid in session.ids])
+
+    def get_session(self, key: str) -> Session | None:
+        row = self._one(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
+        return None if row is None else _session_from(row)
+
+    def session_by_id(self, session_id: str) -> Session | None:
+        """The session that has (or had) this id, current or spent."""
+        row = self._one(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = "
+                        "(SELECT key FROM session_ids WHERE id = ?)", (session_id,))
+        return None if row is None else _session_from(row)
+
+    def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
+        """In the order they entered ``state``: pending ones form a FIFO queue per device."""
+        rows = self._all(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE dev_id = ? "
+                         "AND state = ? ORDER BY position", (dev_id, state.value))
+        return [_session_from(row) for row in rows]
+
+    def sessions_of_account(self, account: str, state: State) -> list[Session]:
+        rows = self._all(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE account = ? "
+                         "AND state = ? ORDER BY position", (account, state.value))
+        return [_session_from(row) for row in rows]
+
+    # Alerts and device data ---------------------------------------------------------------
+    def add_alert(self, record: AlertRecord) -> None:
+        """Keeps the newest ``alerts_per_device`` of the device, like a bounded deque."""
+        with self.transaction():
+            conn = self._db()
+            conn.execute("INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (?, ?, ?, ?)",
+                         (record.dev_id, record.at, record.session_key,
+                          _dumps(record.alert.to_json())))
+            conn.execute(
+                "DELETE FROM alerts WHERE dev_id = ? AND id <= (SELECT id FROM alerts "
+                "WHERE dev_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (record.dev_id, record.dev_id, self._alerts_per_device))
+
+    def alerts_of(self, dev_id: str, limit: int = 50) -> list[AlertRecord]:
+        """The newest ``limit`` alerts of a device, oldest first."""
+        # SQLite reads a negative LIMIT as "no limit".
+        rows = self._all("SELECT dev_id, alert, at, session_key FROM alerts WHERE dev_id = ? "
+                         "ORDER BY id DESC LIMIT ?", (dev_id, max(limit, 0)))
+        return [AlertRecord(d, Alert.from_json(json.loads(a)), at, key)
+                for d, a, at, key in reversed(rows)]
+
+    def put_data(self, dev_id: str, key: str, content_type: str, body: bytes) -> None:
+        with self.transaction():
+            self._db().execute(
+                "INSERT INTO data (dev_id, key, content_type, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (dev_id, key) DO UPDATE SET content_type = excluded.content_type, "
+                "body = excluded.body",
+                (dev_id, key, content_type, bytes(body)))
+
+    def get_data(self, dev_id: str, key: str) -> tuple[str, bytes] | None:
+        row = self._one("SELECT content_type, body FROM data WHERE dev_id = ? AND key = ?",
+                        (dev_id, key))
+        return None if row is None else (row[0], bytes(row[1]))

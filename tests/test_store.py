@@ -1,0 +1,549 @@
+"""The store contract, held against both backends, and what only SQLite promises:
+durability across close, SIGKILL and failed transactions, and its schema version."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dmlab.protocol import Alert, AlertType, Command, Status
+from dmlab.store import (
+    Account,
+    AlertRecord,
+    Device,
+    JobSpec,
+    MemoryStore,
+    Origin,
+    Result,
+    Round,
+    Session,
+    SQLiteStore,
+    State,
+    Store,
+)
+from dmlab.store.sqlite import SCHEMA_VERSION, SchemaVersionError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MakeStore = Callable[..., Store]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
+    """A factory, so a test can pass options (``alerts_per_device``); every SQLite
+    store it made is closed afterwards."""
+    made: list[SQLiteStore] = []
+
+    def make(**options: Any) -> Store:
+        if request.param == "memory":
+            return MemoryStore(**options)
+        store = SQLiteStore(tmp_path / f"store{len(made)}.sqlite3", **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Store:
+    return make_store()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "dmlab.sqlite3"
+
+
+def device(dev_id: str = "IMEI:1", account: str = "acme", **fields: Any) -> Device:
+    return Device(dev_id, account, "secret-hash", b"\x00\xffkey", **fields)
+
+
+def session(key: str, dev_id: str = "IMEI:1", account: str = "acme", **fields: Any) -> Session:
+    fields.setdefault("session_id", key)
+    return Session(key=key, dev_id=dev_id, account=account, job=JobSpec("inventory"),
+                   origin=Origin.SERVER, **fields)
+
+
+def rich_session() -> Session:
+    """Every field set to something a lossy encoding would get wrong."""
+    alert = Alert(AlertType.FUMO_DOWNLOAD_AND_UPDATE, source_uri="./FUMO/fw1",
+                  target_uri="./Ext", mark="critical", data_type="application/json",
+                  data={"state": [1, 2.5, None, True], "ünï": "cödé"})
+    return Session(
+        key="k1",
+        dev_id="IMEI:1",
+        account="acme",
+        job=JobSpec("commands", {"version": "2.0", "n": 3, "x": 0.1, "nested": {"a": [1, "b"]}},
+                    (Command.of("GET", "./DevInfo/Mod"),
+                     Command.of("HPUT", "https://s/x", "./A", "./B"), Command.of("END"))),
+        origin=Origin.BROWSER_COMPONENT,
+        state=State.COMPLETED,
+        result=Result.FAILURE,
+        session_id="k3",
+        rounds=(
+            Round("k1", (Command.of("GET", "./DevInfo/Mod"),),
+                  (Status(200, {"v": "Phone 1", "f": 1e-300}),), (alert,)),
+            Round("k2", (Command.of("END"),), ()),
+            Round("k3", (Command.of("EXEC", "./FUMO/fw1/Update"),
+                         Command.of("DELETE", "./Ext/tmp")),
+                  (Status(500), Status(200, [1, [2, {"x": None}]]))),
+            Round("k4", (Command.of("SHOW", "https://s/page"),)),
+        ),
+        created_at=0.1 + 0.2,
+        started_at=1_700_000_000.123456789,
+        ended_at=None,
+        expires_at=-0.0,
+        reason="device said “no”",
+    )
+
+
+# Accounts and devices ------------------------------------------------------------------
+
+def test_accounts(store: Store) -> None:
+    assert store.get_account("acme") is None
+    store.put_account(Account("acme", "h1"))
+    store.put_account(Account("acme", "h2"))
+    store.put_account(Account("other", "h3"))
+    assert store.get_account("acme") == Account("acme", "h2")
+    assert store.get_account("other") == Account("other", "h3")
+
+
+def test_devices(store: Store) -> None:
+    first = device(man="Acme", mod="Phone 1", name="mine", registered_at=1.5)
+    store.put_device(first)
+    assert store.get_device("IMEI:1") == first
+    assert store.get_device("IMEI:2") is None
+    renamed = dataclasses.replace(first, name="renamed", notify_key=b"")
+    store.put_device(renamed)
+    assert store.get_device("IMEI:1") == renamed
+    store.delete_device("IMEI:1")
+    assert store.get_device("IMEI:1") is None
+    store.delete_device("IMEI:1")  # deleting what is gone is not an error
+
+
+def test_devices_of_lists_an_accounts_devices_in_registration_order(store: Store) -> None:
+    for dev_id, account in [("d3", "acme"), ("d1", "acme"), ("x1", "other"), ("d2", "acme")]:
+        store.put_device(device(dev_id, account))
+    store.put_device(device("d3", "acme", name="updated"))  # an update keeps its place
+    assert [d.dev_id for d in store.devices_of("acme")] == ["d3", "d1", "d2"]
+    assert store.devices_of("acme")[0].name == "updated"
+    assert [d.dev_id for d in store.devices_of("other")] == ["x1"]
+    assert store.devices_of("nobody") == []
+    store.delete_device("d1")
+    assert [d.dev_id for d in store.devices_of("acme")] == ["d3", "d2"]
+
+
+# Sessions -------------------------------------------------------------------------------
+
+def test_session_round_trip_is_exact(store: Store) -> None:
+    store.put_device(device())
+    original = rich_session()
+    store.put_session(original)
+    back = store.get_session("k1")
+    assert back == original
+    assert back is not None
+    assert type(back.origin) is Origin and type(back.state) is State
+    assert type(back.result) is Result
+    assert isinstance(back.rounds, tuple) and isinstance(back.rounds[0].commands, tuple)
+    assert back.rounds[1].statuses == () and back.rounds[3].statuses is None
+    assert back.created_at == 0.1 + 0.2 and back.ended_at is None
+
+    plain = session("k9")
+    store.put_session(plain)
+    assert store.get_session("k9") == plain
+    assert store.get_session("nope") is None
+
+
+def test_state_transitions_move_sessions_between_listings(store: Store) -> None:
+    store.put_device(device())
+    a, b, c = session("a"), session("b"), session("c")
+    for s in (a, b, c):
+        store.put_session(s)
+    assert [s.key for s in store.sessions_of_device("IMEI:1", State.PENDING)] == ["a", "b", "c"]
+
+    store.put_session(dataclasses.replace(b, state=State.ACTIVE))
+    assert [s.key for s in store.sessions_of_device("IMEI:1", State.PENDING)] == ["a", "c"]
+    assert [s.key for s in store.sessions_of_device("IMEI:1", State.ACTIVE)] == ["b"]
+
+    # Completed sessions are listed in the order they completed, not were created.
+    store.put_session(dataclasses.replace(b, state=State.COMPLETED, result=Result.OK))
+    store.put_session(dataclasses.replace(a, state=State.COMPLETED, result=Result.ABORTED))
+    assert store.sessions_of_device("IMEI:1", State.ACTIVE) == []
+    completed = store.sessions_of_device("IMEI:1", State.COMPLETED)
+    assert [(s.key, s.result) for s in completed] == [("b", Result.OK), ("a", Result.ABORTED)]
+    assert [s.key for s in store.sessions_of_account("acme", State.COMPLETED)] == ["b", "a"]
+    assert [s.key for s in store.sessions_of_account("acme", State.PENDING)] == ["c"]
+
+
+def test_pending_sessions_are_first_in_first_out(store: Store) -> None:
+    """Put order decides, even when the clock stood still or went back."""
+    store.put_device(device())
+    keys = ["p0", "p1", "p2", "p3", "p4"]
+    for i, key in enumerate(keys):
+        store.put_session(session(key, created_at=100.0 - (i // 2)))
+    # Re-putting a pending session (a new expiry, say) keeps its place in the queue.
+    store.put_session(session("p0", created_at=100.0, expires_at=500.0))
+    pending = store.sessions_of_device("IMEI:1", State.PENDING)
+    assert [s.key for s in pending] == keys
+    assert pending[0].expires_at == 500.0
+
+
+def test_session_by_id_finds_current_and_spent_ids(store: Store) -> None:
+    store.put_device(device())
+    s = session("k1")
+    store.put_session(s)
+    assert store.session_by_id("k1") == s
+    s = dataclasses.replace(s, state=State.ACTIVE, rounds=(Round("k1", (Command.of("END"),)),))
+    store.put_session(s)
+    s = dataclasses.replace(s, session_id="k2", rounds=s.rounds + (Round("k2", ()),))
+    store.put_session(s)
+    s = dataclasses.replace(s, session_id="k3", rounds=s.rounds + (Round("k3", ()),))
+    store.put_session(s)
+    assert s.ids == ("k1", "k2", "k3")
+    for sid in s.ids:
+        assert store.session_by_id(sid) == s
+    assert store.session_by_id("k4") is None
+
+
+def test_listings_are_per_account_and_per_device(store: Store) -> None:
+    store.put_device(device("a1", "acme"))
+    store.put_device(device("a2", "acme"))
+    store.put_device(device("o1", "other"))
+    store.put_session(session("s1", "a1", "acme"))
+    store.put_session(session("s2", "o1", "other"))
+    store.put_session(session("s3", "a2", "acme"))
+    store.put_session(session("s4", "o1", "other", state=State.ACTIVE))
+    assert [s.key for s in store.sessions_of_account("acme", State.PENDING)] == ["s1", "s3"]
+    assert [s.key for s in store.sessions_of_account("other", State.PENDING)] == ["s2"]
+    assert [s.key for s in store.sessions_of_account("other", State.ACTIVE)] == ["s4"]
+    assert store.sessions_of_account("acme", State.ACTIVE) == []
+    assert store.sessions_of_account("nobody", State.PENDING) == []
+    assert [s.key for s in store.sessions_of_device("a2", State.PENDING)] == ["s3"]
+    assert store.sessions_of_device("a1", State.COMPLETED) == []
+
+
+# Alerts and data ------------------------------------------------------------------------
+
+def test_alerts_are_bounded_per_device_and_in_order(make_store: MakeStore) -> None:
+    store = make_store(alerts_per_device=5)
+    store.put_device(device("d1"))
+    store.put_device(device("d2"))
+    records = [AlertRecord("d1", Alert(AlertType.CLIENT_INITIATED, data=i), at=float(i),
+                           session_key=None if i % 2 else f"k{i}") for i in range(12)]
+    for record in records:
+        store.add_alert(record)
+    other = AlertRecord("d2", Alert(AlertType.BOOTSTRAP_COMPLETE, mark="harmless"), 3.25)
+    store.add_alert(other)
+    assert store.alerts_of("d1") == records[-5:]
+    assert store.alerts_of("d1", limit=2) == records[-2:]
+    assert store.alerts_of("d2") == [other]
+    assert store.alerts_of("d3") == []
+
+
+def test_data(store: Store) -> None:
+    store.put_device(device("d1"))
+    store.put_device(device("d2"))
+    assert store.get_data("d1", "k") is None
+    store.put_data("d1", "k", "application/json", b'{"a": 1}')
+    store.put_data("d1", "bin", "application/octet-stream", bytes(range(256)))
+    store.put_data("d2", "k", "text/plain", b"")
+    store.put_data("d1", "k", "text/plain", b"replaced")
+    assert store.get_data("d1", "k") == ("text/plain", b"replaced")
+    assert store.get_data("d1", "bin") == ("application/octet-stream", bytes(range(256)))
+    assert store.get_data("d2", "k") == ("text/plain", b"")
+
+
+def test_delete_device_takes_its_sessions_alerts_and_data(store: Store) -> None:
+    for dev_id in ("d1", "d2"):
+        store.put_device(device(dev_id))
+        store.put_session(session(f"{dev_id}-p", dev_id))
+        done = session(f"{dev_id}-c", dev_id, state=State.COMPLETED, result=Result.OK,
+                       rounds=(Round(f"{dev_id}-c", ()), Round(f"{dev_id}-c2", ())))
+        store.put_session(done)
+        store.add_alert(AlertRecord(dev_id, Alert(AlertType.CLIENT_INITIATED), 1.0))
+        store.put_data(dev_id, "k", "text/plain", dev_id.encode())
+    store.delete_device("d1")
+
+    for sid in ("d1-p", "d1-c", "d1-c2"):
+        assert store.session_by_id(sid) is None
+    assert store.get_session("d1-p") is None
+    for state in State:
+        assert store.sessions_of_device("d1", state) == []
+    assert [s.key for s in store.sessions_of_account("acme", State.PENDING)] == ["d2-p"]
+    assert [s.key for s in store.sessions_of_account("acme", State.COMPLETED)] == ["d2-c"]
+    assert store.alerts_of("d1") == []
+    assert store.get_data("d1", "k") is None
+    # The other device keeps everything.
+    assert store.session_by_id("d2-c2") is not None
+    assert len(store.alerts_of("d2")) == 1
+    assert store.get_data("d2", "k") == ("text/plain", b"d2")
+    # A device registered again under the same id starts clean.
+    store.put_device(device("d1"))
+    assert store.sessions_of_device("d1", State.PENDING) == []
+
+
+def test_transactions_nest(store: Store) -> None:
+    store.put_device(device())
+    with store.transaction():
+        store.put_session(session("k1"))
+        with store.transaction():
+            assert store.get_session("k1") == session("k1")
+            store.put_session(session("k2"))
+        assert [s.key for s in store.sessions_of_device("IMEI:1", State.PENDING)] == ["k1", "k2"]
+    assert store.get_session("k2") == session("k2")
+
+
+def _increment(store: Store, key: str, times: int) -> None:
+    for _ in range(times):
+        with store.transaction():
+            current = store.get_session(key)
+            assert current is not None
+            store.put_session(dataclasses.replace(current, reason=str(int(current.reason) + 1)))
+
+
+def test_concurrent_read_modify_write_loses_no_update(store: Store) -> None:
+    store.put_device(device())
+    store.put_session(session("k1", reason="0"))
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(_increment, store, "k1", 50) for _ in range(8)]:
+            future.result()
+    assert store.get_session("k1") == session("k1", reason="400")
+
+
+# SQLite only ----------------------------------------------------------------------------
+
+def test_everything_survives_closing_and_reopening(db: Path) -> None:
+    original = rich_session()
+    record = AlertRecord("IMEI:1", Alert(AlertType.CLIENT_INITIATED, data={"a": 1}), 2.5, "k1")
+    with SQLiteStore(db) as store:
+        store.put_account(Account("acme", "h"))
+        store.put_device(device(registered_at=3.5))
+        store.put_session(original)
+        store.put_session(session("p1"))
+        store.add_alert(record)
+        store.put_data("IMEI:1", "k", "application/json", b"{}")
+    with SQLiteStore(db) as store:
+        assert store.get_account("acme") == Account("acme", "h")
+        assert store.devices_of("acme") == [device(registered_at=3.5)]
+        assert store.get_session("k1") == original
+        assert store.session_by_id("k2") == original
+        assert store.alerts_of("IMEI:1") == [record]
+        assert store.get_data("IMEI:1", "k") == ("application/json", b"{}")
+        # The order counter carries on where it was: a new pending session comes last.
+        store.put_session(session("p2"))
+        assert [s.key for s in store.sessions_of_device("IMEI:1", State.PENDING)] == ["p1", "p2"]
+
+
+def test_a_transaction_that_raises_leaves_nothing_behind(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        store.put_device(device())
+        store.put_session(session("k1", reason="before"))
+        with pytest.raises(RuntimeError, match="boom"), store.transaction():
+            store.put_account(Account("acme", "h"))
+            store.put_session(session("k1", state=State.ACTIVE, reason="after"))
+            store.put_session(session("k2"))
+            store.add_alert(AlertRecord("IMEI:1", Alert(AlertType.CLIENT_INITIATED), 1.0))
+            store.put_data("IMEI:1", "k", "text/plain", b"x")
+            store.delete_device("IMEI:1")
+            raise RuntimeError("boom")
+        assert store.get_account("acme") is None
+        assert store.get_device("IMEI:1") == device()
+        assert store.get_session("k1") == session("k1", reason="before")
+        assert store.session_by_id("k2") is None
+        assert store.sessions_of_device("IMEI:1", State.ACTIVE) == []
+        assert store.alerts_of("IMEI:1") == []
+        assert store.get_data("IMEI:1", "k") is None
+
+
+def test_an_inner_level_that_raises_undoes_only_its_own_writes(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        with store.transaction():
+            store.put_account(Account("kept", "h"))
+            with pytest.raises(KeyError), store.transaction():
+                store.put_account(Account("undone", "h"))
+                raise KeyError("inner")
+            store.put_account(Account("also-kept", "h"))
+        assert store.get_account("kept") is not None
+        assert store.get_account("also-kept") is not None
+        assert store.get_account("undone") is None
+
+
+def test_nested_calls_do_not_commit_before_the_outermost_level_ends(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        other = sqlite3.connect(db)
+        try:
+            def visible() -> bool:
+                row = other.execute("SELECT 1 FROM accounts WHERE name = 'acme'").fetchone()
+                return row is not None
+
+            with store.transaction():
+                store.put_account(Account("acme", "h"))
+                with store.transaction():
+                    store.put_account(Account("acme", "h2"))
+                assert not visible()
+            assert visible()
+        finally:
+            other.close()
+
+
+_KILLED = """
+import os, signal, sys
+from dmlab.store import Account, SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+store.put_account(Account("committed", "h"))
+with store.transaction():
+    store.put_account(Account("committed", "h2"))
+    store.put_account(Account("also-committed", "h"))
+if sys.argv[2] == "mid":
+    with store.transaction():
+        store.put_account(Account("committed", "overwritten"))
+        store.put_account(Account("uncommitted", "h"))
+        os.kill(os.getpid(), signal.SIGKILL)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.parametrize("when", ["after-commit", "mid"])
+def test_sigkill_keeps_what_was_committed_and_nothing_else(db: Path, when: str) -> None:
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", _KILLED, str(db), when], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    assert Path(f"{db}-wal").exists()  # the commits were in the WAL, not yet checkpointed
+    with SQLiteStore(db) as store:
+        assert store.get_account("committed") == Account("committed", "h2")
+        assert store.get_account("also-committed") == Account("also-committed", "h")
+        assert store.get_account("uncommitted") is None
+
+
+def test_pragmas_and_schema_version(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION == 1
+    raw = sqlite3.connect(db)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
+    with SQLiteStore(db) as store:  # reopening a current database migrates nothing
+        assert store.schema_version == 1
+        conn = store._conn
+        assert conn is not None
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
+    sqlite3.connect(db).close()
+    assert db.exists()
+    with SQLiteStore(db) as store:
+        assert store.schema_version == 1
+        store.put_account(Account("acme", "h"))
+        assert store.get_account("acme") == Account("acme", "h")
+
+
+def test_a_newer_schema_is_refused_clearly(db: Path) -> None:
+    raw = sqlite3.connect(db)
+    try:
+        raw.execute("PRAGMA user_version = 2")
+    finally:
+        raw.close()
+    with pytest.raises(SchemaVersionError, match=r"schema version 2.*up to 1.*newer dmlab"):
+        SQLiteStore(db)
+    raw = sqlite3.connect(db)
+    try:  # and nothing was written to it
+        assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        raw.close()
+
+
+def test_closing(db: Path) -> None:
+    store = SQLiteStore(db)
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.get_account("acme")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"), store.transaction():
+        pass
+
+
+def test_sessions_need_their_device(db: Path) -> None:
+    """Foreign keys are on: what delete_device cascades to cannot be orphaned."""
+    with SQLiteStore(db) as store:
+        with pytest.raises(sqlite3.IntegrityError):
+            store.put_session(session("k1", "ghost"))
+        assert store.session_by_id("k1") is None
+
+
+def test_concurrent_writers_on_separate_connections_lose_no_update(db: Path) -> None:
+    """Eight connections to one file: BEGIN IMMEDIATE serialises them in SQLite."""
+    with SQLiteStore(db) as store:
+        store.put_device(device())
+        store.put_session(session("k1", reason="0"))
+
+    def work() -> None:
+        with SQLiteStore(db, timeout=30) as own:
+            _increment(own, "k1", 25)
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(work) for _ in range(8)]:
+            future.result()
+    with SQLiteStore(db) as store:
+        assert store.get_session("k1") == session("k1", reason="200")
+
+
+def test_lookups_use_indexes(db: Path) -> None:
+    """No read or write of one device's records scans the others' (EXPLAIN QUERY PLAN
+    of every statement the store runs)."""
+    statements: list[str] = []
+    with SQLiteStore(db, alerts_per_device=2) as store:
+        conn = store._conn
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+        store.put_device(device())
+        store.devices_of("acme")
+        store.put_session(session("k1"))
+        store.put_session(session("k1", state=State.ACTIVE))
+        store.get_session("k1")
+        store.session_by_id("k1")
+        store.sessions_of_device("IMEI:1", State.ACTIVE)
+        store.sessions_of_account("acme", State.ACTIVE)
+        for i in range(3):
+            store.add_alert(AlertRecord("IMEI:1", Alert(AlertType.CLIENT_INITIATED), float(i)))
+        store.alerts_of("IMEI:1")
+        store.put_data("IMEI:1", "k", "text/plain", b"x")
+        store.get_data("IMEI:1", "k")
+        store.delete_device("IMEI:1")
+        conn.set_trace_callback(None)
+        queries = [s for s in statements if s.split()[0].upper() in {"SELECT", "DELETE", "UPDATE"}]
+        assert len(queries) > 10
+        for sql in queries:
+            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SCAN" not in plan and "TEMP B-TREE" not in plan, f"{sql}\n  {plan}"
+
+
+def test_the_store_protocol_is_met() -> None:
+    names = {n for n in dir(MemoryStore) if not n.startswith("_")}
+    assert names <= {n for n in dir(SQLiteStore) if not n.startswith("_")}
+    import inspect
+
+    for name in names:
+        assert inspect.signature(getattr(MemoryStore, name)) == inspect.signature(
+            getattr(SQLiteStore, name)), name
