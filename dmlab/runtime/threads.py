@@ -212,7 +212,10 @@ class ServerThread:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: accepted sockets inherit the protocol, and asyncio sets
+    # TCP_NODELAY only on sockets that say they are TCP. Without it, Nagle's
+    # algorithm meets the client's delayed ACK and every TLS answer waits ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         if os.name == "posix":
             # Lets a restarted standalone server reuse its port while old connections sit in
