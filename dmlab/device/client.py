@@ -83,6 +83,7 @@ class VirtualDevice:
         *,
         verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        client: httpx.AsyncClient | None = None,
         server_id: str = "dmlab",
         man: str = "dmlab",
         mod: str = "Virtual Device",
@@ -103,10 +104,21 @@ class VirtualDevice:
         self.shown: list[str] = []
         self._clock = clock
         self._on_event = on_event
-        self._client = httpx.AsyncClient(
-            base_url=self.server_url, auth=(dev_id, secret), verify=verify, transport=transport,
-            headers={media.DEVID_HEADER: dev_id}, timeout=30.0,
-            event_hooks={"response": [self._log_exchange]} if on_exchange else None)
+        # A fleet of thousands shares one client (``client=``): a client per device would
+        # dominate an idle device's memory. Credentials and OMADM-DevID then travel per
+        # request, and closing the device leaves the shared client open.
+        self._shared = client is not None
+        self._auth: Any = httpx.USE_CLIENT_DEFAULT  # or this device's BasicAuth on a shared client
+        self._headers: dict[str, str] | None = None
+        if client is None:
+            client = httpx.AsyncClient(
+                base_url=self.server_url, auth=(dev_id, secret), verify=verify, transport=transport,
+                headers={media.DEVID_HEADER: dev_id}, timeout=30.0,
+                event_hooks={"response": [self._log_exchange]} if on_exchange else None)
+        else:
+            self._auth = httpx.BasicAuth(dev_id, secret)
+            self._headers = {media.DEVID_HEADER: dev_id}
+        self._client = client
         self._on_exchange = on_exchange
         # A device runs one session at a time; triggers queue behind it.
         self._session_lock = asyncio.Lock()
@@ -151,15 +163,15 @@ class VirtualDevice:
         commands back directly (``Accept: application/vnd.omadm-cmd+json``)."""
         body: dict[str, Any] = {"CMD": commands} if commands is not None else {"job": job, "params": params or {}}
         async with self._session_lock:
-            response = await self._client.post(
-                f"/devices/{quote(self.dev_id)}/sessions", json=body,
+            response = await self._request(
+                "POST", f"/devices/{quote(self.dev_id)}/sessions", json=body,
                 headers={"Accept": media.COMMANDS})
             return await self._run(response, "browser component")
 
     async def poll_notifications(self, wait: float = 25.0) -> SessionRun | None:
         """One long-poll of ``GET /notifications`` (the cross-process channel)."""
-        response = await self._client.get("/notifications", params={"wait": wait},
-                                          timeout=wait + 10)
+        response = await self._request("GET", "/notifications", params={"wait": wait},
+                                       timeout=wait + 10)
         if response.status_code == 204:
             return None
         if response.status_code != 200:
@@ -193,8 +205,8 @@ class VirtualDevice:
             # CONT names where the following packages go; otherwise the
             # Location of the newly assigned id.
             url = result.continue_to or response.headers.get("location") or f"/sessions/id/{quote(session_id)}"
-            response = await self._client.put(
-                url, content=json.dumps(Report(tuple(result.statuses)).to_json()),
+            response = await self._request(
+                "PUT", url, content=json.dumps(Report(tuple(result.statuses)).to_json()),
                 headers={"Content-Type": media.DM20_RESPONSE})
             if response.status_code == 204:
                 run.server_result = response.headers.get("omadm-result", "")
@@ -207,23 +219,33 @@ class VirtualDevice:
 
     async def _post(self, path: str, body: dict[str, Any] | None) -> httpx.Response:
         if body is None:
-            return await self._client.post(path)
-        return await self._client.post(path, content=json.dumps(body),
-                                       headers={"Content-Type": media.DM20_RESPONSE})
+            return await self._request("POST", path)
+        return await self._request("POST", path, content=json.dumps(body),
+                                   headers={"Content-Type": media.DM20_RESPONSE})
+
+    async def _request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                       **kwargs: Any) -> httpx.Response:
+        """Every exchange goes through here: on a shared client, with this device's
+        credentials and OMADM-DevID added to the request."""
+        if self._shared:
+            headers = {**(self._headers or {}), **(headers or {})}
+            if url.startswith("/"):
+                url = self.server_url + url
+        return await self._client.request(method, url, headers=headers, auth=self._auth, **kwargs)
 
     # DevicePort: how the executor reaches out --------------------------------
     async def http_get(self, url: str) -> tuple[int, bytes, str]:
-        response = await self._client.get(url)
+        response = await self._request("GET", url)
         return response.status_code, response.content, response.headers.get("content-type", "")
 
     async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
-        response = await self._client.request(method, url, content=body,
-                                              headers={"Content-Type": content_type})
+        response = await self._request(method, url, content=body,
+                                       headers={"Content-Type": content_type})
         return response.status_code
 
     async def show(self, url: str) -> None:
         """The browser component opens the page (it must be the lab's own server)."""
-        await self._client.get(url, headers={"Accept": media.HTML})
+        await self._request("GET", url, headers={"Accept": media.HTML})
 
     async def alert(self, alert: Alert) -> None:
         """A generic alert from background work (a FUMO result) in a new exchange."""
@@ -238,7 +260,8 @@ class VirtualDevice:
     async def aclose(self) -> None:
         await self.executor.drain()
         self.executor.close()
-        await self._client.aclose()
+        if not self._shared:
+            await self._client.aclose()
 
     async def _log_exchange(self, response: httpx.Response) -> None:
         """One line per exchange, for the ``dmlab device`` command's log."""

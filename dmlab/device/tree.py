@@ -27,6 +27,9 @@ PERMISSIONS: Final = frozenset("rwx")
 
 WILDCARD: Final = "*"
 
+#: The canonical frozenset of each ACL in use (at most the eight subsets of "rwx").
+_ACLS: dict[frozenset[str], frozenset[str]] = {}
+
 
 class TreeError(Exception):
     """A tree operation failed; ``status`` is the DM status code to report."""
@@ -146,6 +149,9 @@ class Node:
         if self.children is not None and self.value is not None:
             raise ValueError("an interior node has no value")
         _check_value(self.value)
+        # Share one frozenset per distinct ACL: there are only eight, and a copy per
+        # node (over 200 bytes each) was most of an idle virtual device's memory.
+        self.acl = _ACLS.setdefault(self.acl, self.acl)
 
     @classmethod
     def leaf(cls, name: str, value: Value = None, *, acl: str = "r", permanent: bool = False) -> Node:

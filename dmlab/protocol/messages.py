@@ -187,7 +187,7 @@ class Alert:
     def __post_init__(self) -> None:
         if not isinstance(self.alert_type, str) or not self.alert_type:
             raise ProtocolError('"AlertType" must be a non-empty string')
-        if self.mark is not None and self.mark not in MARKS:
+        if self.mark is not None and (not isinstance(self.mark, str) or self.mark not in MARKS):
             raise ProtocolError(f'"Mark" must be one of {", ".join(sorted(MARKS))}')
         for name in ("source_uri", "target_uri", "data_type"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):

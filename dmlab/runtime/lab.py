@@ -25,6 +25,7 @@ from ..device import Behaviour, SessionRun, VirtualDevice
 from ..events import EventBus
 from ..protocol import AlertType, media
 from ..server import Services, build_services, create_app
+from ..server.routes.events import close_streams
 from ..store import Store
 from ..trace import Trace
 from .threads import LoopThread, ServerThread
@@ -64,7 +65,7 @@ class Operator:
 
     def register(self, dev_id: str, *, name: str = "", man: str = "", mod: str = "") -> dict[str, Any]:
         """``POST /devices/new``; the answer holds the device's secret."""
-        return self._json(self.http.post("/devices/new", data={"devId": dev_id, "name": name,
+        return self._json(self.http.post("/devices/new", json={"devId": dev_id, "name": name,
                                                                 "man": man, "mod": mod}))
 
     def devices(self) -> list[dict[str, Any]]:
@@ -194,6 +195,7 @@ class Lab:
         for operator in self.operators.values():
             operator.close()
         self.devices_loop.stop()
+        close_streams(self.app)  # open /events streams would hold up the shutdown
         self.server.stop()
 
     def __enter__(self) -> Lab:
@@ -205,6 +207,11 @@ class Lab:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def __repr__(self) -> str:
+        # No URL: its port changes every run, and notebooks store this text.
+        state = "running" if self._started else "stopped"
+        return f"Lab(devices={len(self.devices)}, accounts={len(self.operators)}, {state})"
 
     @property
     def trace(self) -> Trace:

@@ -16,7 +16,7 @@ from .context import Services
 from .engine import SessionEngine, new_session_id
 from .notifier import Notifier
 from .problems import Problem, handle_http_exception, handle_problem
-from .routes import alert, devices, resources, sessions
+from .routes import alert, devices, docs, events, resources, sessions
 from .tracing import TraceMiddleware
 
 
@@ -36,7 +36,8 @@ def build_services(*, store: Store | None = None, server_id: str = "dmlab",
 
 def create_app(services: Services) -> Starlette:
     app = Starlette(
-        routes=[*sessions.routes, *devices.routes, *alert.routes, *resources.routes],
+        routes=[*sessions.routes, *devices.routes, *alert.routes, *resources.routes, *events.routes,
+                *docs.routes],
         exception_handlers={Problem: handle_problem, HTTPException: handle_http_exception},
     )
     app.state.services = services

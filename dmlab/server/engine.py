@@ -160,6 +160,14 @@ class SessionEngine:
             live = [s for s in sessions if not self._expire_if_due(s)]
         return live
 
+    def pending_of_account(self, account: str) -> list[Session]:
+        """Pending sessions of all of an account's devices, after moving expired ones out:
+        one pass over those sessions, not one query per device (an account may have
+        thousands of devices, few of them with pending work)."""
+        with self.store.transaction():
+            sessions = self.store.sessions_of_account(account, State.PENDING)
+            return [s for s in sessions if not self._expire_if_due(s)]
+
     def completed(self, dev_id: str) -> list[Session]:
         self.pending(dev_id)
         return self.store.sessions_of_device(dev_id, State.COMPLETED)

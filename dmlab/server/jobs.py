@@ -80,8 +80,10 @@ def job_from_request(fields: dict[str, Any]) -> JobSpec:
     if "CMD" in fields or "commands" in fields:
         raw = fields.get("CMD", fields.get("commands"))
         if isinstance(raw, str):
+            from .negotiation import parse_json
+
             try:
-                raw = json.loads(raw)
+                raw = parse_json(raw)
             except ValueError:
                 raise ProtocolError("commands must be a JSON list of commands") from None
         if isinstance(raw, dict) and "CMD" in raw:

@@ -48,9 +48,23 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     detail = {404: f"no resource at {request.url.path}",
               405: f"{request.method} is not allowed on {request.url.path}"}.get(
         exc.status_code, str(exc.detail))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; a path
+        # served by several routes (one per method) allows all of their methods.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     problem = Problem(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "error"), detail,
-                      exc.headers)
+                      headers)
     return problem_response(request, problem)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", ()):
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 def not_found(what: str) -> Problem:

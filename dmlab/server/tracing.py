@@ -22,16 +22,13 @@ class TraceMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        recorded = False
 
-        async def send_and_watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_watch)
-        finally:
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             fields = scope.get("state", {}).get("trace", {})
             self.trace.record(
                 source=fields.get("source", "unknown"),
@@ -43,3 +40,18 @@ class TraceMiddleware:
                 request=fields.get("request", ""),
                 response=fields.get("response", "") or scope.get("state", {}).get("trace_response", ""),
             )
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Record before the last byte leaves: a client that has its answer
+                # (and reads the trace next) must find the exchange there.
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            record()

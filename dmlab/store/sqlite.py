@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..protocol import Alert, Command, Status
+from ..trace import Exchange
 from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaVersionError(RuntimeError):
@@ -107,8 +108,27 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2 keeps the trace (one row per exchange, by ``seq``), so a restarted
+    server still shows what happened before: see ``Trace(sink=store)``."""
+    conn.execute("""CREATE TABLE trace (
+        seq INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        source TEXT NOT NULL,
+        target TEXT NOT NULL,
+        dev_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        session TEXT NOT NULL,
+        request TEXT NOT NULL,
+        response TEXT NOT NULL
+    )""")
+
+
 #: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1,
+                                                               1: _migrate_1_to_2}
 
 
 # JSON for the structured fields ---------------------------------------------------
@@ -428,3 +448,28 @@ class SQLiteStore:
         row = self._one("SELECT content_type, body FROM data WHERE dev_id = ? AND key = ?",
                         (dev_id, key))
         return None if row is None else (row[0], bytes(row[1]))
+
+    # The trace (a ``TraceSink``) ----------------------------------------------------------
+    _TRACE_COLUMNS = ("seq, time, source, target, dev_id, method, path, status, session, "
+                      "request, response")
+
+    def append_trace(self, exchange: Exchange, limit: int) -> None:
+        """Keep one exchange, and only the newest ``limit`` (as the in-memory trace)."""
+        with self.transaction():
+            conn = self._db()
+            conn.execute(f"INSERT OR REPLACE INTO trace ({self._TRACE_COLUMNS}) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (exchange.seq, exchange.time, exchange.source, exchange.target,
+                          exchange.dev_id, exchange.method, exchange.path, exchange.status,
+                          exchange.session, exchange.request, exchange.response))
+            conn.execute("DELETE FROM trace WHERE seq <= ?", (exchange.seq - limit,))
+
+    def load_trace(self, limit: int) -> list[Exchange]:
+        """The newest ``limit`` exchanges, oldest first."""
+        rows = self._all(f"SELECT {self._TRACE_COLUMNS} FROM trace ORDER BY seq DESC LIMIT ?",
+                         (max(limit, 0),))
+        return [Exchange(*row) for row in reversed(rows)]
+
+    def clear_trace(self) -> None:
+        with self.transaction():
+            self._db().execute("DELETE FROM trace")

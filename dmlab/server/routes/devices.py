@@ -44,12 +44,14 @@ def device_json(svc: Any, device: Device) -> dict[str, Any]:
 
 
 def _check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) -> None:
-    """Forms need the token; JSON needs none, as a cross-site page cannot send it
-    (nor ask for a JSON answer) without the server's CORS consent."""
-    form = request.headers.get("content-type", "").startswith(media.FORM)
-    if form and not accepts(request, media.JSON):
+    """Forms need the token, whatever they accept (a cross-site page can post a form
+    with ``Accept: application/json``: both are CORS-safelisted); JSON bodies need
+    none, as a cross-site page cannot send them without the server's CORS consent."""
+    if media.base(request.headers.get("content-type")) == media.FORM:
         token = fields.get("csrf", "")
-        if not isinstance(token, str) or not hmac.compare_digest(token, csrf_for(request, principal)):
+        # compared as bytes: compare_digest refuses str with non-ASCII characters
+        if not isinstance(token, str) or not hmac.compare_digest(
+                token.encode(), csrf_for(request, principal).encode()):
             raise Problem(403, "csrf", "the form's CSRF token is missing or wrong; reload the page "
                           "and submit again")
 
@@ -171,7 +173,9 @@ async def device_form_post(request: Request) -> Response:
         return await update_device(request, fields)
     if method == "DELETE":
         return await delete_device(request)
-    raise Problem(405, "method-not-allowed", "POST to a device needs _method=PUT or _method=DELETE")
+    # A 405 names what is allowed (RFC 9110 15.5.6): this resource's methods.
+    raise Problem(405, "method-not-allowed", "POST to a device needs _method=PUT or _method=DELETE",
+                  {"Allow": "DELETE, GET, HEAD, POST, PUT"})
 
 
 async def request_session(request: Request) -> Response:
@@ -192,12 +196,19 @@ async def request_session(request: Request) -> Response:
         raise bad_request(str(exc)) from None
     note(request, request=f"job {job.describe()}")
     if accepts(request, media.COMMANDS):
+        if principal.kind != "device":
+            # Only the device's own browser component can run the commands and
+            # report on them; begun for anyone else, the session would hang active.
+            raise Problem(403, "forbidden", f"commands ({media.COMMANDS}) are for the device's "
+                          "browser component, which signs in with the device's credentials")
         session = svc.engine.begin(device, job, Origin.BROWSER_COMPONENT, base_url(request))
         return commands_answer(request, session, status_code=201)
     notify = fields.get("notify", True) not in (False, "false", "0", "no")
     ttl = fields.get("ttl")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float, str))
-                            or not str(ttl).replace(".", "", 1).isdigit()):
+                            or not str(ttl).replace(".", "", 1).isdigit()
+                            # "999…9" is all digits, yet an infinite (or overflowing) float
+                            or len(str(ttl)) > 20):
         raise bad_request("ttl is a number of seconds")
     # A person's browser makes it flow 4; an operator's script asks the server
     # to manage the device, which is flow 1 (server-initiated).

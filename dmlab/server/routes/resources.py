@@ -113,6 +113,8 @@ async def notifications(request: Request) -> Response:
         wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT)
     except ValueError:
         raise Problem(400, "bad-request", "wait is a number of seconds") from None
+    if wait != wait:  # NaN: no deadline would ever pass, the poll would never end
+        raise Problem(400, "bad-request", "wait is a number of seconds")
     notifier = services(request).notifier
     deadline = asyncio.get_running_loop().time() + max(wait, 0.0)
     while True:

@@ -20,10 +20,9 @@ def _listing(request: Request, state: State) -> Response:
     if principal.kind == "device":
         sessions = engine.pending(principal.name) if state is State.PENDING else engine.completed(principal.name)
     else:  # an account sees every session of its devices
-        store = services(request).store
-        for device in store.devices_of(principal.account):
-            engine.pending(device.dev_id)  # moves expired sessions out first
-        sessions = store.sessions_of_account(principal.account, state)
+        live = engine.pending_of_account(principal.account)  # moves expired sessions out first
+        sessions = live if state is State.PENDING else (
+            services(request).store.sessions_of_account(principal.account, state))
     note(request, response=f"{len(sessions)} {state.value}")
     return JSONResponse({"Sessions": [s.brief() for s in sessions]})
 

@@ -1,0 +1,243 @@
+"""Client-initiated DM sessions over real HTTPS, against a bare-Starlette baseline.
+
+Why a baseline: on one 2-core machine the absolute rate says more about the
+machine (TLS, httpx, uvicorn, one GIL shared by client and server) than about
+dmlab. The same number of HTTPS exchanges, with the same body sizes, through the
+same ServerThread, TLS and httpx clients but without any DM logic, is what dmlab
+could reach at best; the ratio between the two is the figure that matters.
+
+One session is: ``POST /alert`` (ClientInitiatedMgmt) → package 2 with the
+inventory commands → the device executes them → one ``PUT /sessions/id/{id}``
+with the statuses → ``204`` (completed). Sessions are queued beforehand
+(``notify=False``), outside the measured part. Both sides are warmed up, then
+measured in alternating rounds at the same concurrency (one connection per device).
+
+    .venv/bin/python benchmarks/sessions.py                # 50 devices x 20 sessions
+    .venv/bin/python benchmarks/sessions.py --devices 5 --sessions-per-device 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dmlab.device import VirtualDevice  # noqa: E402
+from dmlab.protocol import media  # noqa: E402
+from dmlab.protocol.notification import notification_key  # noqa: E402
+from dmlab.runtime.threads import ServerThread  # noqa: E402
+from dmlab.runtime.tls import LabCA  # noqa: E402
+from dmlab.server import build_services, create_app  # noqa: E402
+from dmlab.server.auth import new_secret  # noqa: E402
+from dmlab.store import Account, Device, JobSpec, Origin  # noqa: E402
+
+ACCOUNT = "bench"
+
+
+@dataclass
+class Bodies:
+    """The bytes of one real dmlab session, replayed by the baseline."""
+
+    alert: bytes = b""
+    commands: bytes = b""
+    status: bytes = b""
+
+
+@dataclass
+class Figures:
+    sessions: int
+    exchanges: int
+    seconds: float
+
+    @property
+    def sessions_per_s(self) -> float:
+        return self.sessions / self.seconds
+
+    @property
+    def exchanges_per_s(self) -> float:
+        return self.exchanges / self.seconds
+
+
+def new_client(base_url: str, ca: LabCA, **extra: Any) -> httpx.AsyncClient:
+    """The same client for dmlab devices and baseline workers: one connection each."""
+    return httpx.AsyncClient(base_url=base_url, verify=ca.client_context(), timeout=30.0, **extra)
+
+
+class DmlabSide:
+    """The dmlab server and its devices, set up (and warmed up) once for every round."""
+
+    def __init__(self, ca: LabCA, devices: int, sessions: int) -> None:
+        # The default scrypt cost: each device pays it once, in the warm-up (the
+        # authenticator remembers verified credentials).
+        self.services = build_services(server_id="dmlab")
+        self.services.store.put_account(Account(ACCOUNT, self.services.auth.hash("password")))
+        self.server = ServerThread(create_app(self.services), ca).start()
+        self.clients: list[httpx.AsyncClient] = []
+        self.fleet: list[VirtualDevice] = []
+        for i in range(devices):
+            dev_id, secret = f"IMEI:{490154200000000 + i}", new_secret()
+            record = Device(dev_id=dev_id, account=ACCOUNT,
+                            secret_hash=self.services.auth.hash(secret),
+                            notify_key=notification_key(secret))
+            self.services.store.put_device(record)
+            for _ in range(sessions):  # queueing is not part of what is measured
+                self.services.engine.queue(record, JobSpec("inventory"), Origin.CLIENT, notify=False)
+            client = new_client(self.server.url, ca)
+            self.clients.append(client)
+            self.fleet.append(VirtualDevice(dev_id, secret, self.server.url, client=client))
+
+    async def warm_up(self, bodies: Bodies) -> None:
+        """One session per device (TLS handshakes, auth cache); the first one's bytes are
+        captured for the baseline to replay."""
+
+        async def capture(response: httpx.Response) -> None:
+            await response.aread()
+            request = response.request
+            if request.url.path == "/alert":
+                bodies.alert, bodies.commands = request.content, response.content
+            elif request.method == "PUT":
+                bodies.status = request.content
+
+        self.clients[0].event_hooks["response"].append(capture)
+        await one_session(self.fleet[0])
+        self.clients[0].event_hooks["response"].remove(capture)
+        await asyncio.gather(*(one_session(d) for d in self.fleet[1:]))
+
+    async def measure(self, per_device: int) -> Figures:
+        async def sessions_of(device: VirtualDevice) -> None:
+            for _ in range(per_device):
+                await one_session(device)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sessions_of(d) for d in self.fleet))
+        seconds = time.perf_counter() - start
+        total = len(self.fleet) * per_device
+        return Figures(total, 2 * total, seconds)
+
+    async def close(self) -> None:
+        for device in self.fleet:
+            await device.aclose()
+        for client in self.clients:
+            await client.aclose()
+        self.server.stop()
+
+
+async def one_session(device: VirtualDevice) -> None:
+    run = await device.fire_alert(trigger="bench")
+    if run is None or run.result != "OK" or len(run.rounds) != 1:
+        raise RuntimeError(f"{device.dev_id}: session did not complete as expected: {run!r}")
+
+
+def baseline_app(bodies: Bodies) -> Starlette:
+    """The same two exchanges with no DM logic: read the body, answer canned bytes."""
+
+    async def alert(request: Request) -> Response:
+        await request.body()
+        return Response(bodies.commands, media_type=media.COMMANDS,
+                        headers={"Location": "/sessions/id/0123456789abcdef"})
+
+    async def report(request: Request) -> Response:
+        await request.body()
+        return Response(status_code=204, headers={"OMADM-Result": "OK"})
+
+    return Starlette(routes=[Route("/alert", alert, methods=["POST"]),
+                             Route("/sessions/id/{session_id}", report, methods=["PUT"])])
+
+
+class BaselineSide:
+    """A bare Starlette app on the same ServerThread and TLS, with the same clients."""
+
+    HEADERS = {"Content-Type": media.DM20_RESPONSE}
+
+    def __init__(self, ca: LabCA, devices: int, bodies: Bodies) -> None:
+        self.bodies = bodies
+        self.server = ServerThread(baseline_app(bodies), ca).start()
+        self.clients = [new_client(self.server.url, ca, auth=(f"IMEI:{i}", "secret"),
+                                   headers={media.DEVID_HEADER: f"IMEI:{i}"})
+                        for i in range(devices)]
+
+    async def session(self, client: httpx.AsyncClient) -> None:
+        first = await client.post("/alert", content=self.bodies.alert, headers=self.HEADERS)
+        first.json()  # a device parses its commands too
+        second = await client.put(first.headers["location"], content=self.bodies.status,
+                                  headers=self.HEADERS)
+        if (first.status_code, second.status_code) != (200, 204):
+            raise RuntimeError(f"baseline answered {first.status_code}, {second.status_code}")
+
+    async def warm_up(self) -> None:
+        await asyncio.gather(*(self.session(c) for c in self.clients))
+
+    async def measure(self, per_device: int) -> Figures:
+        async def sessions_of(client: httpx.AsyncClient) -> None:
+            for _ in range(per_device):
+                await self.session(client)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sessions_of(c) for c in self.clients))
+        seconds = time.perf_counter() - start
+        total = len(self.clients) * per_device
+        return Figures(total, 2 * total, seconds)
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        self.server.stop()
+
+
+async def main_async(args: argparse.Namespace) -> float:
+    ca = LabCA.create()
+    bodies = Bodies()
+    dmlab = DmlabSide(ca, args.devices, 1 + args.rounds * args.sessions_per_device)
+    baseline: BaselineSide | None = None
+    try:
+        await dmlab.warm_up(bodies)
+        baseline = BaselineSide(ca, args.devices, bodies)
+        await baseline.warm_up()
+        # Alternate, and keep each side's best round: on a shared machine, load from
+        # elsewhere then hits both sides alike instead of skewing the ratio.
+        best: dict[str, Figures] = {}
+        for _ in range(args.rounds):
+            for name, side in (("dmlab", dmlab), ("baseline", baseline)):
+                figures = await side.measure(args.sessions_per_device)
+                if name not in best or figures.seconds < best[name].seconds:
+                    best[name] = figures
+    finally:
+        await dmlab.close()
+        if baseline is not None:
+            await baseline.close()
+    print(f"bodies (bytes): alert {len(bodies.alert)}, commands {len(bodies.commands)}, "
+          f"status {len(bodies.status)}; best of {args.rounds} alternating rounds")
+    for name, f in best.items():
+        print(f"{name:<9} sessions/s {f.sessions_per_s:8.1f}   exchanges/s {f.exchanges_per_s:8.1f}"
+              f"   ({args.devices} devices x {args.sessions_per_device} sessions, "
+              f"{f.exchanges} exchanges in {f.seconds:.2f} s)")
+    ratio = best["dmlab"].exchanges_per_s / best["baseline"].exchanges_per_s
+    print(f"ratio (dmlab exchanges/s / baseline exchanges/s) {ratio:.2f}   target >= 0.6")
+    return ratio
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=50, help="concurrent devices (default 50)")
+    parser.add_argument("--sessions-per-device", type=int, default=20,
+                        help="measured sessions per device and round, one after another (default 20)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating dmlab/baseline rounds; the best of each counts (default 3)")
+    args = parser.parse_args(argv)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

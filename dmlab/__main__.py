@@ -1,0 +1,135 @@
+"""Command line: ``python -m dmlab serve`` and ``python -m dmlab device``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import ssl
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+
+def _account(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name or not password:
+        raise argparse.ArgumentTypeError("an account is NAME:PASSWORD")
+    return name, password
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
+    from .runtime import LabCA, ServerThread
+    from .server import build_services, create_app
+    from .server.routes.events import close_streams
+    from .server.auth import verify_secret
+    from .store.sqlite import SQLiteStore
+    from .trace import Trace
+
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    ca = LabCA.load_or_create(data)
+    ca.write_ca(data / "ca.pem")
+    store = SQLiteStore(data / "dmlab.sqlite3")
+    # The trace is kept in the store too: a restart shows what happened before it.
+    services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
+    for name, password in args.account:
+        existing = store.get_account(name)
+        if existing is None or not verify_secret(password, existing.password_hash):
+            services.add_account(name, password)
+    app = create_app(services)
+    server = ServerThread(app, ca, port=args.port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server.start()
+    print(f"dmlab serving {server.url} (CA certificate: {data / 'ca.pem'})", flush=True)
+    try:
+        stop.wait()
+    finally:
+        close_streams(app)
+        server.stop()
+        store.close()
+    return 0
+
+
+def device(args: argparse.Namespace) -> int:
+    """Run one virtual device as its own process, logging each exchange on a line."""
+    from .device import VirtualDevice
+    from .protocol import AlertType
+
+    context = ssl.create_default_context(cafile=args.cafile)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    async def main() -> None:
+        dev = VirtualDevice(args.dev_id, args.secret, args.server, verify=context,
+                            server_id=args.server_id, on_exchange=log,
+                            on_event=lambda kind, data: log(f"{kind} {data}"))
+        # SIGTERM (a service manager, a test) ends the device like Ctrl-C: the
+        # work in flight is cancelled and the client closed, and the exit is 0.
+        main_task = asyncio.current_task()
+        assert main_task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+        try:
+            tasks = [asyncio.create_task(_listen(dev))]
+            if args.alert_now:
+                await dev.fire_alert(AlertType.CLIENT_INITIATED, trigger="ui")
+            if args.every:
+                tasks.append(asyncio.create_task(dev.every(args.every)))
+            if args.once:
+                for task in tasks:
+                    task.cancel()
+                await dev.settle()
+                return
+            await asyncio.gather(*tasks)
+        finally:
+            await dev.aclose()
+
+    async def _listen(dev: VirtualDevice) -> None:
+        while True:
+            await dev.poll_notifications(wait=25)
+
+    try:
+        asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmlab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    s = commands.add_parser("serve", help="run the DM server over HTTPS")
+    s.add_argument("--port", type=int, default=8443)
+    s.add_argument("--data", required=True, help="directory for the CA and the state")
+    s.add_argument("--account", type=_account, action="append", default=[],
+                   metavar="NAME:PASSWORD", help="an account to create (repeatable)")
+    s.add_argument("--server-id", default="dmlab")
+    s.set_defaults(run=serve)
+
+    d = commands.add_parser("device", help="run a virtual device against a server")
+    d.add_argument("--server", required=True, help="the server's https:// URL")
+    d.add_argument("--cafile", required=True, help="the lab CA certificate (DIR/ca.pem)")
+    d.add_argument("--dev-id", required=True)
+    d.add_argument("--secret", required=True)
+    d.add_argument("--server-id", default="dmlab")
+    d.add_argument("--every", type=float, default=0.0,
+                   help="fire a client-initiated alert every SECONDS")
+    d.add_argument("--alert-now", action="store_true", help="fire one alert at start")
+    d.add_argument("--once", action="store_true", help="exit after --alert-now's session")
+    d.set_defaults(run=device)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

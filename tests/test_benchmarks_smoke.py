@@ -1,0 +1,54 @@
+"""The benchmark scripts still run: tiny sizes, figure lines printed, exit 0.
+
+Nothing here is timed; the figures themselves are read by people (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    # -W error: a warning in a benchmark is as much a bug as in a test.
+    done = subprocess.run([sys.executable, "-W", "error", str(BENCHMARKS / script), *args],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def lines_starting(output: str, prefix: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(prefix)]
+
+
+def test_sessions_prints_both_rates_and_the_ratio() -> None:
+    out = run("sessions.py", "--devices", "3", "--sessions-per-device", "2")
+    for name in ("dmlab", "baseline"):
+        (line,) = lines_starting(out, name + " ")
+        assert "sessions/s" in line and "exchanges/s" in line and "12 exchanges" in line
+    (ratio,) = lines_starting(out, "ratio ")
+    float(ratio.split()[-4])
+
+
+def test_fleet_prints_wall_time_and_memory() -> None:
+    out = run("fleet.py", "--devices", "5", "7")
+    lines = lines_starting(out, "devices ")
+    assert [line.split()[1] for line in lines] == ["5", "7"]
+    for line in lines:
+        assert "wall" in line and "sessions/s" in line and "KiB" in line and "peak RSS" in line
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_growth_prints_times_and_ratios(store: str) -> None:
+    out = run("growth.py", "--sizes", "20", "200", "--devices", "10", "--samples", "10",
+              "--stores", store)
+    assert len(lines_starting(out, f"{store} completed ")) == 2
+    ratios = lines_starting(out, f"{store} ratio ")
+    assert len(ratios) == 3 and all("target <= 1.5" in line for line in ratios)
