@@ -91,7 +91,6 @@ def test_browser_component_initiated_session(lab, register):
     run = phone.device.browser_component(job="inventory")
     assert run is not None and run.trigger == "browser component" and run.result == "OK"
     sid = run.ids[0]
-    print(lab.trace.frame(since).to_string())
     assert rows(lab, since, phone.dev_id) == [
         ("browser-component", "POST", f"/devices/{phone.dev_id}/sessions", 201),
         ("device", "PUT", f"/sessions/id/{sid}", 204),

@@ -43,11 +43,17 @@ class TraceMiddleware:
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
+            # Record before the answer is complete on the wire: a client that has its
+            # answer (and reads the trace next) must find the exchange there. An answer
+            # without a body (204, 304, HEAD, Content-Length: 0) is complete with its
+            # headers, so it is recorded before they go.
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = dict(message.get("headers", ()))
+                if (status in (204, 304) or scope["method"] == "HEAD"
+                        or headers.get(b"content-length") == b"0"):
+                    record()
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                # Record before the last byte leaves: a client that has its answer
-                # (and reads the trace next) must find the exchange there.
                 record()
             await send(message)
 
