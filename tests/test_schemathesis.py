@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, ignored
                                                status_code_conformance)
 from schemathesis.checks import not_a_server_error
 
+from dmlab.server.auth import Throttle
 from dmlab import Lab
 from dmlab.runtime.lab import DEFAULT_ACCOUNT
 from dmlab.server import build_services, create_app
@@ -44,6 +45,16 @@ BOUNDED = settings(max_examples=int(os.environ.get("DMLAB_EXAMPLES", "12")), dea
                    suppress_health_check=list(HealthCheck))
 #: The longest a generated long-poll may hold the connection (the document allows 30 s).
 POLL_CAP = 0.2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_lockout(lab: Lab) -> Iterator[None]:
+    """Schemathesis sends wrong credentials for the real names hundreds of times on
+    purpose; the brute-force lockout would answer 429 (tested in test_hostile.py)."""
+    auth = lab.services.auth
+    saved, auth.throttle = auth.throttle, Throttle(max_failures=10**9)
+    yield
+    auth.throttle = saved
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,10 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from ..store import Store
 
@@ -26,6 +27,11 @@ from ..store import Store
 # scrypt paper (about 16 MiB and some tens of milliseconds here).
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _CACHE_SIZE = 50_000
+#: Brute force: this many failed logins for one name within WINDOW seconds
+#: lock that name out for LOCKOUT seconds (correct credentials included).
+MAX_FAILURES = 10
+WINDOW = 60.0
+LOCKOUT = 60.0
 
 Kind = Literal["account", "device"]
 
@@ -76,10 +82,59 @@ def basic_credentials(header: str | None) -> str | None:
     return decoded if ":" in decoded else None
 
 
+class LockedOut(Exception):
+    """Too many failed logins for this name; try again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"locked out for {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+class Throttle:
+    """Counts failed logins per name and refuses a name for a while after too many.
+
+    Keyed by name rather than address: every lab client is on loopback. The
+    price, acceptable in a lab, is that anyone can lock a name out for a minute.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *,
+                 max_failures: int = MAX_FAILURES) -> None:
+        self._clock = clock
+        self._max_failures = max_failures
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    def check(self, names: tuple[str, ...]) -> None:
+        now = self._clock()
+        with self._lock:
+            for name in names:
+                until = self._locked_until.get(name, 0.0)
+                if until > now:
+                    raise LockedOut(until - now)
+                self._locked_until.pop(name, None)
+
+    def failed(self, names: tuple[str, ...]) -> None:
+        now = self._clock()
+        with self._lock:
+            for name in names:
+                times = self._failures.setdefault(name, deque())
+                times.append(now)
+                while times and times[0] < now - WINDOW:
+                    times.popleft()
+                if len(times) >= self._max_failures:
+                    self._locked_until[name] = now + LOCKOUT
+                    times.clear()
+            if len(self._failures) > _CACHE_SIZE:  # bound memory under a spray of names
+                self._failures.clear()
+
+
 class Authenticator:
-    def __init__(self, store: Store, *, cost: dict[str, int] | None = None) -> None:
+    def __init__(self, store: Store, *, cost: dict[str, int] | None = None,
+                 throttle: Throttle | None = None) -> None:
         self._store = store
         self._cost = cost
+        self.throttle = throttle or Throttle()
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()
@@ -88,9 +143,13 @@ class Authenticator:
         return hash_secret(secret, cost=self._cost)
 
     def authenticate(self, header: str | None) -> Principal | None:
+        """The principal for these credentials, ``None`` if they are wrong or absent;
+        raises :class:`LockedOut` for a name under brute-force lockout."""
         credentials = basic_credentials(header)
         if credentials is None:
             return None
+        names = self._claimed_names(credentials)
+        self.throttle.check(names)
         fingerprint = hmac.new(self._key, credentials.encode(), hashlib.sha256).digest()
         with self._lock:
             remembered = self._verified.get(fingerprint)
@@ -107,7 +166,21 @@ class Authenticator:
                 while len(self._verified) > _CACHE_SIZE:
                     self._verified.popitem(last=False)
             return found[0]
+        self.throttle.failed(names)
         return None
+
+    def _claimed_names(self, credentials: str) -> tuple[str, ...]:
+        """The names a failed login counts against: the account or device it names.
+
+        An account name ends at the first colon, a DevID at the last, so both
+        readings are tried; one that names nobody falls back to the DevID reading,
+        which keeps a prefix such as ``IMEI`` from collecting every device's failures.
+        """
+        account = credentials.partition(":")[0]
+        dev_id = credentials.rpartition(":")[0]
+        names = tuple(n for n, known in ((account, self._store.get_account(account)),
+                                         (dev_id, self._store.get_device(dev_id))) if known)
+        return names or (dev_id,)
 
     def _current_hash(self, principal: Principal) -> str | None:
         if principal.kind == "account":

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from ..events import EventBus
 from ..store import Account, Device, Store
 from ..trace import Trace
-from .auth import Authenticator, Principal, csrf_token
+from .auth import Authenticator, LockedOut, Principal, csrf_token
 from .engine import SessionEngine
 from .notifier import Notifier
 from .problems import Problem, not_found
@@ -50,7 +50,13 @@ REALM = 'Basic realm="dmlab", charset="UTF-8"'
 
 def authenticate(request: Request, *kinds: str) -> Principal:
     """The caller, if its credentials are valid and of an allowed kind; else 401/403."""
-    principal = services(request).auth.authenticate(request.headers.get("authorization"))
+    try:
+        principal = services(request).auth.authenticate(request.headers.get("authorization"))
+    except LockedOut as locked:
+        note(request, source=_guess_role(request))
+        raise Problem(429, "too-many-attempts", "too many failed logins for this name; "
+                      f"try again in {locked.retry_after:.0f} s",
+                      {"Retry-After": str(max(1, round(locked.retry_after)))}) from None
     if principal is None:
         note(request, source=_guess_role(request))
         raise Problem(401, "unauthorized", "valid credentials are required (HTTP Basic: an "

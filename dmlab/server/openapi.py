@@ -271,6 +271,9 @@ COMMON_RESPONSES: dict[str, dict[str, Any]] = {
             "content": PROBLEM_CONTENT},
     "415": {"description": "The body's media type is not one this resource reads.",
             "content": PROBLEM_CONTENT},
+    "429": {"description": "Too many failed logins for this name; wait `Retry-After` seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+            "content": PROBLEM_CONTENT},
 }
 
 
@@ -549,6 +552,7 @@ def _responses(op: Op) -> dict[str, Any]:
     if op.who:
         codes.setdefault(401, "401")
         codes.setdefault(403, "403")
+        codes.setdefault(429, "429")
     for code in sorted(codes):
         spec = codes[code]
         out[str(code)] = ({"$ref": f"#/components/responses/{spec}"} if isinstance(spec, str)
