@@ -57,7 +57,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def device(args: argparse.Namespace) -> int:
     """Run one virtual device as its own process, logging each exchange on a line."""
-    from .device import VirtualDevice
+    import httpx
+
+    from .device import SessionFailed, VirtualDevice
     from .protocol import AlertType
 
     context = ssl.create_default_context(cafile=args.cafile)
@@ -90,8 +92,16 @@ def device(args: argparse.Namespace) -> int:
             await dev.aclose()
 
     async def _listen(dev: VirtualDevice) -> None:
+        """Long-poll for notifications; ride out a server restart with a backoff."""
+        delay = 1.0
         while True:
-            await dev.poll_notifications(wait=25)
+            try:
+                await dev.poll_notifications(wait=25)
+                delay = 1.0
+            except (httpx.TransportError, SessionFailed) as exc:
+                log(f"{args.dev_id} notification poll failed ({exc}); retrying in {delay:.0f} s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     try:
         asyncio.run(main())

@@ -161,6 +161,7 @@ class Lab:
         extra = {"ids": session_ids} if session_ids else {}
         self.ca = LabCA.create()
         self.services: Services = build_services(store=store, server_id=server_id,
+                                                 first_notification_id=0,
                                                  hash_cost=hash_cost, **extra)
         self.app = create_app(self.services)
         self.server = ServerThread(self.app, self.ca)

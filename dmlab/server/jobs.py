@@ -75,7 +75,6 @@ PLANNERS: dict[str, Planner] = {
 def job_from_request(fields: dict[str, Any]) -> JobSpec:
     """A job from a request body: ``{"CMD": [...]}``, or ``{"job": name, "params": {...}}``
     (forms send ``job`` and ``version``, or ``commands`` as JSON text)."""
-    import json
 
     if "CMD" in fields or "commands" in fields:
         raw = fields.get("CMD", fields.get("commands"))

@@ -10,6 +10,7 @@ connections either); its notifications wait in a small mailbox meanwhile.
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -29,6 +30,7 @@ MAILBOX_SIZE = 8
 
 class Notifier:
     def __init__(self, server_id: str, trace: Trace, events: EventBus, *,
+                 first_id: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.server_id = server_id
         self._trace = trace
@@ -36,7 +38,10 @@ class Notifier:
         self._clock = clock
         # NOTIFICATION-ID is 16 bits; a client drops ids it has already seen,
         # so the server counts up and wraps.
-        self._ids = itertools.count(0)
+        # A restarted server starts at a random id: devices that outlived it
+        # remember the ids they saw and would drop repeats as replays. The
+        # notebooks' labs pass 0 so that their stored outputs stay the same.
+        self._ids = itertools.count(secrets.randbelow(65535) if first_id is None else first_id)
         self._lock = threading.Lock()
         self._listeners: dict[str, Listener] = {}
         self._mailboxes: dict[str, deque[bytes]] = defaultdict(lambda: deque(maxlen=MAILBOX_SIZE))

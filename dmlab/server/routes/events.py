@@ -33,7 +33,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ...events import Event, EventBus
-from ..context import authenticate, note, services
+from ..context import authenticate, note
 
 #: Seconds between comment lines on a quiet stream, so proxies and clients
 #: can tell a quiet stream from a dead connection.

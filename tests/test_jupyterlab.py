@@ -1,0 +1,242 @@
+"""A person in JupyterLab: the lab's notebook opened in a real JupyterLab (this
+venv's ``jupyter lab``) and a real browser (Debian's headless Chromium, driven
+by Playwright). The notebook is run from the front end, then the person clicks
+the rendered "Fire alert" button of the dashboard; the session table and the
+sequence diagram on the page must follow.
+
+Everything JupyterLab reads or writes (config, data, runtime, settings,
+workspaces, IPython) lives in temporary directories, news and update checks
+are off, and the browser may only talk to the JupyterLab server: a request
+anywhere else is aborted and fails the test. The server is stopped with
+SIGTERM (it shuts its kernels down) and no process of its is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psutil
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
+NOTEBOOK = "dashboard.ipynb"
+DEV_ID = "IMEI:490154203237518"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+
+#: The notebook the person opens: a lab, one device, one session queued
+#: without a notification (so it waits for the device), and the dashboard.
+CELLS = [
+    "from dmlab import Lab\nfrom dmlab.widgets import dashboard",
+    f'lab = Lab().start()\nphone = lab.add_device("{DEV_ID}", name="phone")',
+    "board = dashboard(lab)\n"
+    'queued = lab.operator.request_session(phone.dev_id, job="inventory", notify=False)\n'
+    "board.panel.device.value = phone.dev_id\n"
+    'board.panel.alert_type.value = "ClientInitiatedMgmt"\n'
+    "board",
+]
+
+
+def write_notebook(path: Path) -> Path:
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in CELLS],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}})
+    nbformat.write(notebook, path)
+    return path
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _server_info(runtime: Path, pid: int) -> dict[str, Any] | None:
+    info = runtime / f"jpserver-{pid}.json"
+    try:
+        return json.loads(info.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None  # not written yet, or half written
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], runtime: Path, log: Path) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"jupyter lab exited ({process.returncode}):\n{log.read_text()}")
+        info = _server_info(runtime, process.pid)
+        if info is not None:
+            url = f"http://127.0.0.1:{info['port']}"
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"jupyter lab did not come up in 30 s:\n{log.read_text()}")
+
+
+def _stop(server: Server) -> None:
+    """SIGTERM, as a person's Ctrl-C would: the server shuts its kernels down, then exits."""
+    try:
+        family = psutil.Process(server.process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+        raise AssertionError(f"jupyter lab ignored SIGTERM:\n{server.log.read_text()}") from None
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for straggler in alive:
+        straggler.kill()
+    assert not alive, f"left behind by jupyter lab: {alive}"
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("jupyterlab")
+    root, runtime, settings = base / "root", base / "runtime", base / "settings"
+    root.mkdir()
+    write_notebook(root / NOTEBOOK)
+    # No news, no update check: no toast asking, no request to the outside.
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+        "IPYTHONDIR": str(base / "ipython"),
+        "PYTHONWARNINGS": "ignore",  # the kernel and server's own deprecation noise is not ours
+    }
+    log = base / "jupyterlab.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
+             "--ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0",
+             "--IdentityProvider.token=", "--ServerApp.password=",
+             f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+             "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
+             "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"],
+            cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    server = Server("", process, log)
+    try:
+        server.url = _wait_until_up(process, runtime, log)
+        yield server
+    finally:
+        _stop(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+#: The notebook is open, its kernel connected and idle, every code cell run.
+ALL_RUN_AND_IDLE = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const kernel = panel && panel.sessionContext && panel.sessionContext.session
+                 && panel.sessionContext.session.kernel;
+  if (!kernel || kernel.status !== 'idle' || kernel.connectionStatus !== 'connected') return false;
+  const cells = panel.content.widgets.filter(cell => cell.model.type === 'code');
+  return cells.length > 0 && cells.every(cell => cell.model.executionCount !== null
+                                               && !cell.node.classList.contains('jp-mod-pending'));
+}"""
+
+KERNEL_READY = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const kernel = panel && panel.sessionContext && panel.sessionContext.session
+                 && panel.sessionContext.session.kernel;
+  return !!kernel && kernel.status === 'idle' && kernel.connectionStatus === 'connected';
+}"""
+
+
+def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, browser: Any) -> None:
+    outside: list[str] = []
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    origin = jupyterlab.url
+
+    def only_the_server(route: Any) -> None:
+        if route.request.url.startswith((origin + "/", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{origin}/lab/tree/{NOTEBOOK}?reset")
+        page.wait_for_function(KERNEL_READY)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(ALL_RUN_AND_IDLE)
+
+        output = page.locator(".jp-OutputArea-output .widget-vbox").first
+        fire = output.locator("button.widget-button", has_text="Fire alert")
+        fire.wait_for(state="visible")
+        rows = output.locator("table.dmlab-sessions tbody tr")
+        arrows = output.locator("svg line[marker-end]")
+        # Before: the queued session waits for its device; the diagram shows the queuing.
+        assert rows.count() == 1
+        before = rows.first.inner_text()
+        assert "pending" in before and "inventory" in before and DEV_ID in before
+        drawn = arrows.count()
+        assert drawn >= 1
+        assert output.locator(".widget-html-content", has_text="no action yet").count() == 1
+
+        fire.click()  # a real click: the front end sends it to the kernel over the comm
+
+        result = output.locator(".widget-html-content span", has_text="sent alert ClientInitiatedMgmt")
+        result.wait_for(state="visible")
+        assert "the server answered with session" in result.inner_text()
+        page.wait_for_function(
+            """([rows, drawn]) => {
+                 const out = document.querySelector('.jp-OutputArea-output .widget-vbox');
+                 const trs = out.querySelectorAll('table.dmlab-sessions tbody tr');
+                 return trs.length === rows && trs[0].innerText.includes('completed')
+                        && out.querySelectorAll('svg line[marker-end]').length > drawn;
+               }""", arg=[1, drawn])
+        after = rows.first.inner_text()
+        assert "completed" in after and "OK" in after and "pending" not in after
+        assert arrows.count() > drawn
+        labels = output.locator("svg text").all_text_contents()
+        assert any("/alert" in label for label in labels), labels
+
+        output.locator("svg").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "jupyterlab.png"))
+    finally:
+        context.close()
+    assert not errors, errors
+    assert not outside, f"the page reached beyond the server: {outside}"
