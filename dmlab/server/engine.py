@@ -8,9 +8,11 @@ exactly one winner; the loser gets a ``409``.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import secrets
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from ..events import EventBus
 from ..protocol import Alert, Report, expects_status
@@ -34,12 +36,13 @@ class SessionEngine:
         self.events = events
         self._ids = ids
         self._clock = clock
+        self._local = threading.local()  # per-thread outbox of events awaiting commit
 
     # Queueing (flows 1 and 4) -------------------------------------------------
     def queue(self, device: Device, job: JobSpec, origin: Origin, *, notify: bool = True,
               ttl: float | None = None) -> Session:
         now = self._clock()
-        with self.store.transaction():
+        with self._atomic():
             session = Session(key=self._fresh_id(), dev_id=device.dev_id, account=device.account,
                               job=job, origin=origin, created_at=now,
                               expires_at=None if ttl is None else now + ttl)
@@ -53,14 +56,14 @@ class SessionEngine:
     # Starting (package 1 → package 2) -------------------------------------------
     def start_next(self, dev_id: str, base_url: str) -> Session | None:
         """Start the oldest pending session of a device, or ``None`` if it has none."""
-        with self.store.transaction():
+        with self._atomic():
             pending = self.pending(dev_id)
             if not pending:
                 return None
             return self._start(pending[0], base_url)
 
     def start(self, dev_id: str, session_id: str, base_url: str) -> Session:
-        with self.store.transaction():
+        with self._atomic():
             session = self._own(dev_id, session_id)
             self._expire_if_due(session)
             session = self.store.get_session(session.key) or session
@@ -72,7 +75,7 @@ class SessionEngine:
     def begin(self, device: Device, job: JobSpec, origin: Origin, base_url: str) -> Session:
         """Create a session and start it at once (flows 2 and 3)."""
         now = self._clock()
-        with self.store.transaction():
+        with self._atomic():
             key = self._fresh_id()
             session = Session(key=key, dev_id=device.dev_id, account=device.account, job=job,
                               origin=origin, created_at=now, session_id=key)
@@ -98,15 +101,13 @@ class SessionEngine:
 
     # Reporting (package 3 → next package 2 or the end) ------------------------------
     def report(self, dev_id: str, session_id: str, report: Report, base_url: str) -> Session:
-        with self.store.transaction():
+        with self._atomic():
             session = self._own(dev_id, session_id)
             if session.state is State.PENDING:
                 raise conflict(f"session {session_id} has not been started")
             if session.state is State.COMPLETED:
                 raise conflict(f"session {session_id} is {self._describe_state(session)}")
-            if session.session_id != session_id:
-                raise conflict(f"session id {session_id} is spent; the session continues "
-                               f"as {session.session_id}")
+            self._require_current(session, session_id)
             current = session.rounds[-1]
             wanted = expects_status(current.commands)
             if len(report.statuses) != wanted:
@@ -136,16 +137,14 @@ class SessionEngine:
 
     def abort(self, dev_id: str | None, account: str, session_id: str) -> Session:
         """End a pending or active session as aborted (DM 1.2's alert 1223)."""
-        with self.store.transaction():
+        with self._atomic():
             session = self.store.session_by_id(session_id)
             if session is None or session.account != account or (
                     dev_id is not None and session.dev_id != dev_id):
                 raise not_found(f"no session {session_id}")
             if session.state is State.COMPLETED:
                 raise conflict(f"session {session_id} is already {self._describe_state(session)}")
-            if session.session_id != session_id:
-                raise conflict(f"session id {session_id} is spent; the session continues "
-                               f"as {session.session_id}")
+            self._require_current(session, session_id)
             aborted = dataclasses.replace(session, state=State.COMPLETED, result=Result.ABORTED,
                                           ended_at=self._clock())
             self.store.put_session(aborted)
@@ -155,7 +154,7 @@ class SessionEngine:
     # Listings -------------------------------------------------------------------
     def pending(self, dev_id: str) -> list[Session]:
         """Pending sessions of a device, oldest first, after moving expired ones out."""
-        with self.store.transaction():
+        with self._atomic():
             sessions = self.store.sessions_of_device(dev_id, State.PENDING)
             live = [s for s in sessions if not self._expire_if_due(s)]
         return live
@@ -164,7 +163,7 @@ class SessionEngine:
         """Pending sessions of all of an account's devices, after moving expired ones out:
         one pass over those sessions, not one query per device (an account may have
         thousands of devices, few of them with pending work)."""
-        with self.store.transaction():
+        with self._atomic():
             sessions = self.store.sessions_of_account(account, State.PENDING)
             return [s for s in sessions if not self._expire_if_due(s)]
 
@@ -189,6 +188,12 @@ class SessionEngine:
             raise not_found(f"no session {session_id} for this device")
         return session
 
+    @staticmethod
+    def _require_current(session: Session, session_id: str) -> None:
+        if session.session_id != session_id:
+            raise conflict(f"session id {session_id} is spent; the session continues "
+                           f"as {session.session_id}")
+
     def _expire_if_due(self, session: Session) -> bool:
         if (session.state is State.PENDING and session.expires_at is not None
                 and session.expires_at <= self._clock()):
@@ -211,6 +216,30 @@ class SessionEngine:
             return f"completed ({session.result.value})"
         return session.state.value
 
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A store transaction whose events go out only once it has committed, so no
+        subscriber hears of a change that a failure then rolls back."""
+        outermost = getattr(self._local, "outbox", None) is None
+        if outermost:
+            self._local.outbox = []
+        try:
+            with self.store.transaction():
+                yield
+            if outermost:
+                for kind, session, data in self._local.outbox:
+                    self._announce(kind, session, data)
+        finally:
+            if outermost:
+                self._local.outbox = None
+
     def _publish(self, kind: str, session: Session, **data: object) -> None:
+        outbox = getattr(self._local, "outbox", None)
+        if outbox is not None:
+            outbox.append((kind, session, data))
+        else:
+            self._announce(kind, session, data)
+
+    def _announce(self, kind: str, session: Session, data: dict[str, object]) -> None:
         self.events.publish(kind, account=session.account, dev_id=session.dev_id,
                             session=session.session_id, key=session.key, **data)
