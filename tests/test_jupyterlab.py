@@ -236,6 +236,11 @@ def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, 
 
         output.locator("svg").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "jupyterlab.png"))
+    except Exception as exc:
+        page.screenshot(path=str(SHOTS / "jupyterlab-failed.png"))
+        exc.add_note(f"page: {SHOTS / 'jupyterlab-failed.png'}; jupyter lab's log:\n"
+                     + jupyterlab.log.read_text()[-4000:])
+        raise
     finally:
         context.close()
     assert not errors, errors
