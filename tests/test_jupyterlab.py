@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,8 +36,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
 NOTEBOOK = "dashboard.ipynb"
 DEV_ID = "IMEI:490154203237518"
+TIMEOUT = 20_000  # ms, for each wait in the page (a whole run takes about 10 s)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
@@ -46,11 +49,11 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 CELLS = [
     "from dmlab import Lab\nfrom dmlab.widgets import dashboard",
     f'lab = Lab().start()\nphone = lab.add_device("{DEV_ID}", name="phone")',
-    "board = dashboard(lab)\n"
-    'queued = lab.operator.request_session(phone.dev_id, job="inventory", notify=False)\n'
-    "board.panel.device.value = phone.dev_id\n"
-    'board.panel.alert_type.value = "ClientInitiatedMgmt"\n'
-    "board",
+    ("board = dashboard(lab)\n"
+     'queued = lab.operator.request_session(phone.dev_id, job="inventory", notify=False)\n'
+     "board.panel.device.value = phone.dev_id\n"
+     'board.panel.alert_type.value = "ClientInitiatedMgmt"\n'
+     "board"),
 ]
 
 
@@ -195,7 +198,8 @@ def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, 
 
     context.route("**/*", only_the_server)
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(TIMEOUT)
+    expect.set_options(timeout=TIMEOUT)
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         page.goto(f"{origin}/lab/tree/{NOTEBOOK}?reset")
@@ -205,34 +209,33 @@ def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, 
 
         output = page.locator(".jp-OutputArea-output .widget-vbox").first
         fire = output.locator("button.widget-button", has_text="Fire alert")
-        fire.wait_for(state="visible")
         rows = output.locator("table.dmlab-sessions tbody tr")
         arrows = output.locator("svg line[marker-end]")
-        # Before: the queued session waits for its device; the diagram shows the queuing.
-        assert rows.count() == 1
-        before = rows.first.inner_text()
-        assert "pending" in before and "inventory" in before and DEV_ID in before
-        drawn = arrows.count()
-        assert drawn >= 1
-        assert output.locator(".widget-html-content", has_text="no action yet").count() == 1
+        outcome = output.locator(".widget-html-content").filter(
+            has_text=re.compile("no action yet|sent alert|refused"))  # the panel's last line
+        # Before: the queued session waits for its device; the diagram shows only
+        # the queuing (the operator's POST and its 202). Each child widget renders
+        # on its own, so every check waits for the page to get there.
+        expect(fire).to_be_visible()
+        expect(outcome).to_have_text("no action yet")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(re.compile(r"inventory.*pending"))
+        expect(rows.first).to_contain_text(DEV_ID)
+        expect(arrows).to_have_count(2)
 
         fire.click()  # a real click: the front end sends it to the kernel over the comm
 
-        result = output.locator(".widget-html-content span", has_text="sent alert ClientInitiatedMgmt")
-        result.wait_for(state="visible")
-        assert "the server answered with session" in result.inner_text()
-        page.wait_for_function(
-            """([rows, drawn]) => {
-                 const out = document.querySelector('.jp-OutputArea-output .widget-vbox');
-                 const trs = out.querySelectorAll('table.dmlab-sessions tbody tr');
-                 return trs.length === rows && trs[0].innerText.includes('completed')
-                        && out.querySelectorAll('svg line[marker-end]').length > drawn;
-               }""", arg=[1, drawn])
-        after = rows.first.inner_text()
-        assert "completed" in after and "OK" in after and "pending" not in after
-        assert arrows.count() > drawn
+        expect(outcome).to_contain_text(re.compile(r"sent alert ClientInitiatedMgmt|refused"))
+        expect(outcome).to_contain_text("sent alert ClientInitiatedMgmt; the server answered with session",
+                                        timeout=1_000)
+        # After: the same row, now completed, and the alert's exchanges drawn below the queuing.
+        expect(rows.first).to_contain_text(re.compile(r"inventory.*completed.*OK"))
+        expect(rows).to_have_count(1)
+        page.wait_for_function("""(selector) => document.querySelectorAll(selector).length > 2""",
+                               arg=".jp-OutputArea-output .widget-vbox svg line[marker-end]")
         labels = output.locator("svg text").all_text_contents()
-        assert any("/alert" in label for label in labels), labels
+        requests = [label.split(" · ")[0] for label in labels if label.startswith(("POST ", "PUT "))]
+        assert requests[0].startswith("POST /devices/") and "POST /alert" in requests[1:], labels
 
         output.locator("svg").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "jupyterlab.png"))
