@@ -6,11 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ...protocol import ProtocolError, Report
 from ..context import authenticate, note, services
-from ..negotiation import read_json
 from ..problems import bad_request
-from .common import base_url, commands_answer
+from .common import base_url, commands_answer, read_report
 
 
 async def alert(request: Request) -> Response:
@@ -18,11 +16,7 @@ async def alert(request: Request) -> Response:
     starts the device's oldest pending session, if there is one; a generic alert
     (such as a FUMO result) is recorded and answered with ``204``."""
     principal = authenticate(request, "device")
-    body = await read_json(request)
-    try:
-        report = Report.from_json(body)
-    except ProtocolError as exc:
-        raise bad_request(str(exc)) from None
+    report = await read_report(request)
     if not report.alerts:
         raise bad_request('an alert request carries at least one alert in "Alert"')
     if report.statuses:

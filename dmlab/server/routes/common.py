@@ -5,9 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ...protocol import commands_json, media, summarize_commands
+from ...protocol import ProtocolError, Report, commands_json, media, summarize_commands
 from ...store import Session, State
 from ..context import note
+from ..negotiation import read_json
+from ..problems import bad_request
 
 
 class CommandsResponse(JSONResponse):
@@ -35,3 +37,15 @@ def base_url(request: Request) -> str:
 
 def _result(session: Session) -> str:
     return session.result.value if session.result else ""
+
+
+async def read_report(request: Request, *, optional: bool = False) -> Report:
+    """A package 1 or 3 body (statuses and alerts); a malformed one is a 400, and
+    an empty one, where ``optional``, is an empty report."""
+    body = await read_json(request, optional=optional)
+    if body is None:
+        return Report()
+    try:
+        return Report.from_json(body)
+    except ProtocolError as exc:
+        raise bad_request(str(exc)) from None

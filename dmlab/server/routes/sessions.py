@@ -6,12 +6,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ...protocol import ProtocolError, Report, summarize_statuses
+from ...protocol import Report, summarize_statuses
 from ...store import Session, State
 from ..context import authenticate, note, services
-from ..negotiation import read_json
-from ..problems import bad_request
-from .common import base_url, commands_answer
+from .common import base_url, commands_answer, read_report
 
 
 def _listing(request: Request, state: State) -> Response:
@@ -37,13 +35,7 @@ async def completed(request: Request) -> Response:
 
 async def _opening_report(request: Request) -> Report:
     """The optional package 1 body: alerts such as ServerInitiatedMgmt."""
-    body = await read_json(request, optional=True)
-    if body is None:
-        return Report()
-    try:
-        report = Report.from_json(body)
-    except ProtocolError as exc:
-        raise bad_request(str(exc)) from None
+    report = await read_report(request, optional=True)
     note(request, request=" ".join(str(a) for a in report.alerts))
     return report
 
@@ -74,11 +66,7 @@ async def report(request: Request) -> Response:
     principal = authenticate(request, "device")
     session_id = request.path_params["session_id"]
     note(request, session=session_id)
-    body = await read_json(request)
-    try:
-        report = Report.from_json(body)
-    except ProtocolError as exc:
-        raise bad_request(str(exc)) from None
+    report = await read_report(request)
     note(request, request=f"Status {summarize_statuses(report.statuses)}")
     svc = services(request)
     session = svc.engine.report(principal.name, session_id, report, base_url(request))
