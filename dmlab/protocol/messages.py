@@ -9,7 +9,7 @@ which the server turns into a ``400`` and a device into a ``400`` status.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 
 class ProtocolError(ValueError):
@@ -264,8 +264,3 @@ def summarize_commands(commands: tuple[Command, ...] | list[Command]) -> str:
 def summarize_statuses(statuses: tuple[Status, ...] | list[Status]) -> str:
     return " ".join(str(s.sc) for s in statuses) or "(none)"
 
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ProtocolError("the body must be a JSON object")
-    return value

@@ -316,12 +316,18 @@ _OPTION_FIELDS: Final = {
 }
 
 
-def _parse(data: bytes) -> _Parsed:
+def _checked_bytes(data: bytes) -> bytes:
+    """Bytes within the size limit, whichever form (DM 2.0 or 1.2) they claim to be."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise NotificationError(f"a notification is bytes, not {type(data).__name__}")
     data = bytes(data)
     if len(data) > MAX_NOTIFICATION_SIZE:
         raise NotificationError(f"notification is {len(data)} bytes; the limit is {MAX_NOTIFICATION_SIZE}")
+    return data
+
+
+def _parse(data: bytes) -> _Parsed:
+    data = _checked_bytes(data)
     if len(data) < _HEADER_SIZE:
         raise NotificationError(f"truncated: {len(data)} byte(s), the header alone is {_HEADER_SIZE}")
     word = int.from_bytes(data[:_HEADER_SIZE], "big")
@@ -568,11 +574,7 @@ def encode_dm12(
 
 def decode_dm12(data: bytes) -> dict[str, Any]:
     """The fields of a DM 1.2 package #0; the digest is returned, not checked."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise NotificationError(f"a notification is bytes, not {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > MAX_NOTIFICATION_SIZE:
-        raise NotificationError(f"notification is {len(data)} bytes; the limit is {MAX_NOTIFICATION_SIZE}")
+    data = _checked_bytes(data)
     if len(data) < _DM12_MIN_SIZE:
         raise NotificationError(f"truncated: {len(data)} byte(s), digest and header need {_DM12_MIN_SIZE}")
     header = int.from_bytes(data[DM12_DIGEST_SIZE:_DM12_MIN_SIZE], "big")

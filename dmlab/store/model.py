@@ -105,10 +105,6 @@ class Session:
         ids = [self.key] + [r.session_id for r in self.rounds]
         return tuple(dict.fromkeys(ids))
 
-    @property
-    def current_round(self) -> Round | None:
-        return self.rounds[-1] if self.rounds else None
-
     def statuses(self) -> list[Status]:
         return [s for r in self.rounds for s in (r.statuses or ())]
 
