@@ -32,10 +32,10 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dmlab.device import VirtualDevice  # noqa: E402
-from dmlab.protocol.notification import notification_key  # noqa: E402
-from dmlab.server import build_services, create_app  # noqa: E402
-from dmlab.store import Account, Device, JobSpec, Origin, State  # noqa: E402
+from dmlab.device import VirtualDevice
+from dmlab.protocol.notification import notification_key
+from dmlab.server import build_services, create_app
+from dmlab.store import Account, Device, JobSpec, Origin, State
 
 ACCOUNT = "fleet"
 SERVER_URL = "https://dmlab.fleet"  # never resolved: ASGITransport calls the app directly
@@ -64,24 +64,37 @@ async def run_fleet(n: int, own_clients: bool) -> dict[str, Any]:
     secrets = [f"fleet-secret-{i:06d}" for i in range(n)]
     records = []
     for i, secret in enumerate(secrets):
-        record = Device(dev_id=f"IMEI:{350000000000000 + i}", account=ACCOUNT,
-                        secret_hash=services.auth.hash(secret), notify_key=notification_key(secret))
+        record = Device(
+            dev_id=f"IMEI:{350000000000000 + i}",
+            account=ACCOUNT,
+            secret_hash=services.auth.hash(secret),
+            notify_key=notification_key(secret),
+        )
         services.store.put_device(record)
         records.append(record)
 
     gc.collect()
     before = rss_kib()
-    fleet = [VirtualDevice(r.dev_id, s, SERVER_URL, server_id="dmlab",
-                           **({"transport": transport} if own_clients else {"client": shared}))
-             for r, s in zip(records, secrets)]
+    fleet = [
+        VirtualDevice(
+            r.dev_id,
+            s,
+            SERVER_URL,
+            server_id="dmlab",
+            **({"transport": transport} if own_clients else {"client": shared}),
+        )
+        for r, s in zip(records, secrets, strict=False)
+    ]
     gc.collect()
     idle = rss_kib() - before
 
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()
     for device in fleet:
+
         def on_package(package: bytes, device: VirtualDevice = device) -> None:
             tasks.add(loop.create_task(device.on_notification(package)))
+
         services.notifier.listen(device.dev_id, on_package)
 
     start = time.perf_counter()
@@ -102,19 +115,29 @@ async def run_fleet(n: int, own_clients: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", type=int, nargs="+", default=[1000, 10000],
-                        help="fleet sizes, run one after another (default 1000 10000)")
-    parser.add_argument("--own-clients", action="store_true",
-                        help="one httpx.AsyncClient per device instead of one shared client")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        help="fleet sizes, run one after another (default 1000 10000)",
+    )
+    parser.add_argument(
+        "--own-clients",
+        action="store_true",
+        help="one httpx.AsyncClient per device instead of one shared client",
+    )
     args = parser.parse_args(argv)
     clients = "one client per device" if args.own_clients else "one shared client"
     print(f"in-process fleet: httpx.ASGITransport, {clients}, scrypt cost {CHEAP_HASH} (cheap)")
     for n in args.devices:
         figures = asyncio.run(run_fleet(n, args.own_clients))
-        print(f"devices {n:>6}   wall {figures['seconds']:7.2f} s   "
-              f"sessions/s {n / figures['seconds']:8.1f}   "
-              f"idle RSS/device {figures['idle_kib'] * 1024 / n / 1024:6.2f} KiB   "
-              f"peak RSS {figures['peak_kib'] / 1024:7.1f} MiB (process so far)")
+        print(
+            f"devices {n:>6}   wall {figures['seconds']:7.2f} s   "
+            f"sessions/s {n / figures['seconds']:8.1f}   "
+            f"idle RSS/device {figures['idle_kib'] * 1024 / n / 1024:6.2f} KiB   "
+            f"peak RSS {figures['peak_kib'] / 1024:7.1f} MiB (process so far)"
+        )
 
 
 if __name__ == "__main__":

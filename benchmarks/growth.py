@@ -33,10 +33,10 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dmlab.protocol import Command, Status  # noqa: E402
-from dmlab.protocol.notification import notification_key  # noqa: E402
-from dmlab.server import Services, build_services, create_app  # noqa: E402
-from dmlab.store import (  # noqa: E402
+from dmlab.protocol import Command, Status
+from dmlab.protocol.notification import notification_key
+from dmlab.server import Services, build_services, create_app
+from dmlab.store import (
     Account,
     Device,
     JobSpec,
@@ -53,10 +53,15 @@ from dmlab.store import (  # noqa: E402
 ACCOUNT, PASSWORD = "growth", "growth-password"
 SERVER_URL = "https://dmlab.growth"
 CHEAP_HASH = {"n": 2, "r": 1, "p": 1}  # 10,000 devices at the real cost would take minutes
-COMMANDS = (Command.of("GET", "urn:oma:mo:oma-dm-devinfo:1.0//"),
-            Command.of("GET", "urn:oma:mo:oma-fumo:1.0/*/State"), Command.of("END"))
-STATUSES = (Status(200, data={"DevInfo": {"DevID": "IMEI:0", "FwV": "1.0.0", "Man": "dmlab"}}),
-            Status(200, data={"fw1": {"State": 10}}))
+COMMANDS = (
+    Command.of("GET", "urn:oma:mo:oma-dm-devinfo:1.0//"),
+    Command.of("GET", "urn:oma:mo:oma-fumo:1.0/*/State"),
+    Command.of("END"),
+)
+STATUSES = (
+    Status(200, data={"DevInfo": {"DevID": "IMEI:0", "FwV": "1.0.0", "Man": "dmlab"}}),
+    Status(200, data={"fw1": {"State": 10}}),
+)
 BATCH = 2000  # completed sessions written per transaction while filling
 
 
@@ -75,20 +80,31 @@ def fill(store: Store, start: int, stop: int, devices: int) -> None:
         with store.transaction():
             for n in range(first, min(first + BATCH, stop)):
                 key = f"done{n:012x}"
-                store.put_session(Session(
-                    key=key, dev_id=dev_id(n % devices), account=ACCOUNT,
-                    job=JobSpec("inventory"), origin=Origin.SERVER, state=State.COMPLETED,
-                    result=Result.OK, session_id=key,
-                    rounds=(Round(key, COMMANDS, STATUSES),),
-                    created_at=now, started_at=now, ended_at=now))
+                store.put_session(
+                    Session(
+                        key=key,
+                        dev_id=dev_id(n % devices),
+                        account=ACCOUNT,
+                        job=JobSpec("inventory"),
+                        origin=Origin.SERVER,
+                        state=State.COMPLETED,
+                        result=Result.OK,
+                        session_id=key,
+                        rounds=(Round(key, COMMANDS, STATUSES),),
+                        created_at=now,
+                        started_at=now,
+                        ended_at=now,
+                    )
+                )
 
 
 async def median_ms(samples: int, call: Callable[[int], Awaitable[float]]) -> float:
     return statistics.median([await call(i) for i in range(samples)]) * 1000
 
 
-async def measure(services: Services, client: httpx.AsyncClient, devices: int,
-                  samples: int) -> dict[str, float]:
+async def measure(
+    services: Services, client: httpx.AsyncClient, devices: int, samples: int
+) -> dict[str, float]:
     step = max(devices // samples, 1)
     records = {i: services.store.get_device(dev_id(i)) for i in range(0, devices, step)}
     picks = list(records)
@@ -129,20 +145,30 @@ async def measure(services: Services, client: httpx.AsyncClient, devices: int,
     }
 
 
-async def grow(kind: str, sizes: list[int], devices: int, samples: int,
-               directory: str) -> dict[int, dict[str, float]]:
-    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(
-        os.path.join(directory, "growth.sqlite3"))
+async def grow(
+    kind: str, sizes: list[int], devices: int, samples: int, directory: str
+) -> dict[int, dict[str, float]]:
+    store: Store = (
+        MemoryStore()
+        if kind == "memory"
+        else SQLiteStore(os.path.join(directory, "growth.sqlite3"))
+    )
     services = build_services(store=store, hash_cost=CHEAP_HASH)
     services.store.put_account(Account(ACCOUNT, services.auth.hash(PASSWORD)))
     with store.transaction():
         for i in range(devices):
-            store.put_device(Device(dev_id=dev_id(i), account=ACCOUNT,
-                                    secret_hash=services.auth.hash(secret(i)),
-                                    notify_key=notification_key(secret(i))))
+            store.put_device(
+                Device(
+                    dev_id=dev_id(i),
+                    account=ACCOUNT,
+                    secret_hash=services.auth.hash(secret(i)),
+                    notify_key=notification_key(secret(i)),
+                )
+            )
     results: dict[int, dict[str, float]] = {}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services)),
-                                 base_url=SERVER_URL) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services)), base_url=SERVER_URL
+    ) as client:
         filled = 0
         for size in sizes:
             fill(store, filled, size, devices)
@@ -157,13 +183,23 @@ async def grow(kind: str, sizes: list[int], devices: int, samples: int,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000],
-                        help="completed sessions in the store, growing (default 1000 10000 100000)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1000, 10000, 100000],
+        help="completed sessions in the store, growing (default 1000 10000 100000)",
+    )
     parser.add_argument("--devices", type=int, default=10000, help="devices (default 10000)")
-    parser.add_argument("--samples", type=int, default=200,
-                        help="requests per figure; the account listing takes a quarter (default 200)")
-    parser.add_argument("--stores", nargs="+", choices=["memory", "sqlite"],
-                        default=["memory", "sqlite"])
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=200,
+        help="requests per figure; the account listing takes a quarter (default 200)",
+    )
+    parser.add_argument(
+        "--stores", nargs="+", choices=["memory", "sqlite"], default=["memory", "sqlite"]
+    )
     args = parser.parse_args(argv)
     sizes = sorted(args.sizes)
     print(f"median request time through the ASGI app; {args.devices} devices, one account")
@@ -172,8 +208,10 @@ def main(argv: list[str] | None = None) -> None:
             results = asyncio.run(grow(kind, sizes, args.devices, args.samples, directory))
             small, large = results[sizes[0]], results[sizes[-1]]
             for name in small:
-                print(f"{kind:<6} ratio {name}: {large[name] / small[name]:.2f} "
-                      f"({sizes[-1]} vs {sizes[0]} completed)   target <= 1.5")
+                print(
+                    f"{kind:<6} ratio {name}: {large[name] / small[name]:.2f} "
+                    f"({sizes[-1]} vs {sizes[0]} completed)   target <= 1.5"
+                )
 
 
 if __name__ == "__main__":

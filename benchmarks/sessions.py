@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from starlette.applications import Starlette
@@ -34,14 +34,14 @@ from starlette.routing import Route
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dmlab.device import VirtualDevice  # noqa: E402
-from dmlab.protocol import media  # noqa: E402
-from dmlab.protocol.notification import notification_key  # noqa: E402
-from dmlab.runtime.threads import ServerThread  # noqa: E402
-from dmlab.runtime.tls import LabCA  # noqa: E402
-from dmlab.server import build_services, create_app  # noqa: E402
-from dmlab.server.auth import new_secret  # noqa: E402
-from dmlab.store import Account, Device, JobSpec, Origin  # noqa: E402
+from dmlab.device import VirtualDevice
+from dmlab.protocol import media
+from dmlab.protocol.notification import notification_key
+from dmlab.runtime.threads import ServerThread
+from dmlab.runtime.tls import LabCA
+from dmlab.server import build_services, create_app
+from dmlab.server.auth import new_secret
+from dmlab.store import Account, Device, JobSpec, Origin
 
 ACCOUNT = "bench"
 
@@ -88,12 +88,17 @@ class DmlabSide:
         self.fleet: list[VirtualDevice] = []
         for i in range(devices):
             dev_id, secret = f"IMEI:{490154200000000 + i}", new_secret()
-            record = Device(dev_id=dev_id, account=ACCOUNT,
-                            secret_hash=self.services.auth.hash(secret),
-                            notify_key=notification_key(secret))
+            record = Device(
+                dev_id=dev_id,
+                account=ACCOUNT,
+                secret_hash=self.services.auth.hash(secret),
+                notify_key=notification_key(secret),
+            )
             self.services.store.put_device(record)
             for _ in range(sessions):  # queueing is not part of what is measured
-                self.services.engine.queue(record, JobSpec("inventory"), Origin.CLIENT, notify=False)
+                self.services.engine.queue(
+                    record, JobSpec("inventory"), Origin.CLIENT, notify=False
+                )
             client = new_client(self.server.url, ca)
             self.clients.append(client)
             self.fleet.append(VirtualDevice(dev_id, secret, self.server.url, client=client))
@@ -145,34 +150,48 @@ def baseline_app(bodies: Bodies) -> Starlette:
 
     async def alert(request: Request) -> Response:
         await request.body()
-        return Response(bodies.commands, media_type=media.COMMANDS,
-                        headers={"Location": "/sessions/id/0123456789abcdef"})
+        return Response(
+            bodies.commands,
+            media_type=media.COMMANDS,
+            headers={"Location": "/sessions/id/0123456789abcdef"},
+        )
 
     async def report(request: Request) -> Response:
         await request.body()
         return Response(status_code=204, headers={"OMADM-Result": "OK"})
 
-    return Starlette(routes=[Route("/alert", alert, methods=["POST"]),
-                             Route("/sessions/id/{session_id}", report, methods=["PUT"])])
+    return Starlette(
+        routes=[
+            Route("/alert", alert, methods=["POST"]),
+            Route("/sessions/id/{session_id}", report, methods=["PUT"]),
+        ]
+    )
 
 
 class BaselineSide:
     """A bare Starlette app on the same ServerThread and TLS, with the same clients."""
 
-    HEADERS = {"Content-Type": media.DM20_RESPONSE}
+    HEADERS: ClassVar[dict[str, str]] = {"Content-Type": media.DM20_RESPONSE}
 
     def __init__(self, ca: LabCA, devices: int, bodies: Bodies) -> None:
         self.bodies = bodies
         self.server = ServerThread(baseline_app(bodies), ca).start()
-        self.clients = [new_client(self.server.url, ca, auth=(f"IMEI:{i}", "secret"),
-                                   headers={media.DEVID_HEADER: f"IMEI:{i}"})
-                        for i in range(devices)]
+        self.clients = [
+            new_client(
+                self.server.url,
+                ca,
+                auth=(f"IMEI:{i}", "secret"),
+                headers={media.DEVID_HEADER: f"IMEI:{i}"},
+            )
+            for i in range(devices)
+        ]
 
     async def session(self, client: httpx.AsyncClient) -> None:
         first = await client.post("/alert", content=self.bodies.alert, headers=self.HEADERS)
         first.json()  # a device parses its commands too
-        second = await client.put(first.headers["location"], content=self.bodies.status,
-                                  headers=self.HEADERS)
+        second = await client.put(
+            first.headers["location"], content=self.bodies.status, headers=self.HEADERS
+        )
         if (first.status_code, second.status_code) != (200, 204):
             raise RuntimeError(f"baseline answered {first.status_code}, {second.status_code}")
 
@@ -217,12 +236,16 @@ async def main_async(args: argparse.Namespace) -> float:
         await dmlab.close()
         if baseline is not None:
             await baseline.close()
-    print(f"bodies (bytes): alert {len(bodies.alert)}, commands {len(bodies.commands)}, "
-          f"status {len(bodies.status)}; best of {args.rounds} alternating rounds")
+    print(
+        f"bodies (bytes): alert {len(bodies.alert)}, commands {len(bodies.commands)}, "
+        f"status {len(bodies.status)}; best of {args.rounds} alternating rounds"
+    )
     for name, f in best.items():
-        print(f"{name:<9} sessions/s {f.sessions_per_s:8.1f}   exchanges/s {f.exchanges_per_s:8.1f}"
-              f"   ({args.devices} devices x {args.sessions_per_device} sessions, "
-              f"{f.exchanges} exchanges in {f.seconds:.2f} s)")
+        print(
+            f"{name:<9} sessions/s {f.sessions_per_s:8.1f}   exchanges/s {f.exchanges_per_s:8.1f}"
+            f"   ({args.devices} devices x {args.sessions_per_device} sessions, "
+            f"{f.exchanges} exchanges in {f.seconds:.2f} s)"
+        )
     ratio = best["dmlab"].exchanges_per_s / best["baseline"].exchanges_per_s
     print(f"ratio (dmlab exchanges/s / baseline exchanges/s) {ratio:.2f}   target >= 0.6")
     return ratio
@@ -231,10 +254,18 @@ async def main_async(args: argparse.Namespace) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=50, help="concurrent devices (default 50)")
-    parser.add_argument("--sessions-per-device", type=int, default=20,
-                        help="measured sessions per device and round, one after another (default 20)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating dmlab/baseline rounds; the best of each counts (default 3)")
+    parser.add_argument(
+        "--sessions-per-device",
+        type=int,
+        default=20,
+        help="measured sessions per device and round, one after another (default 20)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating dmlab/baseline rounds; the best of each counts (default 3)",
+    )
     args = parser.parse_args(argv)
     asyncio.run(main_async(args))
 

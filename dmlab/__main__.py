@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import ssl
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def _account(text: str) -> tuple[str, str]:
@@ -23,8 +24,8 @@ def serve(args: argparse.Namespace) -> int:
     """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
     from .runtime import LabCA, ServerThread
     from .server import build_services, create_app
-    from .server.routes.events import close_streams
     from .server.auth import verify_secret
+    from .server.routes.events import close_streams
     from .store.sqlite import SQLiteStore
     from .trace import Trace
 
@@ -68,9 +69,15 @@ def device(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     async def main() -> None:
-        dev = VirtualDevice(args.dev_id, args.secret, args.server, verify=context,
-                            server_id=args.server_id, on_exchange=log,
-                            on_event=lambda kind, data: log(f"{kind} {data}"))
+        dev = VirtualDevice(
+            args.dev_id,
+            args.secret,
+            args.server,
+            verify=context,
+            server_id=args.server_id,
+            on_exchange=log,
+            on_event=lambda kind, data: log(f"{kind} {data}"),
+        )
         # SIGTERM (a service manager, a test) ends the device like Ctrl-C: the
         # work in flight is cancelled and the client closed, and the exit is 0.
         main_task = asyncio.current_task()
@@ -103,10 +110,8 @@ def device(args: argparse.Namespace) -> int:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(main())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        pass
     return 0
 
 
@@ -117,8 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = commands.add_parser("serve", help="run the DM server over HTTPS")
     s.add_argument("--port", type=int, default=8443)
     s.add_argument("--data", required=True, help="directory for the CA and the state")
-    s.add_argument("--account", type=_account, action="append", default=[],
-                   metavar="NAME:PASSWORD", help="an account to create (repeatable)")
+    s.add_argument(
+        "--account",
+        type=_account,
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="an account to create (repeatable)",
+    )
     s.add_argument("--server-id", default="dmlab")
     s.set_defaults(run=serve)
 
@@ -128,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dev-id", required=True)
     d.add_argument("--secret", required=True)
     d.add_argument("--server-id", default="dmlab")
-    d.add_argument("--every", type=float, default=0.0,
-                   help="fire a client-initiated alert every SECONDS")
+    d.add_argument(
+        "--every", type=float, default=0.0, help="fire a client-initiated alert every SECONDS"
+    )
     d.add_argument("--alert-now", action="store_true", help="fire one alert at start")
     d.add_argument("--once", action="store_true", help="exit after --alert-now's session")
     d.set_defaults(run=device)

@@ -17,10 +17,11 @@ without JavaScript, and a text listing that nbval compares.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape as _xml
 from http import HTTPStatus
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .trace import ROLES, Exchange
 
@@ -70,7 +71,11 @@ def _clip(text: str) -> str:
 
 
 def _lifeline_namer(exchanges: Sequence[Exchange]) -> Any:
-    devices = {e.dev_id for e in exchanges if e.dev_id and (e.source in DEVICE_ROLES or e.target in DEVICE_ROLES)}
+    devices = {
+        e.dev_id
+        for e in exchanges
+        if e.dev_id and (e.source in DEVICE_ROLES or e.target in DEVICE_ROLES)
+    }
     several = len(devices) > 1
 
     def name(role: str, dev_id: str) -> str:
@@ -96,8 +101,11 @@ def _ordered(exchanges: Sequence[Exchange]) -> list[tuple[str, Exchange]]:
         if exchange.method == "NOTIFY":
             held.append(exchange)
             continue
-        caused = [n for n in held if n.session and n.session == exchange.session
-                  and exchange.source not in DEVICE_ROLES]
+        caused = [
+            n
+            for n in held
+            if n.session and n.session == exchange.session and exchange.source not in DEVICE_ROLES
+        ]
         steps += [("notify", n) for n in held if n not in caused]
         held = []
         steps.append(("request", exchange))
@@ -143,10 +151,20 @@ def lifelines(drawn: Sequence[Arrow]) -> list[str]:
 
 # Characters Mermaid reads as syntax inside a message or a participant label,
 # written as its own entity codes (``#59;`` and so on), which it turns back.
-_MERMAID_ESCAPES = {";": "#59;", "#": "#35;", "<": "#lt;", ">": "#gt;", ":": "#58;",
-                    "%": "#37;", "\n": " ", "\r": " "}
+_MERMAID_ESCAPES = {
+    ";": "#59;",
+    "#": "#35;",
+    "<": "#lt;",
+    ">": "#gt;",
+    ":": "#58;",
+    "%": "#37;",
+    "\n": " ",
+    "\r": " ",
+}
 _MERMAID_LABEL = re.compile("[" + re.escape("".join(_MERMAID_ESCAPES)) + "]")
-_MERMAID_MESSAGE = re.compile("[" + re.escape("".join(c for c in _MERMAID_ESCAPES if c != ":")) + "]")
+_MERMAID_MESSAGE = re.compile(
+    "[" + re.escape("".join(c for c in _MERMAID_ESCAPES if c != ":")) + "]"
+)
 
 
 def _mermaid_text(text: str, *, colon: bool = False) -> str:
@@ -171,7 +189,9 @@ def mermaid(exchanges: Iterable[Exchange]) -> str:
 def text(exchanges: Iterable[Exchange]) -> str:
     """One arrow per line: what a reader (and nbval) compares."""
     drawn = arrows(exchanges)
-    head = f"sequence diagram: {len(drawn)} arrows; lifelines: {', '.join(lifelines(drawn)) or 'none'}"
+    head = (
+        f"sequence diagram: {len(drawn)} arrows; lifelines: {', '.join(lifelines(drawn)) or 'none'}"
+    )
     return "\n".join([head, *(str(a) for a in drawn)])
 
 
@@ -217,7 +237,7 @@ def svg(exchanges: Iterable[Exchange]) -> str:
     xs = [left]
     for gap in _gaps(lines, drawn):
         xs.append(round(xs[-1] + gap, 1))
-    x_of = dict(zip(lines, xs))
+    x_of = dict(zip(lines, xs, strict=False))
     width = round((xs[-1] + widths[-1] / 2 + MARGIN) if lines else 2 * MARGIN, 1)
     top = MARGIN + HEAD_H
     height = top + ROW_H * (len(drawn) + 1) + HEAD_H + MARGIN
@@ -225,20 +245,29 @@ def svg(exchanges: Iterable[Exchange]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="{FONT_SIZE}">',
         "<defs>",
-        *(f'<marker id="head-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-          f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10'
-          f'{" z" if kind != "notify" else ""}" fill="{colour if kind != "notify" else "none"}" '
-          f'stroke="{colour}"/></marker>' for kind, colour in COLOURS.items()),
+        *(
+            f'<marker id="head-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+            f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10'
+            f'{" z" if kind != "notify" else ""}" fill="{colour if kind != "notify" else "none"}" '
+            f'stroke="{colour}"/></marker>'
+            for kind, colour in COLOURS.items()
+        ),
         "</defs>",
         f'<rect width="{width}" height="{height}" fill="white"/>',
     ]
     bottom = height - MARGIN - HEAD_H
-    for line, x, w in zip(lines, xs, widths):
-        out.append(f'<line x1="{x}" y1="{top}" x2="{x}" y2="{bottom}" stroke="#999" stroke-dasharray="2,3"/>')
+    for line, x, w in zip(lines, xs, widths, strict=False):
+        out.append(
+            f'<line x1="{x}" y1="{top}" x2="{x}" y2="{bottom}" stroke="#999" stroke-dasharray="2,3"/>'
+        )
         for y in (MARGIN, bottom):
-            out.append(f'<rect x="{round(x - w / 2, 1)}" y="{y}" width="{round(w, 1)}" height="{HEAD_H - 6}" '
-                       f'rx="4" fill="#eef3f8" stroke="#1f4e79"/>')
-            out.append(f'<text x="{x}" y="{y + (HEAD_H - 6) / 2 + 4}" text-anchor="middle">{_xml(line)}</text>')
+            out.append(
+                f'<rect x="{round(x - w / 2, 1)}" y="{y}" width="{round(w, 1)}" height="{HEAD_H - 6}" '
+                f'rx="4" fill="#eef3f8" stroke="#1f4e79"/>'
+            )
+            out.append(
+                f'<text x="{x}" y="{y + (HEAD_H - 6) / 2 + 4}" text-anchor="middle">{_xml(line)}</text>'
+            )
     for row, a in enumerate(drawn, 1):
         y = top + ROW_H * row
         x1, x2 = x_of[a.source], x_of[a.target]
@@ -246,10 +275,14 @@ def svg(exchanges: Iterable[Exchange]) -> str:
         kind = "error" if error else a.kind
         colour = COLOURS[kind]
         dash = ' stroke-dasharray="6,4"' if a.dashed else ""
-        out.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}"{dash} '
-                   f'marker-end="url(#head-{kind})"/>')
-        out.append(f'<text x="{round((x1 + x2) / 2, 1)}" y="{y - 5}" text-anchor="middle" '
-                   f'fill="{colour}" stroke="white" stroke-width="4" paint-order="stroke">{_xml(a.label)}</text>')
+        out.append(
+            f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}"{dash} '
+            f'marker-end="url(#head-{kind})"/>'
+        )
+        out.append(
+            f'<text x="{round((x1 + x2) / 2, 1)}" y="{y - 5}" text-anchor="middle" '
+            f'fill="{colour}" stroke="white" stroke-width="4" paint-order="stroke">{_xml(a.label)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -282,5 +315,8 @@ class SequenceDiagram:
         return self.text()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/vnd.mermaid": self.mermaid(), "image/svg+xml": self.svg(),
-                "text/plain": self.text()}
+        return {
+            "text/vnd.mermaid": self.mermaid(),
+            "image/svg+xml": self.svg(),
+            "text/plain": self.text(),
+        }

@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final
+from typing import Any, Final
 
 #: Every kind of event the server publishes.
 KINDS: Final = (
@@ -39,8 +40,14 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "account": self.account,
-                "devId": self.dev_id, "at": self.at, **self.data}
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "account": self.account,
+            "devId": self.dev_id,
+            "at": self.at,
+            **self.data,
+        }
 
 
 Subscriber = Callable[[Event], None]

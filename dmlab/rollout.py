@@ -12,9 +12,10 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from .device.objects import FumoResult
 from .events import Event
@@ -56,15 +57,22 @@ def split_groups(dev_ids: Iterable[str], shares: Sequence[float], seed: int) -> 
     sizes = [round(len(order) * share) for share in shares[:-1]]
     sizes.append(len(order) - sum(sizes))
     groups, start = [], 0
-    for share, size in zip(shares, sizes):
-        groups.append((f"{share:.0%}", order[start:start + size]))
+    for share, size in zip(shares, sizes, strict=False):
+        groups.append((f"{share:.0%}", order[start : start + size]))
         start += size
     return groups
 
 
-def staged_rollout(lab: Lab, groups: Sequence[Group], *, version: str, max_failure_rate: float,
-                   timeout: float = 30.0, parallel: int = 8,
-                   progress: Callable[[int, int], None] | None = None) -> list[GroupOutcome]:
+def staged_rollout(
+    lab: Lab,
+    groups: Sequence[Group],
+    *,
+    version: str,
+    max_failure_rate: float,
+    timeout: float = 30.0,
+    parallel: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[GroupOutcome]:
     """Update ``groups`` one after another with the ``firmware-update`` job, queued
     through the operator's API; stop once a group's failure rate *exceeds*
     ``max_failure_rate``. ``progress(done, total)`` is called while waiting."""
@@ -80,10 +88,14 @@ def staged_rollout(lab: Lab, groups: Sequence[Group], *, version: str, max_failu
         with changed:
             if event.kind == "session.queued":
                 queued_at.setdefault(event.dev_id, event.at)
-            elif (event.kind == "alert.received"
-                  and event.data.get("alert_type") == AlertType.FUMO_DOWNLOAD_AND_UPDATE):
+            elif (
+                event.kind == "alert.received"
+                and event.data.get("alert_type") == AlertType.FUMO_DOWNLOAD_AND_UPDATE
+            ):
                 code = event.data.get("data")
-                reported.setdefault(event.dev_id, (code if isinstance(code, int) else None, event.at))
+                reported.setdefault(
+                    event.dev_id, (code if isinstance(code, int) else None, event.at)
+                )
                 changed.notify_all()
 
     outcomes = [GroupOutcome(name, list(members)) for name, members in groups]
@@ -94,8 +106,14 @@ def staged_rollout(lab: Lab, groups: Sequence[Group], *, version: str, max_failu
             with changed:
                 watched.update(outcome.devices)
             with ThreadPoolExecutor(max_workers=parallel) as pool:
-                list(pool.map(lambda dev_id: lab.operator.request_session(
-                    dev_id, job="firmware-update", version=version), outcome.devices))
+                list(
+                    pool.map(
+                        lambda dev_id: lab.operator.request_session(
+                            dev_id, job="firmware-update", version=version
+                        ),
+                        outcome.devices,
+                    )
+                )
             deadline = time.monotonic() + timeout
             while True:
                 with changed:

@@ -16,8 +16,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,15 +31,15 @@ ROLES = ("device", "browser-component", "browser", "operator", "server", "unknow
 class Exchange:
     seq: int
     time: float
-    source: str      # who sent the request (a role)
-    target: str      # who answered it (a role)
+    source: str  # who sent the request (a role)
+    target: str  # who answered it (a role)
     dev_id: str
     method: str
     path: str
     status: int
-    session: str     # the session id the exchange concerns ("" if none)
-    request: str     # one-line summary of what was sent
-    response: str    # one-line summary of what came back
+    session: str  # the session id the exchange concerns ("" if none)
+    request: str  # one-line summary of what was sent
+    response: str  # one-line summary of what came back
 
 
 class TraceSink(Protocol):
@@ -46,8 +47,10 @@ class TraceSink(Protocol):
 
     def load_trace(self, limit: int) -> list[Exchange]:
         """The newest ``limit`` records, oldest first."""
+
     def append_trace(self, exchange: Exchange, limit: int) -> None:
         """Keep one record (and at most the newest ``limit``)."""
+
     def clear_trace(self) -> None: ...
 
 
@@ -57,8 +60,13 @@ _log = logging.getLogger(__name__)
 class Trace:
     """A bounded, thread-safe log of exchanges, optionally kept in a ``sink``."""
 
-    def __init__(self, *, limit: int = 100_000, clock: Callable[[], float] = time.time,
-                 sink: TraceSink | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        sink: TraceSink | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         # A deque drops the oldest record in O(1) once full; deleting from the front
         # of a 100,000-item list cost every request ~15 µs on a long-running server.
@@ -69,13 +77,34 @@ class Trace:
         self._sink = sink
         self._listeners: list[Callable[[Exchange], None]] = []
 
-    def record(self, *, source: str, target: str = "server", dev_id: str = "", method: str,
-               path: str, status: int, session: str = "", request: str = "",
-               response: str = "") -> Exchange:
+    def record(
+        self,
+        *,
+        source: str,
+        target: str = "server",
+        dev_id: str = "",
+        method: str,
+        path: str,
+        status: int,
+        session: str = "",
+        request: str = "",
+        response: str = "",
+    ) -> Exchange:
         with self._lock:
             self._seq += 1
-            exchange = Exchange(self._seq, self._clock(), source, target, dev_id, method, path,
-                                status, session, request, response)
+            exchange = Exchange(
+                self._seq,
+                self._clock(),
+                source,
+                target,
+                dev_id,
+                method,
+                path,
+                status,
+                session,
+                request,
+                response,
+            )
             self._records.append(exchange)
             listeners = list(self._listeners)
         if self._sink is not None:

@@ -17,9 +17,13 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 def run(script: str, *args: str) -> str:
     # -W error: a warning in a benchmark is as much a bug as in a test.
-    done = subprocess.run([sys.executable, "-W", "error", str(BENCHMARKS / script), *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -47,8 +51,9 @@ def test_fleet_prints_wall_time_and_memory() -> None:
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_growth_prints_times_and_ratios(store: str) -> None:
-    out = run("growth.py", "--sizes", "20", "200", "--devices", "10", "--samples", "10",
-              "--stores", store)
+    out = run(
+        "growth.py", "--sizes", "20", "200", "--devices", "10", "--samples", "10", "--stores", store
+    )
     assert len(lines_starting(out, f"{store} completed ")) == 2
     ratios = lines_starting(out, f"{store} ratio ")
     assert len(ratios) == 3 and all("target <= 1.5" in line for line in ratios)

@@ -24,14 +24,22 @@ import pytest
 from dmlab import Lab
 from dmlab.runtime.lab import DEFAULT_ACCOUNT
 
-from conftest import new_dev_id
+from helpers import new_dev_id
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed"
+)
 
 
 def _missing() -> str | None:
@@ -49,10 +57,27 @@ def trusting_home(home: Path, ca_pem: Path) -> Path:
     """A home directory whose NSS database trusts the lab CA for servers (``C,,``)."""
     nssdb = home / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True,
-                   capture_output=True)
-    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "dmlab lab CA", "-t", "C,,",
-                    "-i", str(ca_pem)], check=True, capture_output=True)
+    subprocess.run(
+        ["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "certutil",
+            "-A",
+            "-d",
+            f"sql:{nssdb}",
+            "-n",
+            "dmlab lab CA",
+            "-t",
+            "C,,",
+            "-i",
+            str(ca_pem),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return home
 
 
@@ -63,8 +88,9 @@ def playwright() -> Iterator[Any]:
 
 
 def launch(playwright: Any, home: Path) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS,
-                                      env={**os.environ, "HOME": str(home)})
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=ARGS, env={**os.environ, "HOME": str(home)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +104,9 @@ def browser(playwright: Any, lab: Lab, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A browser tab whose user knows the demo account's name and password."""
-    context = browser.new_context(http_credentials={"username": DEFAULT_ACCOUNT[0],
-                                                    "password": DEFAULT_ACCOUNT[1]})
+    context = browser.new_context(
+        http_credentials={"username": DEFAULT_ACCOUNT[0], "password": DEFAULT_ACCOUNT[1]}
+    )
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     yield tab
@@ -161,8 +188,9 @@ def test_a_form_with_a_wrong_or_missing_csrf_token_changes_nothing(page: Any, la
 
 
 def test_sign_in_and_out(browser: Any, lab: Lab) -> None:
-    person = browser.new_context(http_credentials={"username": DEFAULT_ACCOUNT[0],
-                                                   "password": DEFAULT_ACCOUNT[1]})
+    person = browser.new_context(
+        http_credentials={"username": DEFAULT_ACCOUNT[0], "password": DEFAULT_ACCOUNT[1]}
+    )
     tab = person.new_page()
     response = tab.goto(f"{lab.url}/login")
     assert response.status == 200 and response.url == f"{lab.url}/devices"

@@ -46,8 +46,14 @@ class Process:
     @classmethod
     def start(cls, *args: str, cwd: Path) -> Process:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        popen = subprocess.Popen([sys.executable, "-m", "dmlab", *args], cwd=cwd, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "dmlab", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         process = cls(popen)
         process._pump_thread = threading.Thread(target=process._pump, daemon=True)
         process._pump_thread.start()
@@ -69,16 +75,19 @@ class Process:
             except queue.Empty:
                 line = ""
             if line is None:
-                raise AssertionError(f"process exited ({self.popen.poll()}) before {pattern!r}:\n"
-                                     + "\n".join(self.lines))
+                raise AssertionError(
+                    f"process exited ({self.popen.poll()}) before {pattern!r}:\n"
+                    + "\n".join(self.lines)
+                )
             if line:
                 self.lines.append(line)
                 match = re.search(pattern, line)
                 if match:
                     return match
             if time.monotonic() >= deadline:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout} s:\n"
-                                     + "\n".join(self.lines))
+                raise AssertionError(
+                    f"no line matching {pattern!r} within {timeout} s:\n" + "\n".join(self.lines)
+                )
 
     def terminate(self, timeout: float = 15.0) -> int:
         """SIGTERM, and the exit status (killing it, and failing, if it hangs)."""
@@ -111,8 +120,16 @@ class Process:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[Process, str, Path]]:
     data = tmp_path / "data"
-    process = Process.start("serve", "--port", str(free_port()), "--data", str(data),
-                            "--account", ":".join(ACCOUNT), cwd=tmp_path)
+    process = Process.start(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data",
+        str(data),
+        "--account",
+        ":".join(ACCOUNT),
+        cwd=tmp_path,
+    )
     try:
         url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
         yield process, url, data / "ca.pem"
@@ -121,18 +138,34 @@ def server(tmp_path: Path) -> Iterator[tuple[Process, str, Path]]:
     assert code == 0, "\n".join(process.lines)
 
 
-def test_device_process_runs_a_server_initiated_session(server: tuple[Process, str, Path],
-                                                        tmp_path: Path) -> None:
-    serve, url, ca = server
+def test_device_process_runs_a_server_initiated_session(
+    server: tuple[Process, str, Path], tmp_path: Path
+) -> None:
+    _serve, url, ca = server
     verify = ssl.create_default_context(cafile=str(ca))
-    with httpx.Client(base_url=url, auth=ACCOUNT, verify=verify, timeout=30,
-                      headers={"Accept": "application/json"}) as operator:
+    with httpx.Client(
+        base_url=url,
+        auth=ACCOUNT,
+        verify=verify,
+        timeout=30,
+        headers={"Accept": "application/json"},
+    ) as operator:
         registered = operator.post("/devices/new", json={"devId": DEV_ID, "name": "cli"})
         assert registered.status_code == 201, registered.text
         secret = registered.json()["secret"]
 
-        device = Process.start("device", "--server", url, "--cafile", str(ca),
-                               "--dev-id", DEV_ID, "--secret", secret, cwd=tmp_path)
+        device = Process.start(
+            "device",
+            "--server",
+            url,
+            "--cafile",
+            str(ca),
+            "--dev-id",
+            DEV_ID,
+            "--secret",
+            secret,
+            cwd=tmp_path,
+        )
         try:
             queued = operator.post(f"/devices/{DEV_ID}/sessions", json={"job": "inventory"})
             assert queued.status_code == 202, queued.text
@@ -161,24 +194,47 @@ def test_device_process_runs_a_server_initiated_session(server: tuple[Process, s
 
 def test_device_process_alert_now_once(server: tuple[Process, str, Path], tmp_path: Path) -> None:
     """``--alert-now --once``: a client-initiated session runs the queued work, then it exits."""
-    serve, url, ca = server
+    _serve, url, ca = server
     verify = ssl.create_default_context(cafile=str(ca))
-    with httpx.Client(base_url=url, auth=ACCOUNT, verify=verify, timeout=30,
-                      headers={"Accept": "application/json"}) as operator:
+    with httpx.Client(
+        base_url=url,
+        auth=ACCOUNT,
+        verify=verify,
+        timeout=30,
+        headers={"Accept": "application/json"},
+    ) as operator:
         secret = operator.post("/devices/new", json={"devId": DEV_ID}).json()["secret"]
-        queued = operator.post(f"/devices/{DEV_ID}/sessions",
-                               json={"CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/DevID"]],
-                                     "notify": False})
+        queued = operator.post(
+            f"/devices/{DEV_ID}/sessions",
+            json={
+                "CMD": [["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/DevID"]],
+                "notify": False,
+            },
+        )
         assert queued.status_code == 202, queued.text
-        device = Process.start("device", "--server", url, "--cafile", str(ca), "--dev-id", DEV_ID,
-                               "--secret", secret, "--alert-now", "--once", cwd=tmp_path)
+        device = Process.start(
+            "device",
+            "--server",
+            url,
+            "--cafile",
+            str(ca),
+            "--dev-id",
+            DEV_ID,
+            "--secret",
+            secret,
+            "--alert-now",
+            "--once",
+            cwd=tmp_path,
+        )
         started = device.expect(rf"^{DEV_ID} POST /alert -> 200 session (\S+)$", START_TIMEOUT)
         device.expect(rf"^{DEV_ID} PUT /sessions/id/{started[1]} -> 204$")
         code = device.popen.wait(20)
         device.close()
         assert code == 0, "\n".join(device.lines)
         completed = operator.get("/sessions/completed").json()["Sessions"]
-        assert [(s["IDs"][0], s["Result"]) for s in completed] == [(queued.json()["SessionID"], "OK")]
+        assert [(s["IDs"][0], s["Result"]) for s in completed] == [
+            (queued.json()["SessionID"], "OK")
+        ]
         assert started[1] in completed[0]["IDs"]
 
 
@@ -186,8 +242,14 @@ def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        process = Process.start("serve", "--port", str(busy.getsockname()[1]),
-                                "--data", str(tmp_path / "data"), cwd=tmp_path)
+        process = Process.start(
+            "serve",
+            "--port",
+            str(busy.getsockname()[1]),
+            "--data",
+            str(tmp_path / "data"),
+            cwd=tmp_path,
+        )
         process.expect(r"cannot listen on 127\.0\.0\.1:\d+", START_TIMEOUT)
         code = process.popen.wait(START_TIMEOUT)
         process.close()

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import HASH_COST
 
 from dmlab import Lab
 from dmlab.device import SessionFailed, SessionRun, VirtualDevice
@@ -29,6 +28,8 @@ from dmlab.protocol import media
 from dmlab.server import Services, build_services, create_app
 from dmlab.store import MemoryStore, State
 from dmlab.store.sqlite import SQLiteStore
+
+from helpers import HASH_COST
 
 K = 3
 JOBS: list[dict[str, Any]] = [
@@ -41,10 +42,10 @@ ACCOUNTS = [("alpha", "alpha-pw"), ("beta", "beta-pw")]
 
 @dataclass
 class Outcome:
-    queued: dict[str, list[str]] = field(default_factory=dict)        # dev_id -> session keys
-    runs: dict[str, list[SessionRun]] = field(default_factory=dict)   # dev_id -> runs of both copies
-    raced: dict[str, list[int]] = field(default_factory=dict)         # dev_id -> raw start statuses
-    raw_ids: dict[str, list[str]] = field(default_factory=dict)       # ids the raw racers got
+    queued: dict[str, list[str]] = field(default_factory=dict)  # dev_id -> session keys
+    runs: dict[str, list[SessionRun]] = field(default_factory=dict)  # dev_id -> runs of both copies
+    raced: dict[str, list[int]] = field(default_factory=dict)  # dev_id -> raw start statuses
+    raw_ids: dict[str, list[str]] = field(default_factory=dict)  # ids the raw racers got
 
 
 async def fleet(client: httpx.AsyncClient, base: str, n: int) -> Outcome:
@@ -55,14 +56,21 @@ async def fleet(client: httpx.AsyncClient, base: str, n: int) -> Outcome:
     async def register(i: int) -> tuple[str, str, tuple[str, str]]:
         account = ACCOUNTS[i % len(ACCOUNTS)]
         dev_id = f"IMEI:{350000000000000 + i}"
-        answer = await client.post(f"{base}/devices/new", json={"devId": dev_id}, auth=account,
-                                   headers={"Accept": media.JSON})
+        answer = await client.post(
+            f"{base}/devices/new",
+            json={"devId": dev_id},
+            auth=account,
+            headers={"Accept": media.JSON},
+        )
         assert answer.status_code == 201, answer.text
         keys = []
         for body in JOBS[:K]:
-            queued = await client.post(f"{base}/devices/{dev_id}/sessions",
-                                       json={**body, "notify": False}, auth=account,
-                                       headers={"Accept": media.JSON})
+            queued = await client.post(
+                f"{base}/devices/{dev_id}/sessions",
+                json={**body, "notify": False},
+                auth=account,
+                headers={"Accept": media.JSON},
+            )
             assert queued.status_code == 202, queued.text
             keys.append(queued.json()["SessionID"])
         out.queued[dev_id] = keys
@@ -85,9 +93,14 @@ async def fleet(client: httpx.AsyncClient, base: str, n: int) -> Outcome:
     async def race(dev_id: str, secret: str, session_id: str) -> dict[str, Any] | None:
         """Two starts of one pending session at once: one may win, never both."""
         headers = {media.DEVID_HEADER: dev_id, "Accept": media.COMMANDS}
-        answers = await asyncio.gather(*(
-            client.post(f"{base}/sessions/id/{session_id}", auth=(dev_id, secret), headers=headers)
-            for _ in range(2)))
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    f"{base}/sessions/id/{session_id}", auth=(dev_id, secret), headers=headers
+                )
+                for _ in range(2)
+            )
+        )
         out.raced[dev_id] = sorted(a.status_code for a in answers)
         won = [a.json() for a in answers if a.status_code == 200]
         return won[0] if won else None
@@ -98,9 +111,11 @@ async def fleet(client: httpx.AsyncClient, base: str, n: int) -> Outcome:
         out.raw_ids.setdefault(dev_id, []).append(package["SessionID"])
         due = sum(1 for c in package["CMD"] if c[0] != "END")
         end = await client.put(
-            f"{base}/sessions/id/{package['SessionID']}", auth=(dev_id, secret),
+            f"{base}/sessions/id/{package['SessionID']}",
+            auth=(dev_id, secret),
             headers={media.DEVID_HEADER: dev_id, "Content-Type": media.DM20_RESPONSE},
-            content=json.dumps({"Status": [{"sc": 200}] * due}))
+            content=json.dumps({"Status": [{"sc": 200}] * due}),
+        )
         # the raced session is the inventory: one round, then the end
         assert end.status_code == 204, end.text
 
@@ -109,8 +124,9 @@ async def fleet(client: httpx.AsyncClient, base: str, n: int) -> Outcome:
         # Every fifth device: two raw starts race for its oldest session first, then the
         # winner reports while both copies race through the rest with /sessions/next.
         won = await race(dev_id, secret, out.queued[dev_id][0]) if i % 5 == 0 else None
-        _, *results = await asyncio.gather(finish(dev_id, secret, won),
-                                           *(drain(copy) for copy in copies))
+        _, *results = await asyncio.gather(
+            finish(dev_id, secret, won), *(drain(copy) for copy in copies)
+        )
         for copy in copies:
             await copy.settle()
             await copy.aclose()
@@ -191,8 +207,9 @@ def test_many_devices_over_https() -> None:
             lab.add_account(*account)
 
         async def main() -> Outcome:
-            async with httpx.AsyncClient(verify=lab.ca.client_context(), timeout=60,
-                                         limits=httpx.Limits(max_connections=50)) as client:
+            async with httpx.AsyncClient(
+                verify=lab.ca.client_context(), timeout=60, limits=httpx.Limits(max_connections=50)
+            ) as client:
                 return await fleet(client, lab.url, 40)
 
         out = lab.run(main(), timeout=120)

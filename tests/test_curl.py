@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from test_cli import START_TIMEOUT, Process, free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -29,17 +28,21 @@ def readme_block(marker: str) -> str:
 
 def test_readme_block_is_found_and_uses_only_the_documented_variables() -> None:
     block = readme_block("sh curl-session")
-    assert "curl " in block and "--cacert \"$CA\"" in block
+    assert "curl " in block and '--cacert "$CA"' in block
     assert "https://" not in block, "the server's URL comes from $DMLAB"
-    assert re.search(r"^```sh\nexport DMLAB=https://127\.0\.0\.1:8443 CA=\.dmlab-data/ca\.pem\n```$",
-                     README.read_text(), re.M)
+    assert re.search(
+        r"^```sh\nexport DMLAB=https://127\.0\.0\.1:8443 CA=\.dmlab-data/ca\.pem\n```$",
+        README.read_text(),
+        re.M,
+    )
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data = tmp_path / ".dmlab-data"
-    process = Process.start("serve", "--port", str(free_port()), "--data", str(data),
-                            "--account", ACCOUNT, cwd=tmp_path)
+    process = Process.start(
+        "serve", "--port", str(free_port()), "--data", str(data), "--account", ACCOUNT, cwd=tmp_path
+    )
     try:
         url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
         yield url, data / "ca.pem"
@@ -53,8 +56,14 @@ def test_client_initiated_session_with_curl_alone(served: tuple[str, Path], tmp_
         pytest.skip("no curl binary on this machine: the README's curl walkthrough cannot run")
     url, ca = served
     env = {**os.environ, "DMLAB": url, "CA": str(ca)}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("sh curl-session")],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_block("sh curl-session")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == ""
     lines = [line.rstrip("\r") for line in result.stdout.splitlines()]
@@ -64,10 +73,12 @@ def test_client_initiated_session_with_curl_alone(served: tuple[str, Path], tmp_
     assert set(package) == {"SessionID", "CMD"}
     assert [c[0] for c in package["CMD"]] == ["GET", "GET", "END"]
 
-    headers = lines[2:lines.index("")]
+    headers = lines[2 : lines.index("")]
     assert headers[0].startswith("HTTP/") and headers[0].split()[1] == "204", headers
-    fields = {name.strip().lower(): value.strip()
-              for name, _, value in (h.partition(":") for h in headers[1:])}
+    fields = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (h.partition(":") for h in headers[1:])
+    }
     assert fields["omadm-result"] == "OK", headers
 
     completed = json.loads(lines[-1])["Sessions"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from conftest import (
+from dmlab.protocol import media
+
+from helpers import (
     RIVAL,
     commands,
     csrf_of,
@@ -15,8 +17,6 @@ from conftest import (
     problem,
     queue,
 )
-
-from dmlab.protocol import media
 
 
 def test_list_devices_json_and_html(lab, register, clients):
@@ -41,14 +41,17 @@ def test_registration_form_is_html_with_a_csrf_token(clients):
 
 def test_register_with_json_accept_returns_201_secret_and_location(lab, clients):
     dev_id = new_dev_id()
-    response = clients.account().post("/devices/new", json={"devId": dev_id, "name": "Phone",
-                                                            "man": "Acme", "mod": "X1"})
+    response = clients.account().post(
+        "/devices/new", json={"devId": dev_id, "name": "Phone", "man": "Acme", "mod": "X1"}
+    )
     assert response.status_code == 201
     assert media.base(response.headers["content-type"]) == media.JSON
     body = response.json()
     assert body["devId"] == dev_id and body["account"] == "demo"
     assert (body["name"], body["man"], body["mod"]) == ("Phone", "Acme", "X1")
-    assert isinstance(body["secret"], str) and len(body["secret"]) >= 16 and ":" not in body["secret"]
+    assert (
+        isinstance(body["secret"], str) and len(body["secret"]) >= 16 and ":" not in body["secret"]
+    )
     assert response.headers["location"] == f"/devices/{quote(dev_id)}"
     # The Location names the device, and the secret is the device's credential.
     assert clients.account().get(response.headers["location"]).json()["devId"] == dev_id
@@ -72,8 +75,9 @@ def test_register_from_the_html_form_shows_the_secret(lab, clients):
     browser = clients.browser()
     token = csrf_of(html(browser.get("/devices/new"), 200))
     dev_id = new_dev_id()
-    response = browser.post("/devices/new", data={"devId": dev_id, "name": "Kitchen <tablet>",
-                                                  "csrf": token})
+    response = browser.post(
+        "/devices/new", data={"devId": dev_id, "name": "Kitchen <tablet>", "csrf": token}
+    )
     page = html(response, 201)
     secret = element_text(page, "secret")
     assert element_text(page, "devId") == dev_id
@@ -104,9 +108,15 @@ def test_show_device_json_and_html(lab, register, clients):
     queue(lab, phone.dev_id, job="inventory")
     info = clients.account().get(f"/devices/{phone.dev_id}")
     assert info.status_code == 200
-    assert info.json() == {"devId": phone.dev_id, "name": "test", "man": "dmlab",
-                           "mod": "Virtual Device", "account": "demo",
-                           "registered": info.json()["registered"], "pending": 1}
+    assert info.json() == {
+        "devId": phone.dev_id,
+        "name": "test",
+        "man": "dmlab",
+        "mod": "Virtual Device",
+        "account": "demo",
+        "registered": info.json()["registered"],
+        "pending": 1,
+    }
     page = html(clients.browser().get(f"/devices/{phone.dev_id}"), 200)
     assert phone.dev_id in element_text(page, "info") or phone.dev_id in page
     assert 'name="_method" value="PUT"' in page and 'name="_method" value="DELETE"' in page
@@ -120,7 +130,10 @@ def test_update_device_json(lab, register, clients):
     response = account.put(f"/devices/{phone.dev_id}", json={"name": "Renamed", "mod": "X2"})
     assert response.status_code == 200
     assert (response.json()["name"], response.json()["mod"], response.json()["man"]) == (
-        "Renamed", "X2", "dmlab")
+        "Renamed",
+        "X2",
+        "dmlab",
+    )
     assert account.get(f"/devices/{phone.dev_id}").json()["name"] == "Renamed"
     problem(account.put(f"/devices/{phone.dev_id}", json={"devId": "IMEI:111111111"}), 400)
     assert account.get(f"/devices/{phone.dev_id}").json()["devId"] == phone.dev_id
@@ -130,9 +143,16 @@ def test_update_device_from_the_html_form(lab, register, clients):
     phone = register(attach=False)
     browser = clients.browser()
     token = csrf_of(html(browser.get(f"/devices/{phone.dev_id}"), 200), "update")
-    response = browser.post(f"/devices/{phone.dev_id}",
-                            data={"_method": "PUT", "csrf": token, "name": "From form",
-                                  "man": "dmlab", "mod": "Virtual Device"})
+    response = browser.post(
+        f"/devices/{phone.dev_id}",
+        data={
+            "_method": "PUT",
+            "csrf": token,
+            "name": "From form",
+            "man": "dmlab",
+            "mod": "Virtual Device",
+        },
+    )
     assert response.status_code == 303
     assert response.headers["location"] == f"/devices/{quote(phone.dev_id)}"
     assert lab.operator.device(phone.dev_id)["name"] == "From form"
@@ -180,7 +200,9 @@ def test_accounts_cannot_see_each_others_devices(lab, register, clients):
     body = problem(mine.get(f"/devices/{theirs.dev_id}"), 404, "not-found")
     # The refusal reads exactly like a device that does not exist.
     missing = problem(mine.get("/devices/IMEI:000000000000000"), 404, "not-found")
-    assert body["detail"].replace(theirs.dev_id, "X") == missing["detail"].replace("IMEI:000000000000000", "X")
+    assert body["detail"].replace(theirs.dev_id, "X") == missing["detail"].replace(
+        "IMEI:000000000000000", "X"
+    )
     problem(mine.put(f"/devices/{theirs.dev_id}", json={"name": "mine now"}), 404)
     problem(mine.delete(f"/devices/{theirs.dev_id}"), 404)
     problem(mine.post(f"/devices/{theirs.dev_id}/sessions", json={"job": "inventory"}), 404)
@@ -189,13 +211,20 @@ def test_accounts_cannot_see_each_others_devices(lab, register, clients):
     problem(mine.post("/devices/new", json={"devId": theirs.dev_id}), 409, "conflict")
     assert lab.operators[RIVAL[0]].device(theirs.dev_id)["name"] == "test"
     assert lab.operators[RIVAL[0]].pending() == [] or all(
-        s["DevID"] != theirs.dev_id for s in lab.operators[RIVAL[0]].pending())
+        s["DevID"] != theirs.dev_id for s in lab.operators[RIVAL[0]].pending()
+    )
 
 
 def test_a_device_cannot_use_the_browser_entry_point_of_another(lab, register, clients):
     phone, other = register(attach=False), register(attach=False)
-    problem(clients.of(phone).post(f"/devices/{other.dev_id}/sessions", json={"job": "inventory"},
-                                   headers={"Accept": media.COMMANDS}), 404)
+    problem(
+        clients.of(phone).post(
+            f"/devices/{other.dev_id}/sessions",
+            json={"job": "inventory"},
+            headers={"Accept": media.COMMANDS},
+        ),
+        404,
+    )
     assert [s for s in lab.operator.pending() if s["DevID"] == other.dev_id] == []
 
 
@@ -203,8 +232,11 @@ def test_browser_entry_point_answers_by_accept(lab, register, clients):
     """``POST /devices/{devId}/sessions``, the lab's resource for both browser flows."""
     phone = register()
     # The device's browser component asks for commands: a session starts now (201).
-    component = clients.of(phone).post(f"/devices/{phone.dev_id}/sessions",
-                                       json={"job": "inventory"}, headers={"Accept": media.COMMANDS})
+    component = clients.of(phone).post(
+        f"/devices/{phone.dev_id}/sessions",
+        json={"job": "inventory"},
+        headers={"Accept": media.COMMANDS},
+    )
     started = commands(component, 201)
     assert [c[0] for c in started["CMD"]] == ["GET", "GET", "END"]
     problem(clients.of(phone).post(f"/sessions/id/{started['SessionID']}"), 409)  # already active
@@ -215,7 +247,11 @@ def test_browser_entry_point_answers_by_accept(lab, register, clients):
     assert queued.status_code == 202
     body = queued.json()
     assert queued.headers["location"] == f"/sessions/id/{body['SessionID']}"
-    assert (body["State"], body["Origin"], body["Job"]) == ("pending", "server-initiated", "inventory")
+    assert (body["State"], body["Origin"], body["Job"]) == (
+        "pending",
+        "server-initiated",
+        "inventory",
+    )
     lab.settle()
     assert phone.device.runs[-1].ids == [body["SessionID"]]
     done = [s for s in lab.operator.completed() if s["SessionID"] == body["SessionID"]]
@@ -224,9 +260,16 @@ def test_browser_entry_point_answers_by_accept(lab, register, clients):
     # A browser's form: queued (202) with an HTML page naming the session.
     browser = clients.browser()
     token = csrf_of(html(browser.get(f"/devices/{phone.dev_id}"), 200), "request-session")
-    page = html(browser.post(f"/devices/{phone.dev_id}/sessions",
-                             data={"job": "firmware-update", "version": "2.0.0", "csrf": token}), 202)
+    page = html(
+        browser.post(
+            f"/devices/{phone.dev_id}/sessions",
+            data={"job": "firmware-update", "version": "2.0.0", "csrf": token},
+        ),
+        202,
+    )
     sid = element_text(page, "session")
     lab.settle()
     assert phone.device.firmware == "2.0.0"
-    assert [s["Origin"] for s in lab.operator.completed() if sid in s["IDs"]] == ["browser-initiated"]
+    assert [s["Origin"] for s in lab.operator.completed() if sid in s["IDs"]] == [
+        "browser-initiated"
+    ]

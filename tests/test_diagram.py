@@ -12,25 +12,87 @@ SID1 = "0123456789abcdef"
 SID2 = "fedcba9876543210"
 
 
-def ex(seq: int, source: str, method: str, path: str, status: int, *, target: str = "server",
-       session: str = "", request: str = "", response: str = "", dev_id: str = DEV) -> Exchange:
-    return Exchange(seq, 1_700_000_000.0 + seq, source, target, dev_id, method, path, status,
-                    session, request, response)
+def ex(
+    seq: int,
+    source: str,
+    method: str,
+    path: str,
+    status: int,
+    *,
+    target: str = "server",
+    session: str = "",
+    request: str = "",
+    response: str = "",
+    dev_id: str = DEV,
+) -> Exchange:
+    return Exchange(
+        seq,
+        1_700_000_000.0 + seq,
+        source,
+        target,
+        dev_id,
+        method,
+        path,
+        status,
+        session,
+        request,
+        response,
+    )
 
 
 FLOW = [
     # The notification is recorded before the request that caused it (the trace
     # records a request when its answer goes out).
-    ex(1, "server", "NOTIFY", "package 0", 0, target="device", session=SID1,
-       request="DM Notification id=1 (50 bytes)"),
-    ex(2, "operator", "POST", f"/devices/{DEV}/sessions", 202, session=SID1,
-       request="job firmware-update", response=f"queued {SID1}; device notified"),
-    ex(3, "device", "POST", "/sessions/next", 200, session=SID1, request="ServerInitiatedMgmt(1)",
-       response=f"SessionID {SID1}: GET×2"),
-    ex(4, "device", "PUT", f"/sessions/id/{SID1}", 200, session=SID2, request="Status 200 200",
-       response=f"SessionID {SID2}: HGET EXEC END"),
-    ex(5, "device", "PUT", f"/sessions/id/{SID2}", 204, session=SID2, request="Status 200 202",
-       response="end (OK)"),
+    ex(
+        1,
+        "server",
+        "NOTIFY",
+        "package 0",
+        0,
+        target="device",
+        session=SID1,
+        request="DM Notification id=1 (50 bytes)",
+    ),
+    ex(
+        2,
+        "operator",
+        "POST",
+        f"/devices/{DEV}/sessions",
+        202,
+        session=SID1,
+        request="job firmware-update",
+        response=f"queued {SID1}; device notified",
+    ),
+    ex(
+        3,
+        "device",
+        "POST",
+        "/sessions/next",
+        200,
+        session=SID1,
+        request="ServerInitiatedMgmt(1)",
+        response=f"SessionID {SID1}: GET×2",
+    ),
+    ex(
+        4,
+        "device",
+        "PUT",
+        f"/sessions/id/{SID1}",
+        200,
+        session=SID2,
+        request="Status 200 200",
+        response=f"SessionID {SID2}: HGET EXEC END",
+    ),
+    ex(
+        5,
+        "device",
+        "PUT",
+        f"/sessions/id/{SID2}",
+        204,
+        session=SID2,
+        request="Status 200 202",
+        response="end (OK)",
+    ),
 ]
 
 
@@ -55,7 +117,10 @@ def test_one_arrow_per_request_and_a_return_with_the_status() -> None:
 def test_a_notification_without_its_request_stays_where_it_is() -> None:
     alone = [FLOW[0], FLOW[2]]
     assert [str(a).split(":")[0] for a in arrows(alone)] == [
-        "server -) device", "device -> server", "server --> device"]
+        "server -) device",
+        "device -> server",
+        "server --> device",
+    ]
 
 
 def test_only_present_lifelines_in_role_order() -> None:
@@ -63,18 +128,26 @@ def test_only_present_lifelines_in_role_order() -> None:
     browser = ex(9, "browser", "POST", f"/devices/{DEV}/sessions", 202)
     component = ex(10, "browser-component", "POST", f"/devices/{DEV}/sessions", 201)
     assert lifelines(arrows([browser, component, FLOW[1]])) == [
-        "browser-component", "browser", "operator", "server"]
+        "browser-component",
+        "browser",
+        "operator",
+        "server",
+    ]
 
 
 def test_several_devices_get_a_lifeline_each() -> None:
     other = ex(6, "device", "POST", "/alert", 204, dev_id="IMEI:356938035643809")
     assert lifelines(arrows([FLOW[2], other])) == [
-        "device IMEI:356938035643809", f"device {DEV}", "server"]
+        "device IMEI:356938035643809",
+        f"device {DEV}",
+        "server",
+    ]
 
 
 def test_mermaid_text_and_escaping() -> None:
-    hostile = ex(7, "operator", "POST", "/x", 400, request="a;b #c <d> e%f",
-                 response="bad: <script>; #1")
+    hostile = ex(
+        7, "operator", "POST", "/x", 400, request="a;b #c <d> e%f", response="bad: <script>; #1"
+    )
     out = mermaid([hostile])
     assert out.splitlines() == [
         "sequenceDiagram",
@@ -106,7 +179,9 @@ def test_svg_is_well_formed_and_escaped() -> None:
 def test_svg_is_deterministic_and_wide_enough() -> None:
     assert svg(FLOW) == svg(list(FLOW))
     root = ET.fromstring(svg(FLOW))
-    assert float(root.get("width", 0)) > len(f"POST /devices/{DEV}/sessions · job firmware-update") * 7
+    assert (
+        float(root.get("width", 0)) > len(f"POST /devices/{DEV}/sessions · job firmware-update") * 7
+    )
 
 
 def test_empty_trace() -> None:
@@ -130,7 +205,10 @@ def test_of_a_trace_since_a_marker() -> None:
     trace.record(source="operator", method="GET", path="/devices", status=200)
     marker = trace.last_seq
     trace.record(source="device", method="POST", path="/alert", status=204, dev_id=DEV)
-    assert [a.label for a in SequenceDiagram.of(trace, marker).arrows] == ["POST /alert", "204 No Content"]
+    assert [a.label for a in SequenceDiagram.of(trace, marker).arrows] == [
+        "POST /alert",
+        "204 No Content",
+    ]
 
 
 def test_long_labels_are_clipped() -> None:

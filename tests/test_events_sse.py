@@ -102,7 +102,11 @@ def test_stream_carries_the_accounts_session_events(lab: Lab) -> None:
     data = json.loads(queued["data"])
     assert int(queued["id"]) == data["seq"]
     assert (data["account"], data["devId"], data["session"], data["job"]) == (
-        "demo", PHONE, brief["SessionID"], "inventory")
+        "demo",
+        PHONE,
+        brief["SessionID"],
+        "inventory",
+    )
     completed = json.loads(listener.next("session.completed")["data"])
     assert (completed["key"], completed["result"]) == (brief["SessionID"], "OK")
     listener.close(lab)
@@ -140,15 +144,19 @@ def test_credentials_are_required(lab: Lab) -> None:
         response = anonymous.get("/events")
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Basic")
-    with httpx.Client(base_url=lab.url, verify=lab.ca.client_context(),
-                      auth=("demo", "wrong")) as wrong:
+    with httpx.Client(
+        base_url=lab.url, verify=lab.ca.client_context(), auth=("demo", "wrong")
+    ) as wrong:
         assert wrong.get("/events").status_code == 401
 
 
 def test_devices_cannot_listen(lab: Lab) -> None:
     registered = lab.operator.register("IMEI:011111111111111")
-    with httpx.Client(base_url=lab.url, verify=lab.ca.client_context(),
-                      auth=("IMEI:011111111111111", registered["secret"])) as device:
+    with httpx.Client(
+        base_url=lab.url,
+        verify=lab.ca.client_context(),
+        auth=("IMEI:011111111111111", registered["secret"]),
+    ) as device:
         assert device.get("/events").status_code == 403
 
 

@@ -25,7 +25,14 @@ from dmlab.device import (
     parse_package,
     standard_tree,
 )
-from dmlab.protocol.messages import Alert, AlertType, Command, Status, expects_status, parse_commands
+from dmlab.protocol.messages import (
+    Alert,
+    AlertType,
+    Command,
+    Status,
+    expects_status,
+    parse_commands,
+)
 
 FWV = f"{DEVINFO}//DevInfo/FwV"
 SETTINGS = f"{EXT}//Settings"
@@ -75,14 +82,23 @@ class FakePort:
 @pytest.fixture
 def tree() -> ManagementTree:
     return standard_tree(
-        "IMEI:490154203237518", "Acme", "Phone 1", "lab-server", "https://dm.example/", secret="s3cret"
+        "IMEI:490154203237518",
+        "Acme",
+        "Phone 1",
+        "lab-server",
+        "https://dm.example/",
+        secret="s3cret",
     )
 
 
 @pytest.fixture
 def port() -> FakePort:
     port = FakePort()
-    port.resources[PKG] = (200, firmware_package("2.0.0", b"\x7fELF firmware", name="acme-fw"), JSON)
+    port.resources[PKG] = (
+        200,
+        firmware_package("2.0.0", b"\x7fELF firmware", name="acme-fw"),
+        JSON,
+    )
     return port
 
 
@@ -119,7 +135,12 @@ def test_fake_port_is_a_device_port(port: FakePort) -> None:
 
 def test_one_status_per_command_in_order_and_none_for_end(executor: Executor) -> None:
     commands = parse_commands(
-        [["GET", FWV], ["GET", f"{DEVINFO}//DevInfo/Nope"], ["GET", f"{DEVINFO}//DevInfo/Man"], ["END"]]
+        [
+            ["GET", FWV],
+            ["GET", f"{DEVINFO}//DevInfo/Nope"],
+            ["GET", f"{DEVINFO}//DevInfo/Man"],
+            ["END"],
+        ]
     )
     result = run(executor, *commands)
     assert result.statuses == [Status(200, "1.0.0"), Status(404), Status(200, "Acme")]
@@ -193,8 +214,17 @@ def test_hget_stores_text(executor: Executor, port: FakePort, tree: ManagementTr
     assert port.gets == ["https://s/motd"]
 
 
-def test_hget_stores_json_as_subtree(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
-    body = {"APN": "lab", "Retries": 3, "Flags": [1, 2], "Debug": True, "Ports": {"Http": 80}, "Gone": None}
+def test_hget_stores_json_as_subtree(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    body = {
+        "APN": "lab",
+        "Retries": 3,
+        "Flags": [1, 2],
+        "Debug": True,
+        "Ports": {"Http": 80},
+        "Gone": None,
+    }
     port.resources["https://s/net"] = (200, json.dumps(body).encode(), "application/vnd.lab+json")
     assert codes(run(executor, cmd("HGET", "https://s/net", f"{SETTINGS}/Net"))) == [200]
     assert tree.get(f"{SETTINGS}/Net") == {
@@ -216,7 +246,9 @@ def test_hget_json_into_an_existing_leaf_keeps_the_text(
     assert tree.get(f"{FUMO}/fw1/Update/PkgData") == package.decode()
 
 
-def test_hget_without_client_uri_only_fetches(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_hget_without_client_uri_only_fetches(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     port.resources["https://s/ping"] = (204, b"", "")
     before = dict(tree)
     assert codes(run(executor, cmd("HGET", "https://s/ping"))) == [200]
@@ -376,7 +408,9 @@ def test_fumo_download_and_update(executor: Executor, port: FakePort, tree: Mana
     }
 
 
-def test_fumo_answers_202_before_the_job_runs(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_fumo_answers_202_before_the_job_runs(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
 
     async def go() -> tuple[list[int], int, int]:
@@ -404,7 +438,9 @@ def test_drain_waits_for_a_slow_job(tree: ManagementTree, port: FakePort) -> Non
     assert port.alerts[0].target_uri is None
 
 
-def test_fumo_download_then_update(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_fumo_download_then_update(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     states = states_of(tree)
     tree.set(f"{FUMO}/fw1/Download/PkgURL", PKG)
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Download", ALERTS))) == [202]
@@ -419,7 +455,9 @@ def test_fumo_download_then_update(executor: Executor, port: FakePort, tree: Man
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [409]
 
 
-def test_fumo_update_from_pkg_data(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_fumo_update_from_pkg_data(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     tree.set(f"{FUMO}/fw1/Update/PkgData", firmware_package("1.1.0").decode())
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [202]
     assert tree.get(FWV) == "1.1.0" and tree.get(STATE) == 100
@@ -427,7 +465,9 @@ def test_fumo_update_from_pkg_data(executor: Executor, port: FakePort, tree: Man
     assert port.gets == []
 
 
-def test_fumo_update_with_corrupt_pkg_data(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_fumo_update_with_corrupt_pkg_data(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     tree.set(f"{FUMO}/fw1/Update/PkgData", "garbage")
     states = states_of(tree)
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [202]
@@ -445,7 +485,9 @@ def test_fumo_update_with_corrupt_pkg_data(executor: Executor, port: FakePort, t
         ("no url", 411),
     ],
 )
-def test_fumo_download_failures(tree: ManagementTree, port: FakePort, setup: str, result_code: int) -> None:
+def test_fumo_download_failures(
+    tree: ManagementTree, port: FakePort, setup: str, result_code: int
+) -> None:
     executor = Executor(tree, port, Behaviour(download_fails=setup == "behaviour"))
     url = PKG
     if setup == "remote 404":
@@ -486,7 +528,9 @@ def test_fumo_update_fails(tree: ManagementTree, port: FakePort) -> None:
     assert tree.get(FWV) == "2.0.0" and states[-1] == 100
 
 
-def test_second_exec_while_a_job_runs_is_409(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_second_exec_while_a_job_runs_is_409(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
 
     async def go() -> list[int]:
@@ -520,10 +564,14 @@ def puts_to(port: FakePort, url: str) -> list[Any]:
     return [body for method, u, body, _ in port.sent if method == "PUT" and u == url]
 
 
-def test_sub_puts_the_subtree_on_change(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_sub_puts_the_subtree_on_change(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     hook = "https://s/changed"
     port.resources["https://s/v"] = (200, b"eco", "text/plain")
-    result = run(executor, cmd("SUB", SETTINGS, hook), cmd("SUB", SETTINGS, hook))  # twice: one subscription
+    result = run(
+        executor, cmd("SUB", SETTINGS, hook), cmd("SUB", SETTINGS, hook)
+    )  # twice: one subscription
     assert codes(result) == [200, 200] and port.sent == []
     assert executor.subscriptions == [(SETTINGS, hook)]
     run(executor, cmd("HGET", "https://s/v", f"{SETTINGS}/Mode"), cmd("DELETE", f"{SETTINGS}/Mode"))
@@ -538,7 +586,9 @@ def test_sub_follows_a_fumo_job(executor: Executor, port: FakePort, tree: Manage
     assert puts_to(port, hook) == [{STATE: s} for s in (30, 40, 60, 100)]
 
 
-def test_sub_of_a_deleted_node_sends_null(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_sub_of_a_deleted_node_sends_null(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     tree.set(f"{SETTINGS}/Tmp", 1)
     run(executor, cmd("SUB", f"{SETTINGS}/Tmp", "https://s/h"), cmd("DELETE", f"{SETTINGS}/Tmp"))
     assert puts_to(port, "https://s/h") == [{f"{SETTINGS}/Tmp": None}]
@@ -556,15 +606,21 @@ def test_sub_errors(executor: Executor) -> None:
     assert executor.subscriptions == []
 
 
-def test_unsub_stops_notifications(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
-    result = run(executor, cmd("SUB", SETTINGS, "https://s/h"), cmd("UNSUB", SETTINGS + "/", "https://s/h"))
+def test_unsub_stops_notifications(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    result = run(
+        executor, cmd("SUB", SETTINGS, "https://s/h"), cmd("UNSUB", SETTINGS + "/", "https://s/h")
+    )
     assert codes(result) == [200, 200]
     tree.set(f"{SETTINGS}/A", 1)
     run(executor)
     assert port.sent == []
 
 
-def test_change_from_another_thread_is_sent(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_change_from_another_thread_is_sent(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     async def go() -> None:
         await executor.run([cmd("SUB", SETTINGS, "https://s/h")])
         await asyncio.to_thread(tree.set, f"{SETTINGS}/A", 1)
@@ -574,7 +630,9 @@ def test_change_from_another_thread_is_sent(executor: Executor, port: FakePort, 
     assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
 
 
-def test_change_while_no_loop_runs_is_sent_by_drain(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_change_while_no_loop_runs_is_sent_by_drain(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     run(executor, cmd("SUB", SETTINGS, "https://s/h"))
     tree.set(f"{SETTINGS}/A", 1)  # the loop that ran SUB is closed
     assert port.sent == []
@@ -582,7 +640,9 @@ def test_change_while_no_loop_runs_is_sent_by_drain(executor: Executor, port: Fa
     assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
 
 
-def test_failing_notification_is_logged(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_failing_notification_is_logged(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     port.unreachable.add("https://down/")
     run(executor, cmd("SUB", SETTINGS, "https://down/"), cmd("SUB", SETTINGS, "https://s/h"))
     tree.set(f"{SETTINGS}/A", 1)
@@ -591,7 +651,9 @@ def test_failing_notification_is_logged(executor: Executor, port: FakePort, tree
     assert any(line.startswith("SUB notify https://down/ failed") for line in executor.history)
 
 
-def test_close_drops_subscriptions(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
+def test_close_drops_subscriptions(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
     run(executor, cmd("SUB", SETTINGS, "https://s/h"))
     executor.close()
     assert executor.subscriptions == []

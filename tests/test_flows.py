@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from conftest import (
+from dmlab.device import Behaviour
+from dmlab.protocol import AlertType
+
+from helpers import (
     DEVINFO,
     FUMO,
     by_dev,
@@ -15,9 +18,6 @@ from conftest import (
     rows,
     session_of,
 )
-
-from dmlab.device import Behaviour
-from dmlab.protocol import AlertType
 
 
 def device_rows(lab, since, dev_id):
@@ -40,7 +40,9 @@ def test_server_initiated_session(lab, register):
         ("device", "POST", "/sessions/next", 200),
         ("device", "PUT", f"/sessions/id/{sid}", 204),
     ]
-    assert ("operator", "POST", f"/devices/{phone.dev_id}/sessions", 202) in rows(lab, since, phone.dev_id)
+    assert ("operator", "POST", f"/devices/{phone.dev_id}/sessions", 202) in rows(
+        lab, since, phone.dev_id
+    )
     frame = lab.trace.frame(since)
     notify = frame[frame["method"] == "NOTIFY"].iloc[0]
     assert (notify["source"], notify["target"], notify["session"]) == ("server", "device", sid)
@@ -64,8 +66,16 @@ def test_client_initiated_session_and_generic_alert(lab, register):
     assert run is not None and run.trigger == "ui" and run.ids == [queued["SessionID"]]
     assert run.result == "OK"
     # A generic alert with nothing to do: recorded, answered 204, no session.
-    assert phone.device.alert(AlertType.FUMO_DOWNLOAD_AND_UPDATE, trigger="timer", data=200,
-                       source_uri=f"{FUMO}/fw1/", mark="informational") is None
+    assert (
+        phone.device.alert(
+            AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+            trigger="timer",
+            data=200,
+            source_uri=f"{FUMO}/fw1/",
+            mark="informational",
+        )
+        is None
+    )
     # And a client-initiated one when nothing is pending: 204 too.
     assert phone.device.alert() is None
     lab.settle()
@@ -79,7 +89,10 @@ def test_client_initiated_session_and_generic_alert(lab, register):
     frame = lab.trace.frame(since)
     alerts = frame[(frame["dev_id"] == phone.dev_id) & (frame["path"] == "/alert")]
     assert [a.split()[1] for a in alerts["request"]] == [
-        "ClientInitiatedMgmt", "downloadandupdate(200)", "ClientInitiatedMgmt"]
+        "ClientInitiatedMgmt",
+        "downloadandupdate(200)",
+        "ClientInitiatedMgmt",
+    ]
     assert list(alerts["response"])[1:] == ["recorded; no session"] * 2
     assert session_of(lab, queued["SessionID"])["Result"] == "OK"
     assert len(phone.device.runs) == 1
@@ -107,8 +120,9 @@ def test_browser_initiated_session(lab, register, clients):
     browser = clients.browser()
     since = lab.trace.last_seq
     token = csrf_of(html(browser.get(f"/devices/{phone.dev_id}"), 200), "request-session")
-    response = browser.post(f"/devices/{phone.dev_id}/sessions",
-                            data={"job": "inventory", "csrf": token})
+    response = browser.post(
+        f"/devices/{phone.dev_id}/sessions", data={"job": "inventory", "csrf": token}
+    )
     page = html(response, 202)
     sid = element_text(page, "session")
     assert response.headers["location"] == f"/sessions/id/{sid}"
@@ -121,8 +135,10 @@ def test_browser_initiated_session(lab, register, clients):
         ("device", "PUT", f"/sessions/id/{sid}", 204),
     ]
     browser_rows = [r for r in rows(lab, since, phone.dev_id) if r[0] == "browser"]
-    assert browser_rows == [("browser", "GET", f"/devices/{phone.dev_id}", 200),
-                            ("browser", "POST", f"/devices/{phone.dev_id}/sessions", 202)]
+    assert browser_rows == [
+        ("browser", "GET", f"/devices/{phone.dev_id}", 200),
+        ("browser", "POST", f"/devices/{phone.dev_id}/sessions", 202),
+    ]
     done = session_of(lab, sid)
     assert (done["Origin"], done["Result"], done["Job"]) == ("browser-initiated", "OK", "inventory")
     assert phone.device.runs[-1].trigger == "notification"
@@ -133,7 +149,9 @@ def test_browser_initiated_session(lab, register, clients):
 
 def test_browser_initiated_without_csrf_queues_nothing(lab, register, clients):
     phone = register()
-    html(clients.browser().post(f"/devices/{phone.dev_id}/sessions", data={"job": "inventory"}), 403)
+    html(
+        clients.browser().post(f"/devices/{phone.dev_id}/sessions", data={"job": "inventory"}), 403
+    )
     lab.settle()
     assert by_dev(lab.operator.pending(), phone.dev_id) == []
     assert phone.device.runs == []
@@ -143,7 +161,8 @@ def test_firmware_update_rotates_ids_and_ends_with_a_fumo_alert(lab, register):
     phone = register()
     events = []
     unsubscribe = lab.events.subscribe(
-        lambda e: events.append(e) if e.dev_id == phone.dev_id else None)
+        lambda e: events.append(e) if e.dev_id == phone.dev_id else None
+    )
     try:
         since = lab.trace.last_seq
         queued = lab.operator.request_session(phone.dev_id, job="firmware-update", version="2.0.0")
@@ -154,7 +173,10 @@ def test_firmware_update_rotates_ids_and_ends_with_a_fumo_alert(lab, register):
     run = phone.device.runs[-1]
     first, second = run.ids
     assert first == queued["SessionID"] and second != first
-    assert [[c.name for c in cmds] for cmds, _ in run.rounds] == [["GET", "GET"], ["HGET", "EXEC", "END"]]
+    assert [[c.name for c in cmds] for cmds, _ in run.rounds] == [
+        ["GET", "GET"],
+        ["HGET", "EXEC", "END"],
+    ]
     assert [s.sc for _, st in run.rounds for s in st] == [200, 200, 200, 202]
     done = session_of(lab, first)
     assert (done["Result"], done["Rounds"], done["IDs"]) == ("OK", 2, [first, second])
@@ -164,16 +186,24 @@ def test_firmware_update_rotates_ids_and_ends_with_a_fumo_alert(lab, register):
     assert phone.device.get(f"{FUMO}/fw1/State") == 100
     assert phone.device.get(f"{FUMO}/fw1/PkgVersion") == "2.0.0"
     kinds = [e.kind for e in events]
-    assert kinds.index("session.started") < kinds.index("session.continued") < kinds.index(
-        "session.completed")
+    assert (
+        kinds.index("session.started")
+        < kinds.index("session.continued")
+        < kinds.index("session.completed")
+    )
     continued = next(e for e in events if e.kind == "session.continued")
     assert (continued.data["previous"], continued.data["session"]) == (first, second)
-    fumo = [e for e in events if e.kind == "alert.received"
-            and e.data["alert_type"] == AlertType.FUMO_DOWNLOAD_AND_UPDATE]
+    fumo = [
+        e
+        for e in events
+        if e.kind == "alert.received" and e.data["alert_type"] == AlertType.FUMO_DOWNLOAD_AND_UPDATE
+    ]
     assert len(fumo) == 1 and fumo[0].data["data"] == 200
     assert fumo[0].data["source"] == f"{FUMO}/fw1/"
 
-    session_rows = [r for r in device_rows(lab, since, phone.dev_id) if "/sessions" in r[2] or r[1] == "NOTIFY"]
+    session_rows = [
+        r for r in device_rows(lab, since, phone.dev_id) if "/sessions" in r[2] or r[1] == "NOTIFY"
+    ]
     assert session_rows == [
         ("server", "NOTIFY", "package 0", 0),
         ("device", "POST", "/sessions/next", 200),
@@ -181,9 +211,11 @@ def test_firmware_update_rotates_ids_and_ends_with_a_fumo_alert(lab, register):
         ("device", "PUT", f"/sessions/id/{second}", 204),
     ]
     others = sorted(r for r in device_rows(lab, since, phone.dev_id) if r not in session_rows)
-    assert others == [("device", "GET", "/firmware/2.0.0", 200),
-                      ("device", "GET", "/firmware/2.0.0/url", 200),
-                      ("device", "POST", "/alert", 204)]
+    assert others == [
+        ("device", "GET", "/firmware/2.0.0", 200),
+        ("device", "GET", "/firmware/2.0.0/url", 200),
+        ("device", "POST", "/alert", 204),
+    ]
 
     # Asked again for the same version, the server sees it is done: one round.
     again = lab.operator.request_session(phone.dev_id, job="firmware-update", version="2.0.0")

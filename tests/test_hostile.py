@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
+
+from dmlab import Lab
+from dmlab.protocol import media
+from dmlab.protocol.notification import Notification, encode, notification_key
+from dmlab.server.negotiation import MAX_BODY, MAX_DEPTH
+from dmlab.store import State
+
+from helpers import (
     BROWSER_ACCEPT,
     HASH_COST,
     RIVAL,
@@ -29,12 +36,6 @@ from conftest import (
     put_status,
     queue,
 )
-
-from dmlab import Lab
-from dmlab.protocol import media
-from dmlab.protocol.notification import Notification, encode, notification_key
-from dmlab.server.negotiation import MAX_BODY, MAX_DEPTH
-from dmlab.store import State
 
 DM = media.DM20_RESPONSE
 FUMO_STATUS = [{"sc": 200}, {"sc": 202}]  # what the active round (HGET, EXEC, END) wants
@@ -64,17 +65,33 @@ def world(lab: Lab) -> Iterator[World]:
     rival_device = clients.device(rival["devId"], rival["secret"])
 
     def start_fumo(client: httpx.Client, dev_id: str, account: str) -> tuple[str, str]:
-        first = queue(lab, dev_id, account=account, job="firmware-update", version="2.0.0")["SessionID"]
+        first = queue(lab, dev_id, account=account, job="firmware-update", version="2.0.0")[
+            "SessionID"
+        ]
         package = commands(client.post(f"/sessions/id/{first}"))
-        second = commands(put_status(client, package["SessionID"],
-                                     [{"sc": 200, "Data": "1.0.0"}, {"sc": 200, "Data": 10}]))
+        second = commands(
+            put_status(
+                client,
+                package["SessionID"],
+                [{"sc": 200, "Data": "1.0.0"}, {"sc": 200, "Data": 10}],
+            )
+        )
         return first, second["SessionID"]
 
     spent, active = start_fumo(device, dev.dev_id, "demo")
     _, rival_active = start_fumo(rival_device, rival["devId"], RIVAL[0])
     pending = queue(lab, dev.dev_id, job="inventory")["SessionID"]
-    yield World(clients, dev.dev_id, secret, rival["devId"], rival["secret"], pending, active,
-                spent, rival_active)
+    yield World(
+        clients,
+        dev.dev_id,
+        secret,
+        rival["devId"],
+        rival["secret"],
+        pending,
+        active,
+        spent,
+        rival_active,
+    )
     clients.close()
 
 
@@ -84,8 +101,12 @@ def state(lab: Lab) -> dict[str, Any]:
     accounts = sorted(lab.operators)
     return {
         "devices": {a: store.devices_of(a) for a in accounts},
-        "sessions": {(a, s.value): store.sessions_of_account(a, s) for a in accounts for s in State},
-        "alerts": {d.dev_id: store.alerts_of(d.dev_id) for a in accounts for d in store.devices_of(a)},
+        "sessions": {
+            (a, s.value): store.sessions_of_account(a, s) for a in accounts for s in State
+        },
+        "alerts": {
+            d.dev_id: store.alerts_of(d.dev_id) for a in accounts for d in store.devices_of(a)
+        },
         "runs": {d: len(v.runs) for d, v in lab.devices.items()},
     }
 
@@ -103,59 +124,194 @@ def deep_text(depth: int) -> bytes:
 # 1. JSON that parses badly, deeply or not at all as JSON ------------------------------
 JSON_CASES = {
     # (who, method, path, body bytes, content type) -> status, error
-    "deep-array-next": ("device", "POST", "/sessions/next", deep_text(100_000), DM, 400, "bad-json"),
-    "deep-array-report": ("device", "PUT", "/sessions/id/{active}", deep_text(5_000), DM, 400, "bad-json"),
-    "deep-data-in-status": ("device", "PUT", "/sessions/id/{active}",
-                            json.dumps({"Status": [{"sc": 200, "Data": nested(MAX_DEPTH)}, {"sc": 202}]}).encode(),
-                            DM, 400, "bad-json"),
-    "deep-data-in-alert-900": ("device", "POST", "/alert",
-                               json.dumps({"Alert": [{"AlertType": "x", "Data": nested(900)}]}).encode(),
-                               DM, 400, "bad-json"),
-    "deep-cmd-queue": ("account", "POST", "/devices/{dev}/sessions",
-                       b'{"notify": false, "CMD": ' + deep_text(5_000) + b"}", media.JSON, 400, "bad-json"),
-    "deep-register": ("account", "POST", "/devices/new", b'{"devId": ' + deep_text(2_000) + b"}",
-                      media.JSON, 400, "bad-json"),
-    "nan-in-alert": ("device", "POST", "/alert", b'{"Alert": [{"AlertType": "x", "Data": NaN}]}', DM, 400, "bad-json"),
-    "infinity-in-status": ("device", "PUT", "/sessions/id/{active}",
-                           b'{"Status": [{"sc": 200, "Data": -Infinity}, {"sc": 202}]}', DM, 400, "bad-json"),
-    "1e999-in-alert": ("device", "POST", "/alert", b'{"Alert": [{"AlertType": "x", "Data": 1e999}]}', DM, 400, "bad-json"),
-    "lone-surrogate-in-alert": ("device", "POST", "/alert", b'{"Alert": [{"AlertType": "x", "Data": "\\ud800"}]}',
-                                DM, 400, "bad-json"),
-    "lone-surrogate-key": ("account", "PUT", "/devices/{dev}", b'{"\\udc00": 1}', media.JSON, 400, "bad-json"),
-    "lone-surrogate-name": ("account", "PUT", "/devices/{dev}", b'{"name": "a\\udfffb"}', media.JSON, 400, "bad-json"),
+    "deep-array-next": (
+        "device",
+        "POST",
+        "/sessions/next",
+        deep_text(100_000),
+        DM,
+        400,
+        "bad-json",
+    ),
+    "deep-array-report": (
+        "device",
+        "PUT",
+        "/sessions/id/{active}",
+        deep_text(5_000),
+        DM,
+        400,
+        "bad-json",
+    ),
+    "deep-data-in-status": (
+        "device",
+        "PUT",
+        "/sessions/id/{active}",
+        json.dumps({"Status": [{"sc": 200, "Data": nested(MAX_DEPTH)}, {"sc": 202}]}).encode(),
+        DM,
+        400,
+        "bad-json",
+    ),
+    "deep-data-in-alert-900": (
+        "device",
+        "POST",
+        "/alert",
+        json.dumps({"Alert": [{"AlertType": "x", "Data": nested(900)}]}).encode(),
+        DM,
+        400,
+        "bad-json",
+    ),
+    "deep-cmd-queue": (
+        "account",
+        "POST",
+        "/devices/{dev}/sessions",
+        b'{"notify": false, "CMD": ' + deep_text(5_000) + b"}",
+        media.JSON,
+        400,
+        "bad-json",
+    ),
+    "deep-register": (
+        "account",
+        "POST",
+        "/devices/new",
+        b'{"devId": ' + deep_text(2_000) + b"}",
+        media.JSON,
+        400,
+        "bad-json",
+    ),
+    "nan-in-alert": (
+        "device",
+        "POST",
+        "/alert",
+        b'{"Alert": [{"AlertType": "x", "Data": NaN}]}',
+        DM,
+        400,
+        "bad-json",
+    ),
+    "infinity-in-status": (
+        "device",
+        "PUT",
+        "/sessions/id/{active}",
+        b'{"Status": [{"sc": 200, "Data": -Infinity}, {"sc": 202}]}',
+        DM,
+        400,
+        "bad-json",
+    ),
+    "1e999-in-alert": (
+        "device",
+        "POST",
+        "/alert",
+        b'{"Alert": [{"AlertType": "x", "Data": 1e999}]}',
+        DM,
+        400,
+        "bad-json",
+    ),
+    "lone-surrogate-in-alert": (
+        "device",
+        "POST",
+        "/alert",
+        b'{"Alert": [{"AlertType": "x", "Data": "\\ud800"}]}',
+        DM,
+        400,
+        "bad-json",
+    ),
+    "lone-surrogate-key": (
+        "account",
+        "PUT",
+        "/devices/{dev}",
+        b'{"\\udc00": 1}',
+        media.JSON,
+        400,
+        "bad-json",
+    ),
+    "lone-surrogate-name": (
+        "account",
+        "PUT",
+        "/devices/{dev}",
+        b'{"name": "a\\udfffb"}',
+        media.JSON,
+        400,
+        "bad-json",
+    ),
     "empty-report": ("device", "PUT", "/sessions/id/{active}", b"", DM, 400, "bad-json"),
     "json-null-report": ("device", "PUT", "/sessions/id/{active}", b"null", DM, 400, None),
     "json-string-alert": ("device", "POST", "/alert", b'"Alert"', DM, 400, None),
     # wrong media types not in the table already
-    "alert-as-form": ("device", "POST", "/alert", b"Alert=x", media.FORM, 415, "unsupported-media-type"),
-    "report-as-multipart": ("device", "PUT", "/sessions/id/{active}", b"--x--", "multipart/form-data; boundary=x",
-                            415, None),
-    "report-as-html": ("device", "PUT", "/sessions/id/{active}", json.dumps({"Status": FUMO_STATUS}).encode(),
-                       "text/html", 415, None),
-    "register-as-json-patch": ("account", "POST", "/devices/new", b'{"devId": "IMEI:55555555"}',
-                               "application/json-patch+json", 415, None),
-    "queue-as-xml": ("account", "POST", "/devices/{dev}/sessions", b"<job>inventory</job>", "application/xml",
-                     415, None),
+    "alert-as-form": (
+        "device",
+        "POST",
+        "/alert",
+        b"Alert=x",
+        media.FORM,
+        415,
+        "unsupported-media-type",
+    ),
+    "report-as-multipart": (
+        "device",
+        "PUT",
+        "/sessions/id/{active}",
+        b"--x--",
+        "multipart/form-data; boundary=x",
+        415,
+        None,
+    ),
+    "report-as-html": (
+        "device",
+        "PUT",
+        "/sessions/id/{active}",
+        json.dumps({"Status": FUMO_STATUS}).encode(),
+        "text/html",
+        415,
+        None,
+    ),
+    "register-as-json-patch": (
+        "account",
+        "POST",
+        "/devices/new",
+        b'{"devId": "IMEI:55555555"}',
+        "application/json-patch+json",
+        415,
+        None,
+    ),
+    "queue-as-xml": (
+        "account",
+        "POST",
+        "/devices/{dev}/sessions",
+        b"<job>inventory</job>",
+        "application/xml",
+        415,
+        None,
+    ),
 }
 
 
 def client_of(world: World, who: str) -> httpx.Client:
     c = world.clients
-    return {"device": lambda: c.device(world.dev, world.secret), "account": lambda: c.account(),
-            "rival": lambda: c.account(RIVAL[0]), "browser": lambda: c.browser()}[who]()
+    return {
+        "device": lambda: c.device(world.dev, world.secret),
+        "account": lambda: c.account(),
+        "rival": lambda: c.account(RIVAL[0]),
+        "browser": lambda: c.browser(),
+    }[who]()
 
 
 def fill(path: str, world: World) -> str:
-    return path.format(dev=world.dev, active=world.active, pending=world.pending, spent=world.spent,
-                       rival_active=world.rival_active, rival_dev=world.rival_dev)
+    return path.format(
+        dev=world.dev,
+        active=world.active,
+        pending=world.pending,
+        spent=world.spent,
+        rival_active=world.rival_active,
+        rival_dev=world.rival_dev,
+    )
 
 
 @pytest.mark.parametrize("case", list(JSON_CASES.values()), ids=list(JSON_CASES))
 def test_hostile_json(lab: Lab, world: World, case: tuple) -> None:
     who, method, path, body, content_type, status, error = case
     before = state(lab)
-    answer = client_of(world, who).request(method, fill(path, world), content=body,
-                                           headers={"Content-Type": content_type})
+    answer = client_of(world, who).request(
+        method, fill(path, world), content=body, headers={"Content-Type": content_type}
+    )
     problem(answer, status, error)
     assert state(lab) == before
 
@@ -170,7 +326,9 @@ def test_a_chunked_body_past_the_limit_is_cut_off(lab: Lab, world: World) -> Non
             yield b"a" * 4096
         yield b'"}]}'
 
-    answer = client_of(world, "device").post("/alert", content=chunks(), headers={"Content-Type": DM})
+    answer = client_of(world, "device").post(
+        "/alert", content=chunks(), headers={"Content-Type": DM}
+    )
     problem(answer, 413, "too-large")
     assert state(lab) == before
 
@@ -178,28 +336,40 @@ def test_a_chunked_body_past_the_limit_is_cut_off(lab: Lab, world: World) -> Non
 # 2. Command lists of the wrong length or shape (queued by an account) --------------------
 FWV = "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"
 BAD_COMMANDS = {
-    "string": "GET x", "empty": [], "empty-command": [[]], "object": {"GET": FWV}, "null": None,
-    "number": 7, "unknown-name": [["FROB", FWV]],
-    "missing-argument": [["GET"]], "extra-arguments": [["GET", FWV, FWV, FWV, FWV]],
-    "argument-not-string": [["GET", 5]], "argument-empty": [["GET", ""]], "name-not-string": [[1, FWV]],
-    "end-with-argument": [["END", FWV]], "end-not-last": [["END"], ["GET", FWV]],
-    "nested-command": [[["GET", FWV]]], "command-as-object": [{"name": "GET", "uri": FWV}],
+    "string": "GET x",
+    "empty": [],
+    "empty-command": [[]],
+    "object": {"GET": FWV},
+    "null": None,
+    "number": 7,
+    "unknown-name": [["FROB", FWV]],
+    "missing-argument": [["GET"]],
+    "extra-arguments": [["GET", FWV, FWV, FWV, FWV]],
+    "argument-not-string": [["GET", 5]],
+    "argument-empty": [["GET", ""]],
+    "name-not-string": [[1, FWV]],
+    "end-with-argument": [["END", FWV]],
+    "end-not-last": [["END"], ["GET", FWV]],
+    "nested-command": [[["GET", FWV]]],
+    "command-as-object": [{"name": "GET", "uri": FWV}],
 }
 
 
 @pytest.mark.parametrize("cmd", list(BAD_COMMANDS.values()), ids=list(BAD_COMMANDS))
 def test_command_lists_of_the_wrong_shape(lab: Lab, world: World, cmd: Any) -> None:
     before = state(lab)
-    answer = world.clients.account().post(f"/devices/{world.dev}/sessions",
-                                          json={"CMD": cmd, "notify": False})
+    answer = world.clients.account().post(
+        f"/devices/{world.dev}/sessions", json={"CMD": cmd, "notify": False}
+    )
     problem(answer, 400, "bad-request")
     assert state(lab) == before
 
 
 def test_too_many_commands_is_too_large(lab: Lab, world: World) -> None:
     before = state(lab)
-    answer = world.clients.account().post(f"/devices/{world.dev}/sessions",
-                                          json={"CMD": [["GET", FWV]] * 5000, "notify": False})
+    answer = world.clients.account().post(
+        f"/devices/{world.dev}/sessions", json={"CMD": [["GET", FWV]] * 5000, "notify": False}
+    )
     problem(answer, 413, "too-large")
     assert state(lab) == before
 
@@ -256,22 +426,40 @@ def test_spent_and_guessed_ids(lab: Lab, world: World, case: tuple) -> None:
     who, method, path, status = case
     client = client_of(world, who)
     before = state(lab)
-    paths = ([f"/sessions/id/{n:016x}" for n in range(0, 2**64, 2**58)] if path == "guess"
-             else [path.format(rival_active=world.rival_active, spent=world.spent, active=world.active,
-                               upper=world.active.upper(), prefix=world.active[:8])])
+    paths = (
+        [f"/sessions/id/{n:016x}" for n in range(0, 2**64, 2**58)]
+        if path == "guess"
+        else [
+            path.format(
+                rival_active=world.rival_active,
+                spent=world.spent,
+                active=world.active,
+                upper=world.active.upper(),
+                prefix=world.active[:8],
+            )
+        ]
+    )
     for each in paths:
         body = json.dumps({"Status": FUMO_STATUS}).encode() if method == "PUT" else None
-        answer = client.request(method, each, content=body, headers={"Content-Type": DM} if body else {})
+        answer = client.request(
+            method, each, content=body, headers={"Content-Type": DM} if body else {}
+        )
         problem(answer, status)
     assert state(lab) == before
 
 
 # 5. Path tricks in devId ---------------------------------------------------------------------
 DEVID_PATHS = {
-    "encoded-slash-suffix": "/devices/{dev}%2F..", "encoded-dotdot": "/devices/%2e%2e", "dotdot-slash-dotdot": "/devices/..%2F..%2Fetc",
-    "encoded-nul": "/devices/%00", "nul-suffix": "/devices/{dev}%00", "very-long": "/devices/" + "I" * 10_000,
-    "unicode-digits": "/devices/IMEI:%EF%BC%91%EF%BC%92%EF%BC%93", "trailing-space": "/devices/{dev}%20",
-    "case-changed": "/devices/{dev_upper}", "rival-device": "/devices/{rival_dev}",
+    "encoded-slash-suffix": "/devices/{dev}%2F..",
+    "encoded-dotdot": "/devices/%2e%2e",
+    "dotdot-slash-dotdot": "/devices/..%2F..%2Fetc",
+    "encoded-nul": "/devices/%00",
+    "nul-suffix": "/devices/{dev}%00",
+    "very-long": "/devices/" + "I" * 10_000,
+    "unicode-digits": "/devices/IMEI:%EF%BC%91%EF%BC%92%EF%BC%93",
+    "trailing-space": "/devices/{dev}%20",
+    "case-changed": "/devices/{dev_upper}",
+    "rival-device": "/devices/{rival_dev}",
 }
 
 
@@ -303,17 +491,31 @@ def test_an_encoded_slash_as_devid_reaches_no_device(lab: Lab, world: World, met
     assert state(lab) == before
 
 
-@pytest.mark.parametrize("dev_id", ["IMEI:123\x00456", "IMEI:１２３４５６", "IMEI:123456\n", "<b>IMEI:1</b>",
-                                    "IMEI:1;DROP TABLE devices", "IMEI:" + "9" * 96])
+@pytest.mark.parametrize(
+    "dev_id",
+    [
+        "IMEI:123\x00456",
+        "IMEI:１２３４５６",
+        "IMEI:123456\n",
+        "<b>IMEI:1</b>",
+        "IMEI:1;DROP TABLE devices",
+        "IMEI:" + "9" * 96,
+    ],
+)
 def test_devids_that_cannot_be_registered(lab: Lab, world: World, dev_id: str) -> None:
     before = state(lab)
-    problem(world.clients.account().post("/devices/new", json={"devId": dev_id}), 400, "bad-request")
+    problem(
+        world.clients.account().post("/devices/new", json={"devId": dev_id}), 400, "bad-request"
+    )
     assert state(lab) == before
 
 
 # 6. Markup in device fields: escaped in every page --------------------------------------------
-PAYLOADS = {"name": "<script>alert('n')</script>", "man": '"><img src=x onerror=alert(1)>',
-            "mod": "{{ 7*7 }}{% raw %}</td></tr></table><svg onload=alert(2)>"}
+PAYLOADS = {
+    "name": "<script>alert('n')</script>",
+    "man": '"><img src=x onerror=alert(1)>',
+    "mod": "{{ 7*7 }}{% raw %}</td></tr></table><svg onload=alert(2)>",
+}
 
 
 def test_markup_in_device_fields_is_escaped_everywhere(lab: Lab, world: World) -> None:
@@ -321,18 +523,32 @@ def test_markup_in_device_fields_is_escaped_everywhere(lab: Lab, world: World) -
     account = world.clients.account()
     token = csrf_of(html(browser.get("/devices/new"), 200))
     dev_id = new_name("xss")
-    registered = html(browser.post("/devices/new", data={"devId": dev_id, "csrf": token, **PAYLOADS}), 201)
+    registered = html(
+        browser.post("/devices/new", data={"devId": dev_id, "csrf": token, **PAYLOADS}), 201
+    )
     stored = account.get(f"/devices/{dev_id}").json()
     assert {k: stored[k] for k in PAYLOADS} == PAYLOADS  # kept as text, verbatim
     secret = registered.split('id="secret">')[1].split("<")[0]
     # The device itself sends markup in an alert, which the device page lists.
     device = world.clients.device(dev_id, secret)
     alert = {"AlertType": "<script>alert('t')</script>", "Data": "<iframe src=javascript:alert(3)>"}
-    assert device.post("/alert", content=json.dumps({"Alert": [alert]}),
-                       headers={"Content-Type": DM}).status_code == 204
-    queued = html(browser.post(f"/devices/{dev_id}/sessions",
-                               data={"job": "inventory", "notify": "false",
-                                     "csrf": csrf_of(html(browser.get(f"/devices/{dev_id}"), 200))}), 202)
+    assert (
+        device.post(
+            "/alert", content=json.dumps({"Alert": [alert]}), headers={"Content-Type": DM}
+        ).status_code
+        == 204
+    )
+    queued = html(
+        browser.post(
+            f"/devices/{dev_id}/sessions",
+            data={
+                "job": "inventory",
+                "notify": "false",
+                "csrf": csrf_of(html(browser.get(f"/devices/{dev_id}"), 200)),
+            },
+        ),
+        202,
+    )
     pages = {
         "list": html(browser.get("/devices"), 200),
         "device": html(browser.get(f"/devices/{dev_id}"), 200),
@@ -342,7 +558,12 @@ def test_markup_in_device_fields_is_escaped_everywhere(lab: Lab, world: World) -
         "error": html(browser.get("/devices/<script>alert('p')</script>"), 404),
         "error-405": html(browser.request("PATCH", "/devices/<svg onload=alert(4)>"), 405),
     }
-    raw = [*PAYLOADS.values(), *alert.values(), "<script>alert('p')</script>", "<svg onload=alert(4)>"]
+    raw = [
+        *PAYLOADS.values(),
+        *alert.values(),
+        "<script>alert('p')</script>",
+        "<svg onload=alert(4)>",
+    ]
     for name, page in pages.items():
         for payload in raw:
             assert payload not in page, (name, payload)
@@ -363,7 +584,10 @@ CSRF_CASES = {
     "delete-non-ascii-token": ("/devices/{dev}", {"_method": "DELETE", "csrf": "é" * 32}),
     "delete-uppercase-token": ("/devices/{dev}", {"_method": "DELETE", "csrf": "{upper}"}),
     "delete-token-prefix": ("/devices/{dev}", {"_method": "DELETE", "csrf": "{prefix}"}),
-    "session-long-token": ("/devices/{dev}/sessions", {"job": "inventory", "csrf": "{token}" * 100}),
+    "session-long-token": (
+        "/devices/{dev}/sessions",
+        {"job": "inventory", "csrf": "{token}" * 100},
+    ),
     "register-token-plus-space": ("/devices/new", {"devId": "IMEI:66666666", "csrf": "{token} "}),
 }
 
@@ -373,7 +597,9 @@ def test_forms_without_the_right_csrf_token(lab: Lab, world: World, case: tuple)
     path, form = case
     browser = world.clients.browser()
     token = csrf_of(html(browser.get("/devices/new"), 200))
-    fields = {k: v.format(token=token, upper=token.upper(), prefix=token[:31]) for k, v in form.items()}
+    fields = {
+        k: v.format(token=token, upper=token.upper(), prefix=token[:31]) for k, v in form.items()
+    }
     before = state(lab)
     page = html(browser.post(path.format(dev=world.dev), data=fields), 403)
     assert 'id="error">csrf<' in page
@@ -384,8 +610,11 @@ def test_a_cross_site_form_cannot_smuggle_json(lab: Lab, world: World) -> None:
     """A page elsewhere can post text/plain (CORS-safelisted) that looks like JSON."""
     before = state(lab)
     answer = world.clients.anonymous(accept=BROWSER_ACCEPT).post(
-        "/devices/new", content=b'{"devId": "IMEI:77777777", "x": "=y"}',
-        headers={"Content-Type": "text/plain"}, auth=("demo", "demo-password"))
+        "/devices/new",
+        content=b'{"devId": "IMEI:77777777", "x": "=y"}',
+        headers={"Content-Type": "text/plain"},
+        auth=("demo", "demo-password"),
+    )
     assert answer.status_code == 415
     assert state(lab) == before
 
@@ -398,8 +627,10 @@ def test_forged_stale_and_replayed_notifications_are_dropped(lab: Lab, world: Wo
     good = encode(Notification("dmlab", notification_id=4242, timestamp=now), key)
     forged = {
         "digest": encode(Notification("dmlab", notification_id=4243, timestamp=now), b"k" * 32),
-        "digest ": encode(Notification("dmlab", notification_id=4244, timestamp=now),
-                          notification_key(world.rival_secret)),  # another device's key
+        "digest ": encode(
+            Notification("dmlab", notification_id=4244, timestamp=now),
+            notification_key(world.rival_secret),
+        ),  # another device's key
         "wrong-server": encode(Notification("evil", notification_id=4245, timestamp=now), key),
         "stale": encode(Notification("dmlab", notification_id=4246, timestamp=now - 3600), key),
         "stale ": encode(Notification("dmlab", notification_id=4247, timestamp=now + 3600), key),
@@ -458,9 +689,13 @@ def test_expired_and_wrong_credentials(lab: Lab, world: World) -> None:
     old = operator.register(dev_id)["secret"]
     assert anon.get("/sessions/pending", auth=(dev_id, old)).status_code == 200  # (now cached)
     operator.unregister(dev_id)
-    got["unregistered device's secret"] = anon.get("/sessions/pending", auth=(dev_id, old)).status_code
+    got["unregistered device's secret"] = anon.get(
+        "/sessions/pending", auth=(dev_id, old)
+    ).status_code
     new = operator.register(dev_id)["secret"]
-    got["old secret after re-registration"] = anon.get("/sessions/pending", auth=(dev_id, old)).status_code
+    got["old secret after re-registration"] = anon.get(
+        "/sessions/pending", auth=(dev_id, old)
+    ).status_code
     assert anon.get("/sessions/pending", auth=(dev_id, new)).status_code == 200
     operator.unregister(dev_id)
 
@@ -515,8 +750,9 @@ def test_login_throttle() -> None:
     with Lab(hash_cost=HASH_COST) as lab:
         lab.services.auth.throttle = throttle
         lab.add_account("victim", "right-password")
-        anon = httpx.Client(base_url=lab.url, verify=lab.ca.client_context(),
-                            headers={"Accept": media.JSON})
+        anon = httpx.Client(
+            base_url=lab.url, verify=lab.ca.client_context(), headers={"Accept": media.JSON}
+        )
         try:
             for _ in range(10):
                 problem(anon.get("/devices", auth=("victim", "wrong")), 401)

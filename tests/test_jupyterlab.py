@@ -31,37 +31,55 @@ import psutil
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
 NOTEBOOK = "dashboard.ipynb"
 DEV_ID = "IMEI:490154203237518"
 TIMEOUT = 20_000  # ms, for each wait in the page (a whole run takes about 10 s)
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed"
+)
 expect = sync_api.expect
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason=f"no browser: {CHROMIUM} is missing (apt-get install chromium)",
+)
 
 #: The notebook the person opens: a lab, one device, one session queued
 #: without a notification (so it waits for the device), and the dashboard.
 CELLS = [
     "from dmlab import Lab\nfrom dmlab.widgets import dashboard",
     f'lab = Lab().start()\nphone = lab.add_device("{DEV_ID}", name="phone")',
-    ("board = dashboard(lab)\n"
-     'queued = lab.operator.request_session(phone.dev_id, job="inventory", notify=False)\n'
-     "board.panel.device.value = phone.dev_id\n"
-     'board.panel.alert_type.value = "ClientInitiatedMgmt"\n'
-     "board"),
+    (
+        "board = dashboard(lab)\n"
+        'queued = lab.operator.request_session(phone.dev_id, job="inventory", notify=False)\n'
+        "board.panel.device.value = phone.dev_id\n"
+        'board.panel.alert_type.value = "ClientInitiatedMgmt"\n'
+        "board"
+    ),
 ]
 
 
 def write_notebook(path: Path) -> Path:
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in CELLS],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                 "language": "python"}})
+        metadata={
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            }
+        },
+    )
     nbformat.write(notebook, path)
     return path
 
@@ -125,7 +143,9 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root.mkdir()
     write_notebook(root / NOTEBOOK)
     # No news, no update check: no toast asking, no request to the outside.
-    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification = (
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    )
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = {
@@ -141,13 +161,30 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = base / "jupyterlab.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
-             "--ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0",
-             "--IdentityProvider.token=", "--ServerApp.password=",
-             f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-             "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
-             "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"],
-            cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--allow-root",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                "--port=0",
+                "--ServerApp.port_retries=0",
+                "--IdentityProvider.token=",
+                "--ServerApp.password=",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.expose_app_in_browser=True",
+                "--LabApp.news_url=None",
+                "--LabApp.extension_manager=readonly",
+                "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+            ],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = Server("", process, log)
     try:
         server.url = _wait_until_up(process, runtime, log)
@@ -183,7 +220,9 @@ KERNEL_READY = """() => {
 }"""
 
 
-def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, browser: Any) -> None:
+def test_fire_alert_in_jupyterlab_updates_table_and_diagram(
+    jupyterlab: Server, browser: Any
+) -> None:
     outside: list[str] = []
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
@@ -212,7 +251,8 @@ def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, 
         rows = output.locator("table.dmlab-sessions tbody tr")
         arrows = output.locator("svg line[marker-end]")
         outcome = output.locator(".widget-html-content").filter(
-            has_text=re.compile("no action yet|sent alert|refused"))  # the panel's last line
+            has_text=re.compile("no action yet|sent alert|refused")
+        )  # the panel's last line
         # Before: the queued session waits for its device; the diagram shows only
         # the queuing (the operator's POST and its 202). Each child widget renders
         # on its own, so every check waits for the page to get there.
@@ -226,23 +266,30 @@ def test_fire_alert_in_jupyterlab_updates_table_and_diagram(jupyterlab: Server, 
         fire.click()  # a real click: the front end sends it to the kernel over the comm
 
         expect(outcome).to_contain_text(re.compile(r"sent alert ClientInitiatedMgmt|refused"))
-        expect(outcome).to_contain_text("sent alert ClientInitiatedMgmt; the server answered with session",
-                                        timeout=1_000)
+        expect(outcome).to_contain_text(
+            "sent alert ClientInitiatedMgmt; the server answered with session", timeout=1_000
+        )
         # After: the same row, now completed, and the alert's exchanges drawn below the queuing.
         expect(rows.first).to_contain_text(re.compile(r"inventory.*completed.*OK"))
         expect(rows).to_have_count(1)
-        page.wait_for_function("""(selector) => document.querySelectorAll(selector).length > 2""",
-                               arg=".jp-OutputArea-output .widget-vbox svg line[marker-end]")
+        page.wait_for_function(
+            """(selector) => document.querySelectorAll(selector).length > 2""",
+            arg=".jp-OutputArea-output .widget-vbox svg line[marker-end]",
+        )
         labels = output.locator("svg text").all_text_contents()
-        requests = [label.split(" · ")[0] for label in labels if label.startswith(("POST ", "PUT "))]
+        requests = [
+            label.split(" · ")[0] for label in labels if label.startswith(("POST ", "PUT "))
+        ]
         assert requests[0].startswith("POST /devices/") and "POST /alert" in requests[1:], labels
 
         output.locator("svg").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "jupyterlab.png"))
     except Exception as exc:
         page.screenshot(path=str(SHOTS / "jupyterlab-failed.png"))
-        exc.add_note(f"page: {SHOTS / 'jupyterlab-failed.png'}; jupyter lab's log:\n"
-                     + jupyterlab.log.read_text()[-4000:])
+        exc.add_note(
+            f"page: {SHOTS / 'jupyterlab-failed.png'}; jupyter lab's log:\n"
+            + jupyterlab.log.read_text()[-4000:]
+        )
         raise
     finally:
         context.close()

@@ -13,7 +13,7 @@ import pytest
 from dmlab import Lab
 from dmlab.protocol import media
 
-from conftest import BROWSER_ACCEPT, Registered, csrf_of, html, problem
+from helpers import BROWSER_ACCEPT, Registered, csrf_of, html, problem
 
 
 def test_login_asks_for_credentials_then_goes_to_the_devices(clients: Any, lab: Lab) -> None:
@@ -51,8 +51,10 @@ def test_pages_link_sign_in_and_out(clients: Any) -> None:
 def test_every_form_that_changes_state_carries_a_token(clients: Any, register: Any) -> None:
     device: Registered = register(attach=False)
     browser = clients.browser()
-    pages = [html(browser.get("/devices/new"), 200),
-             html(browser.get(f"/devices/{device.dev_id}"), 200)]
+    pages = [
+        html(browser.get("/devices/new"), 200),
+        html(browser.get(f"/devices/{device.dev_id}"), 200),
+    ]
     forms = [f for p in pages for f in re.findall(r"<form[^>]*>.*?</form>", p, re.S)]
     assert len(forms) == 4  # register; request a session, update, unregister
     for form in forms:
@@ -63,8 +65,9 @@ def test_every_form_that_changes_state_carries_a_token(clients: Any, register: A
 BAD_TOKENS = [None, "", "0" * 32, "é" * 32]  # é: once a TypeError in compare_digest (a 500)
 
 
-def _post(client: httpx.Client, path: str, fields: dict[str, str], token: str | None,
-          accept: str) -> httpx.Response:
+def _post(
+    client: httpx.Client, path: str, fields: dict[str, str], token: str | None, accept: str
+) -> httpx.Response:
     data = dict(fields) if token is None else {**fields, "csrf": token}
     return client.post(path, data=data, headers={"Accept": accept})
 
@@ -72,7 +75,8 @@ def _post(client: httpx.Client, path: str, fields: dict[str, str], token: str | 
 @pytest.mark.parametrize("accept", [BROWSER_ACCEPT, media.JSON])
 @pytest.mark.parametrize("token", BAD_TOKENS)
 def test_a_form_without_the_right_token_changes_nothing(
-        clients: Any, register: Any, lab: Lab, token: str | None, accept: str) -> None:
+    clients: Any, register: Any, lab: Lab, token: str | None, accept: str
+) -> None:
     """A cross-site page can post a form with ``Accept: application/json`` too (both
     are CORS-safelisted), so the answer it asks for does not excuse the token."""
     device: Registered = register(attach=False)
@@ -101,14 +105,20 @@ def test_the_right_token_works(clients: Any, register: Any, lab: Lab) -> None:
     device: Registered = register(attach=False)
     browser = clients.browser()
     token = csrf_of(html(browser.get(f"/devices/{device.dev_id}"), 200), "update")
-    updated = _post(browser, f"/devices/{device.dev_id}", {"_method": "PUT", "name": "renamed"},
-                    token, BROWSER_ACCEPT)
+    updated = _post(
+        browser,
+        f"/devices/{device.dev_id}",
+        {"_method": "PUT", "name": "renamed"},
+        token,
+        BROWSER_ACCEPT,
+    )
     assert updated.status_code == 303
     assert lab.operator.device(device.dev_id)["name"] == "renamed"
     # the token belongs to the account: another account's is refused
     rival = csrf_of(html(clients.browser("rival").get("/devices/new"), 200))
     assert rival != token
-    refused = _post(browser, f"/devices/{device.dev_id}", {"_method": "PUT", "name": "x"},
-                    rival, BROWSER_ACCEPT)
+    refused = _post(
+        browser, f"/devices/{device.dev_id}", {"_method": "PUT", "name": "x"}, rival, BROWSER_ACCEPT
+    )
     assert refused.status_code == 403
     assert lab.operator.device(device.dev_id)["name"] == "renamed"

@@ -11,23 +11,36 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
+from starlette.routing import Route
 
 from dmlab import Lab
 from dmlab.protocol import Command, ProtocolError, Report, media
 from dmlab.protocol.messages import ARITY, MARKS
 from dmlab.server import build_services, create_app
-from dmlab.server.openapi import (IMPLICIT_METHODS, OPERATIONS, build_document, openapi_path,
-                                  route_operations, undocumented)
-from starlette.routing import Route
+from dmlab.server.openapi import (
+    IMPLICIT_METHODS,
+    OPERATIONS,
+    build_document,
+    openapi_path,
+    route_operations,
+    undocumented,
+)
 
-from conftest import Registered
+from helpers import Registered
 
 CR_RESOURCES = [  # the change request's own table, spelled as it spells it
-    ("get", "/sessions/pending"), ("get", "/sessions/completed"), ("post", "/sessions/next"),
-    ("post", "/sessions/id/{sessionId}"), ("put", "/sessions/id/{sessionId}"),
+    ("get", "/sessions/pending"),
+    ("get", "/sessions/completed"),
+    ("post", "/sessions/next"),
+    ("post", "/sessions/id/{sessionId}"),
+    ("put", "/sessions/id/{sessionId}"),
     ("delete", "/session/id/{sessionId}"),
-    ("get", "/devices"), ("get", "/devices/new"), ("post", "/devices/new"),
-    ("get", "/devices/{devId}"), ("put", "/devices/{devId}"), ("delete", "/devices/{devId}"),
+    ("get", "/devices"),
+    ("get", "/devices/new"),
+    ("post", "/devices/new"),
+    ("get", "/devices/{devId}"),
+    ("put", "/devices/{devId}"),
+    ("delete", "/devices/{devId}"),
     ("post", "/alert"),
 ]
 
@@ -39,15 +52,21 @@ def app_and_doc() -> tuple[Any, dict[str, Any]]:
 
 
 def schema_validator(doc: dict[str, Any], name: str) -> Draft202012Validator:
-    return Draft202012Validator({"$ref": f"#/components/schemas/{name}",
-                                 "components": doc["components"]})
+    return Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    )
 
 
-def test_every_route_is_documented_and_nothing_else(app_and_doc: tuple[Any, dict[str, Any]]) -> None:
+def test_every_route_is_documented_and_nothing_else(
+    app_and_doc: tuple[Any, dict[str, Any]],
+) -> None:
     app, doc = app_and_doc
-    served = {(m.lower(), openapi_path(r.path))
-              for r in app.routes if isinstance(r, Route)
-              for m in (r.methods or set()) - IMPLICIT_METHODS}
+    served = {
+        (m.lower(), openapi_path(r.path))
+        for r in app.routes
+        if isinstance(r, Route)
+        for m in (r.methods or set()) - IMPLICIT_METHODS
+    }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert served == documented
     assert undocumented(app.routes) == []
@@ -71,8 +90,9 @@ def test_document_is_valid_openapi_31(app_and_doc: tuple[Any, dict[str, Any]]) -
     errors = [e.message for e in OpenAPIV31SpecValidator(doc).iter_errors()]
     assert errors == []
     assert doc["openapi"].startswith("3.1")
-    assert {s["type"] + "/" + s["scheme"] for s in doc["components"]["securitySchemes"].values()} \
-        == {"http/basic"}
+    assert {
+        s["type"] + "/" + s["scheme"] for s in doc["components"]["securitySchemes"].values()
+    } == {"http/basic"}
 
 
 def test_media_types_of_the_protocol(app_and_doc: tuple[Any, dict[str, Any]]) -> None:
@@ -80,11 +100,21 @@ def test_media_types_of_the_protocol(app_and_doc: tuple[Any, dict[str, Any]]) ->
     paths = doc["paths"]
     report = paths["/sessions/id/{sessionId}"]["put"]
     assert set(report["requestBody"]["content"]) == {media.DM20_RESPONSE, media.JSON}
-    assert report["responses"]["200"]["content"] == {media.COMMANDS: {"schema": {"$ref": "#/components/schemas/Commands"}}}
-    assert set(paths["/alert"]["post"]["requestBody"]["content"]) == {media.DM20_RESPONSE, media.JSON}
+    assert report["responses"]["200"]["content"] == {
+        media.COMMANDS: {"schema": {"$ref": "#/components/schemas/Commands"}}
+    }
+    assert set(paths["/alert"]["post"]["requestBody"]["content"]) == {
+        media.DM20_RESPONSE,
+        media.JSON,
+    }
     assert set(paths["/devices/new"]["post"]["requestBody"]["content"]) == {media.FORM, media.JSON}
     assert set(paths["/devices"]["get"]["responses"]["200"]["content"]) == {media.JSON, media.HTML}
-    assert set(paths["/devices/{devId}/sessions"]["post"]["responses"]) >= {"201", "202", "401", "403"}
+    assert set(paths["/devices/{devId}/sessions"]["post"]["responses"]) >= {
+        "201",
+        "202",
+        "401",
+        "403",
+    }
     assert doc["components"]["responses"]["401"]["headers"]["WWW-Authenticate"]
     # who may call what
     assert paths["/sessions/next"]["post"]["security"] == [{"deviceBasic": []}]
@@ -93,10 +123,12 @@ def test_media_types_of_the_protocol(app_and_doc: tuple[Any, dict[str, Any]]) ->
 
 
 @pytest.mark.parametrize("name", sorted(ARITY))
-def test_command_schema_agrees_with_the_model(app_and_doc: tuple[Any, dict[str, Any]], name: str) -> None:
+def test_command_schema_agrees_with_the_model(
+    app_and_doc: tuple[Any, dict[str, Any]], name: str
+) -> None:
     _, doc = app_and_doc
     command = schema_validator(doc, "Command")
-    for count in range(0, 5):
+    for count in range(5):
         value = [name, *(f"urn:x/{i}" for i in range(count))]
         try:
             Command.from_json(value)
@@ -108,18 +140,34 @@ def test_command_schema_agrees_with_the_model(app_and_doc: tuple[Any, dict[str, 
     assert not command.is_valid([name, 1])
 
 
-def test_report_and_alert_schemas_agree_with_the_model(app_and_doc: tuple[Any, dict[str, Any]]) -> None:
+def test_report_and_alert_schemas_agree_with_the_model(
+    app_and_doc: tuple[Any, dict[str, Any]],
+) -> None:
     _, doc = app_and_doc
     report = schema_validator(doc, "Report")
-    good = [{"Status": [{"sc": 200, "Data": "1.4.2"}, {"sc": 202}]},
-            {"Status": [], "Alert": [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt",
-                                      "Mark": m} for m in sorted(MARKS)]},
-            {}]
-    bad = [{"Status": [{"sc": True}]}, {"Status": [{"sc": 99}]}, {"Status": [{"code": 200}]},
-           {"Status": {"sc": 200}}, {"Alert": [{"Mark": "fatal"}]},
-           {"Alert": [{"AlertType": "x", "Mark": "serious"}]},
-           {"Alert": [{"AlertType": "x", "Mark": []}]},  # once a TypeError (a 500)
-           {"Alert": [{"AlertType": "x", "SourceURI": 1}]}, {"Extra": []}, []]
+    good = [
+        {"Status": [{"sc": 200, "Data": "1.4.2"}, {"sc": 202}]},
+        {
+            "Status": [],
+            "Alert": [
+                {"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt", "Mark": m}
+                for m in sorted(MARKS)
+            ],
+        },
+        {},
+    ]
+    bad = [
+        {"Status": [{"sc": True}]},
+        {"Status": [{"sc": 99}]},
+        {"Status": [{"code": 200}]},
+        {"Status": {"sc": 200}},
+        {"Alert": [{"Mark": "fatal"}]},
+        {"Alert": [{"AlertType": "x", "Mark": "serious"}]},
+        {"Alert": [{"AlertType": "x", "Mark": []}]},  # once a TypeError (a 500)
+        {"Alert": [{"AlertType": "x", "SourceURI": 1}]},
+        {"Extra": []},
+        [],
+    ]
     for value in good:
         Report.from_json(value)
         assert report.is_valid(value), value
@@ -134,7 +182,9 @@ def test_real_answers_conform(lab: Lab, register: Any, clients: Any) -> None:
     doc = httpx.get(f"{lab.url}/openapi.json", verify=lab.ca.client_context()).json()
     device: Registered = register(attach=False)
     operator = clients.account()
-    queued = operator.post(f"/devices/{device.dev_id}/sessions", json={"job": "inventory", "notify": False})
+    queued = operator.post(
+        f"/devices/{device.dev_id}/sessions", json={"job": "inventory", "notify": False}
+    )
     assert schema_validator(doc, "SessionBrief").is_valid(queued.json())
     phone = clients.of(device)
     package = phone.post("/sessions/next")
@@ -157,14 +207,15 @@ def test_openapi_json_is_served_from_the_running_app(lab: Lab) -> None:
 
 
 def test_docs_page_lists_every_operation_offline(lab: Lab) -> None:
-    response = httpx.get(f"{lab.url}/docs", verify=lab.ca.client_context(),
-                         headers={"Accept": "text/html"})
+    response = httpx.get(
+        f"{lab.url}/docs", verify=lab.ca.client_context(), headers={"Accept": "text/html"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(media.HTML)
     page = response.text
     doc = build_document(lab.app.routes, lab.url)
     for path, methods in doc["paths"].items():
-        for method, op in methods.items():
+        for method, _op in methods.items():
             assert f"<code>{method.upper()} {path}</code>" in page, (method, path)
     for name in doc["components"]["schemas"]:
         assert f'id="schema-{name}"' in page

@@ -27,22 +27,28 @@ FWV = "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"
 
 
 def serve(data: Path, port: int, cwd: Path) -> tuple[Process, str]:
-    process = Process.start("serve", "--port", str(port), "--data", str(data),
-                            "--account", ":".join(ACCOUNT), cwd=cwd)
+    process = Process.start(
+        "serve", "--port", str(port), "--data", str(data), "--account", ":".join(ACCOUNT), cwd=cwd
+    )
     url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
     return process, url
 
 
 def put(client: httpx.Client, session_id: str, statuses: list[dict]) -> httpx.Response:
-    return client.put(f"/sessions/id/{session_id}", content=json.dumps({"Status": statuses}),
-                      headers={"Content-Type": media.DM20_RESPONSE})
+    return client.put(
+        f"/sessions/id/{session_id}",
+        content=json.dumps({"Status": statuses}),
+        headers={"Content-Type": media.DM20_RESPONSE},
+    )
 
 
 def trace_rows(db: Path) -> list[tuple]:
     """The trace as the store keeps it, read by a connection of our own (WAL lets us)."""
     raw = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return raw.execute("SELECT seq, method, path, status, session FROM trace ORDER BY seq").fetchall()
+        return raw.execute(
+            "SELECT seq, method, path, status, session FROM trace ORDER BY seq"
+        ).fetchall()
     finally:
         raw.close()
 
@@ -54,15 +60,21 @@ def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
     ca_files = {name: (data / name).read_bytes() for name in ("ca.pem", "ca-key.pem", "server.pem")}
     # Clients built once from DIR/ca.pem, and used on both sides of the restart.
     verify = ssl.create_default_context(cafile=str(data / "ca.pem"))
-    operator = httpx.Client(base_url=url, auth=ACCOUNT, verify=verify, timeout=30,
-                            headers={"Accept": media.JSON})
+    operator = httpx.Client(
+        base_url=url, auth=ACCOUNT, verify=verify, timeout=30, headers={"Accept": media.JSON}
+    )
     device: httpx.Client | None = None
     try:
         registered = operator.post("/devices/new", json={"devId": DEV_ID, "name": "kept"})
         assert registered.status_code == 201, registered.text
         secret = registered.json()["secret"]
-        device = httpx.Client(base_url=url, auth=(DEV_ID, secret), verify=verify, timeout=30,
-                              headers={media.DEVID_HEADER: DEV_ID, "Accept": media.COMMANDS})
+        device = httpx.Client(
+            base_url=url,
+            auth=(DEV_ID, secret),
+            verify=verify,
+            timeout=30,
+            headers={media.DEVID_HEADER: DEV_ID, "Accept": media.COMMANDS},
+        )
 
         def queue(**body: object) -> str:
             answer = operator.post(f"/devices/{DEV_ID}/sessions", json={**body, "notify": False})
@@ -101,8 +113,12 @@ def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
             # Accounts and devices; the device's old secret still signs it in.
             devices = operator.get("/devices")
             assert devices.status_code == 200, devices.text
-            assert [(d["devId"], d["name"]) for d in devices.json()["Devices"]] == [(DEV_ID, "kept")]
-            assert [s["SessionID"] for s in device.get("/sessions/pending").json()["Sessions"]] == [inventory]
+            assert [(d["devId"], d["name"]) for d in devices.json()["Devices"]] == [
+                (DEV_ID, "kept")
+            ]
+            assert [s["SessionID"] for s in device.get("/sessions/pending").json()["Sessions"]] == [
+                inventory
+            ]
             completed = operator.get("/sessions/completed").json()["Sessions"]
             assert [(s["IDs"], s["Result"]) for s in completed] == [([done], "OK")]
 
@@ -118,17 +134,25 @@ def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
 
             last = device.post("/sessions/next")
             assert last.status_code == 200 and last.json()["SessionID"] == inventory
-            assert put(device, inventory, [{"sc": 200, "Data": {}}, {"sc": 200, "Data": 10}]).status_code == 204
+            assert (
+                put(
+                    device, inventory, [{"sc": 200, "Data": {}}, {"sc": 200, "Data": 10}]
+                ).status_code
+                == 204
+            )
             assert device.post("/sessions/next").status_code == 204
             completed = operator.get("/sessions/completed").json()["Sessions"]
             assert [(s["IDs"], s["Result"]) for s in completed] == [
-                ([done], "OK"), ([fumo, current], "OK"), ([inventory], "OK")]
+                ([done], "OK"),
+                ([fumo, current], "OK"),
+                ([inventory], "OK"),
+            ]
             assert operator.get("/sessions/pending").json()["Sessions"] == []
 
             # The trace went on from where it stopped: old records kept, seq rising.
             after = trace_rows(data / "dmlab.sqlite3")
             assert after[: len(before_kill)] == before_kill
-            new = after[len(before_kill):]
+            new = after[len(before_kill) :]
             assert new and new[0][0] > before_kill[-1][0]
             assert ("PUT", f"/sessions/id/{current}", 204, current) in [r[1:] for r in new]
             assert [r[0] for r in after] == sorted({r[0] for r in after})
@@ -146,6 +170,7 @@ def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
 
 # The trace sink on its own -----------------------------------------------------------
 
+
 def test_trace_kept_in_sqlite_and_reloaded(tmp_path: Path) -> None:
     db = tmp_path / "t.sqlite3"
     clock = iter(range(1000, 2000)).__next__
@@ -157,10 +182,15 @@ def test_trace_kept_in_sqlite_and_reloaded(tmp_path: Path) -> None:
         assert store.load_trace(10) == list(trace)  # pruned to the limit on disk too
     with SQLiteStore(db) as store:
         reloaded = Trace(sink=store, limit=3)
-        assert [(e.seq, e.path, e.time) for e in reloaded] == [(3, "/2", 1002), (4, "/3", 1003),
-                                                               (5, "/4", 1004)]
+        assert [(e.seq, e.path, e.time) for e in reloaded] == [
+            (3, "/2", 1002),
+            (4, "/3", 1003),
+            (5, "/4", 1004),
+        ]
         assert reloaded.last_seq == 5
-        assert reloaded.record(source="server", method="NOTIFY", path="package 0", status=0).seq == 6
+        assert (
+            reloaded.record(source="server", method="NOTIFY", path="package 0", status=0).seq == 6
+        )
         reloaded.clear()
         assert len(reloaded) == 0 and store.load_trace(10) == []
 

@@ -88,7 +88,9 @@ def test_other_ca_fails_verification(server: ServerThread) -> None:
 def test_plain_http_gets_no_http_answer(server: ServerThread) -> None:
     # The TLS handshake fails on the server, which closes the connection without a byte.
     with httpx.Client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="disconnected without sending a response"):
+        with pytest.raises(
+            httpx.RemoteProtocolError, match="disconnected without sending a response"
+        ):
             client.get(f"http://127.0.0.1:{server.port}/")
 
 
@@ -164,7 +166,7 @@ def test_stop_is_idempotent_and_joins(ca: LabCA) -> None:
     assert not thread.is_alive()
     server.stop()
     with pytest.raises(RuntimeError, match="not running"):
-        server.url
+        _ = server.url
 
 
 def test_stop_with_an_open_keep_alive_connection(ca: LabCA) -> None:
@@ -259,10 +261,15 @@ def test_contexts(ca: LabCA) -> None:
 
 def test_load_or_create_keeps_the_ca(tmp_path: Path) -> None:
     first = LabCA.load_or_create(tmp_path / "data")
-    files = {name: (tmp_path / "data" / name).read_bytes() for name in ("ca.pem", "ca-key.pem", "server.pem")}
+    files = {
+        name: (tmp_path / "data" / name).read_bytes()
+        for name in ("ca.pem", "ca-key.pem", "server.pem")
+    }
     second = LabCA.load_or_create(tmp_path / "data")
     assert first.ca_pem == second.ca_pem == files["ca.pem"]
-    assert {name: (tmp_path / "data" / name).read_bytes() for name in files} == files  # nothing regenerated
+    assert {
+        name: (tmp_path / "data" / name).read_bytes() for name in files
+    } == files  # nothing regenerated
     for name in ("ca-key.pem", "server.pem"):
         assert stat.S_IMODE((tmp_path / "data" / name).stat().st_mode) == 0o600
     assert [p.name for p in (tmp_path / "data").iterdir() if p.name.startswith(".")] == []
@@ -288,7 +295,7 @@ def test_load_or_create_reissues_server_cert_for_new_hosts(tmp_path: Path) -> No
 def test_load_or_create_refuses_half_a_ca(tmp_path: Path) -> None:
     LabCA.load_or_create(tmp_path)
     (tmp_path / "ca-key.pem").unlink()
-    with pytest.raises(RuntimeError, match="ca-key.pem"):
+    with pytest.raises(RuntimeError, match=r"ca-key\.pem"):
         LabCA.load_or_create(tmp_path)
     assert not (tmp_path / "ca-key.pem").exists()
 

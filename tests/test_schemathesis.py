@@ -22,27 +22,41 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.auths import apply_basic_auth
-from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth,
-                                               response_headers_conformance,
-                                               response_schema_conformance,
-                                               status_code_conformance)
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
-from dmlab.server.auth import Throttle
 from dmlab import Lab
 from dmlab.runtime.lab import DEFAULT_ACCOUNT
 from dmlab.server import build_services, create_app
+from dmlab.server.auth import Throttle
 from dmlab.server.openapi import build_document
 
-from conftest import new_dev_id, problem
+from helpers import new_dev_id, problem
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, response_headers_conformance, ignored_auth]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    ignored_auth,
+]
 
 #: Bounded: a handful of examples per operation keeps the whole module well under a minute.
-BOUNDED = settings(max_examples=int(os.environ.get("DMLAB_EXAMPLES", "12")), deadline=None, database=None, derandomize=True,
-                   phases=[Phase.explicit, Phase.generate],
-                   suppress_health_check=list(HealthCheck))
+BOUNDED = settings(
+    max_examples=int(os.environ.get("DMLAB_EXAMPLES", "12")),
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 #: The longest a generated long-poll may hold the connection (the document allows 30 s).
 POLL_CAP = 0.2
 
@@ -98,17 +112,22 @@ def operations() -> list[tuple[str, str]]:
     """(method, path) of every documented operation, known at collection time from the
     same routes the running lab serves (the test then reads them from /openapi.json)."""
     document = build_document(create_app(build_services()).routes)
-    return [(method.upper(), path) for path, methods in document["paths"].items()
-            for method in methods
-            # An event stream never ends by design: it cannot be checked as one answer.
-            if path != "/events"]
+    return [
+        (method.upper(), path)
+        for path, methods in document["paths"].items()
+        for method in methods
+        # An event stream never ends by design: it cannot be checked as one answer.
+        if path != "/events"
+    ]
 
 
 def run_operation(api_schema: Any, method: str, path: str, caller: Caller) -> None:
     """Every generated case, valid or not, sent over HTTPS and its answer checked."""
     operation = api_schema[path][method]
-    strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                         operation.as_strategy(GenerationMode.NEGATIVE))
+    strategy = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
 
     @BOUNDED
     @given(case=strategy)
@@ -122,8 +141,9 @@ def run_operation(api_schema: Any, method: str, path: str, caller: Caller) -> No
             # credentials (negative testing) keeps going without them.
             apply_basic_auth(case, *caller.auth)
         # schemathesis passes its own `verify`, so the CA goes with every call
-        case.call_and_validate(session=caller.session, checks=CHECKS, timeout=10,
-                               verify=caller.session.verify)
+        case.call_and_validate(
+            session=caller.session, checks=CHECKS, timeout=10, verify=caller.session.verify
+        )
 
     check()
 
@@ -140,6 +160,7 @@ def test_api_as_a_device(api_schema: Any, device: Caller, method: str, path: str
 
 # What the schema-driven run found, pinned as plain examples -----------------------
 
+
 def test_an_alert_mark_that_is_not_text_is_a_400(lab: Lab, clients: Any, register: Any) -> None:
     """Once a TypeError (a list is unhashable) and a 500."""
     phone = clients.of(register(attach=False))
@@ -153,8 +174,10 @@ def test_an_endless_ttl_is_a_400(lab: Lab, clients: Any, register: Any) -> None:
     answer (which shows the expiry) could not be written as JSON: a 500."""
     device = register(attach=False)
     for ttl in ("9" * 400, 10**400):
-        answer = clients.account().post(f"/devices/{device.dev_id}/sessions",
-                                        json={"job": "inventory", "notify": False, "ttl": ttl})
+        answer = clients.account().post(
+            f"/devices/{device.dev_id}/sessions",
+            json={"job": "inventory", "notify": False, "ttl": ttl},
+        )
         problem(answer, 400, "bad-request")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BROWSER_ACCEPT, HASH_COST, csrf_of, html
 
 from dmlab import Lab
 from dmlab.events import Event
@@ -27,6 +26,8 @@ from dmlab.server import auth, build_services, create_app
 from dmlab.server.auth import hash_secret, verify_secret
 from dmlab.server.routes import devices as device_routes
 from dmlab.store.sqlite import SQLiteStore
+
+from helpers import BROWSER_ACCEPT, HASH_COST, csrf_of, html
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
@@ -57,7 +58,7 @@ def test_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[object, object]] = []
     real = hmac.compare_digest
 
-    def spy(a, b):  # noqa: ANN001, ANN202
+    def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 
@@ -84,10 +85,15 @@ def test_the_store_keeps_hashes_only(tmp_path: Path) -> None:
     app = create_app(services)
 
     async def main() -> str:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="https://dmlab.test") as client:
-            answer = await client.post("/devices/new", json={"devId": "IMEI:111111111"},
-                                       auth=("acme", PASSWORD), headers={"Accept": media.JSON})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://dmlab.test"
+        ) as client:
+            answer = await client.post(
+                "/devices/new",
+                json={"devId": "IMEI:111111111"},
+                auth=("acme", PASSWORD),
+                headers={"Accept": media.JSON},
+            )
             assert answer.status_code == 201
             secret = answer.json()["secret"]
             me = await client.get("/sessions/pending", auth=("IMEI:111111111", secret))
@@ -102,7 +108,10 @@ def test_the_store_keeps_hashes_only(tmp_path: Path) -> None:
         assert account.password_hash.startswith("scrypt$") and PASSWORD not in account.password_hash
         assert device.secret_hash.startswith("scrypt$") and secret not in device.secret_hash
         assert verify_secret(secret, device.secret_hash)
-        assert device.notify_key == notification_key(secret) and secret.encode() not in device.notify_key
+        assert (
+            device.notify_key == notification_key(secret)
+            and secret.encode() not in device.notify_key
+        )
     finally:
         store.close()
     on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -116,10 +125,16 @@ def test_never_in_trace_events_or_logs(caplog: pytest.LogCaptureFixture) -> None
     with Lab(hash_cost=HASH_COST, account=("acme", PASSWORD)) as lab:
         lab.events.subscribe(events.append)
         # A person registers a device in the browser: the page shows the secret, once.
-        with httpx.Client(base_url=lab.url, auth=("acme", PASSWORD), verify=lab.ca.client_context(),
-                          headers={"Accept": BROWSER_ACCEPT}) as browser:
+        with httpx.Client(
+            base_url=lab.url,
+            auth=("acme", PASSWORD),
+            verify=lab.ca.client_context(),
+            headers={"Accept": BROWSER_ACCEPT},
+        ) as browser:
             token = csrf_of(html(browser.get("/devices/new"), 200))
-            page = html(browser.post("/devices/new", data={"devId": "IMEI:222222222", "csrf": token}), 201)
+            page = html(
+                browser.post("/devices/new", data={"devId": "IMEI:222222222", "csrf": token}), 201
+            )
         secret = re.search(r'id="secret">([^<]+)<', page)[1]  # type: ignore[index]
         phone = lab.attach_device("IMEI:222222222", secret, account="acme")
         # A server-initiated session (a DM Notification keyed by the secret), a
@@ -129,11 +144,18 @@ def test_never_in_trace_events_or_logs(caplog: pytest.LogCaptureFixture) -> None
         assert phone.alert() is None  # nothing pending: recorded, no session
         assert len(phone.runs) == 1
         with httpx.Client(base_url=lab.url, verify=lab.ca.client_context()) as anon:
-            assert anon.get("/sessions/pending", auth=("IMEI:222222222", secret[::-1])).status_code == 401
+            assert (
+                anon.get("/sessions/pending", auth=("IMEI:222222222", secret[::-1])).status_code
+                == 401
+            )
             assert anon.get("/devices", auth=("acme", PASSWORD.upper())).status_code == 401
         trace = lab.trace.frame().to_csv()
-    leaks = [*spellings("IMEI:222222222", secret), *spellings("acme", PASSWORD),
-             secret[::-1], PASSWORD.upper()]
+    leaks = [
+        *spellings("IMEI:222222222", secret),
+        *spellings("acme", PASSWORD),
+        secret[::-1],
+        PASSWORD.upper(),
+    ]
     stream = json.dumps([e.to_json() for e in events])
     assert "session.completed" in stream and "notification.sent" in stream
     assert "POST,/devices/new,201" in trace
@@ -161,8 +183,10 @@ def test_notebooks_store_no_live_secrets() -> None:
     assert notebooks
     for notebook in notebooks:
         doc = json.loads(notebook.read_text())
-        assert not any(not re.fullmatch(r"[a-z_]+(-[a-z]+)*", t)
-                       for t in TOKEN.findall(json.dumps(doc["metadata"]))), notebook.name
+        assert not any(
+            not re.fullmatch(r"[a-z_]+(-[a-z]+)*", t)
+            for t in TOKEN.findall(json.dumps(doc["metadata"]))
+        ), notebook.name
         for cell in doc["cells"]:
             for output in cell.get("outputs", []):
                 text = json.dumps(output)
@@ -170,13 +194,16 @@ def test_notebooks_store_no_live_secrets() -> None:
                     token = match.group(0)
                     if re.fullmatch(r"[a-z]+(-[a-z]+)+", token):
                         continue  # a word such as unsupported-media-type, not a secret
-                    before = text[max(0, match.start() - 80):match.start()]
+                    before = text[max(0, match.start() - 80) : match.start()]
                     assert "secret" in before, (notebook.name, token, before)
                 for output_text in _texts(output):
                     for pattern, replacement in sanitize:
                         output_text = pattern.sub(replacement, output_text)
-                    assert not [t for t in TOKEN.findall(output_text)
-                                if not re.fullmatch(r"[a-z]+(-[a-z]+)+", t)], notebook.name
+                    assert not [
+                        t
+                        for t in TOKEN.findall(output_text)
+                        if not re.fullmatch(r"[a-z]+(-[a-z]+)+", t)
+                    ], notebook.name
 
 
 def _texts(output: dict) -> list[str]:

@@ -6,7 +6,10 @@ import threading
 
 import httpx
 import pytest
-from conftest import (
+
+from dmlab.protocol import media
+
+from helpers import (
     DEVINFO,
     FUMO,
     RIVAL,
@@ -18,8 +21,6 @@ from conftest import (
     queue,
     session_of,
 )
-
-from dmlab.protocol import media
 
 MISSING = f"{DEVINFO}//DevInfo/NoSuchNode"
 
@@ -33,16 +34,23 @@ def test_pending_lists_queued_sessions_for_account_and_device(lab, register, cli
 
     pending = by_dev(lab.operator.pending(), mine.dev_id)
     assert [s["SessionID"] for s in pending] == [first["SessionID"], second["SessionID"]]
-    assert pending[0] == {"SessionID": first["SessionID"], "DevID": mine.dev_id, "Job": "inventory",
-                          "Origin": "server-initiated", "State": "pending",
-                          "Created": pending[0]["Created"]}
+    assert pending[0] == {
+        "SessionID": first["SessionID"],
+        "DevID": mine.dev_id,
+        "Job": "inventory",
+        "Origin": "server-initiated",
+        "State": "pending",
+        "Created": pending[0]["Created"],
+    }
     assert pending[1]["Job"] == "firmware-update"
 
     # The device sees its own pending sessions, and only those.
     response = clients.of(mine).get("/sessions/pending")
     assert response.status_code == 200
-    assert [s["SessionID"] for s in response.json()["Sessions"]] == [first["SessionID"],
-                                                                     second["SessionID"]]
+    assert [s["SessionID"] for s in response.json()["Sessions"]] == [
+        first["SessionID"],
+        second["SessionID"],
+    ]
 
 
 def test_completed_shows_brief_results_ok_failure_aborted_expired(lab, register):
@@ -84,8 +92,10 @@ def test_next_starts_the_oldest_pending_session(lab, register, clients):
     first = queue(lab, phone.dev_id, job="inventory")
     second = queue(lab, phone.dev_id, commands=[["GET", f"{DEVINFO}//DevInfo/FwV"]])
     body = commands(clients.of(phone).post("/sessions/next"))
-    assert body == {"SessionID": first["SessionID"],
-                    "CMD": [["GET", f"{DEVINFO}//"], ["GET", f"{FUMO}/*/State"], ["END"]]}
+    assert body == {
+        "SessionID": first["SessionID"],
+        "CMD": [["GET", f"{DEVINFO}//"], ["GET", f"{FUMO}/*/State"], ["END"]],
+    }
     pending = by_dev(lab.operator.pending(), phone.dev_id)
     assert [s["SessionID"] for s in pending] == [second["SessionID"]]
 
@@ -94,8 +104,9 @@ def test_next_accepts_an_opening_alert(lab, register, clients):
     phone = register(attach=False)
     queued = queue(lab, phone.dev_id, job="inventory")
     response = clients.of(phone).post(
-        "/sessions/next", json={"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt",
-                                           "Data": 7}]})
+        "/sessions/next",
+        json={"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt", "Data": 7}]},
+    )
     assert commands(response)["SessionID"] == queued["SessionID"]
 
 
@@ -108,7 +119,9 @@ def test_start_by_id_then_again_is_409(lab, register, clients):
     assert body == {"SessionID": named["SessionID"], "CMD": [["GET", f"{DEVINFO}//DevInfo/Man"]]}
     problem(device.post(f"/sessions/id/{named['SessionID']}"), 409, "conflict")
     # The older one is untouched and still pending.
-    assert [s["SessionID"] for s in by_dev(lab.operator.pending(), phone.dev_id)] == [older["SessionID"]]
+    assert [s["SessionID"] for s in by_dev(lab.operator.pending(), phone.dev_id)] == [
+        older["SessionID"]
+    ]
 
 
 # PUT /sessions/id/{id} -------------------------------------------------------------
@@ -145,7 +158,9 @@ def test_put_rotates_the_session_id_and_the_old_one_is_spent(lab, register, clie
 
 def test_put_ends_with_failure_when_a_status_fails(lab, register, clients):
     phone = register(attach=False)
-    queued = queue(lab, phone.dev_id, commands=[["GET", MISSING], ["GET", f"{DEVINFO}//DevInfo/FwV"]])
+    queued = queue(
+        lab, phone.dev_id, commands=[["GET", MISSING], ["GET", f"{DEVINFO}//DevInfo/FwV"]]
+    )
     device = clients.of(phone)
     body = commands(device.post(f"/sessions/id/{queued['SessionID']}"))
     end = put_status(device, body["SessionID"], [{"sc": 404}, {"sc": 200, "Data": "1.0.0"}])
@@ -165,8 +180,9 @@ def test_put_with_all_2xx_ends_ok_for_explicit_commands(lab, register, clients):
 
 def test_real_device_reports_404_for_a_missing_node(lab, register):
     phone = register()
-    queued = queue(lab, phone.dev_id, commands=[["GET", f"{DEVINFO}//DevInfo/FwV"], ["GET", MISSING],
-                                               ["END"]])
+    queued = queue(
+        lab, phone.dev_id, commands=[["GET", f"{DEVINFO}//DevInfo/FwV"], ["GET", MISSING], ["END"]]
+    )
     run = phone.device.start_next()
     assert [s.sc for s in run.rounds[0][1]] == [200, 404]
     assert run.rounds[0][1][0].data == "1.0.0"
@@ -202,8 +218,11 @@ def test_abort_active_session_by_device_then_reporting_is_409(lab, register, cli
     queue(lab, phone.dev_id, job="firmware-update")
     device = clients.of(phone)
     first = commands(device.post("/sessions/next"))
-    second = commands(put_status(device, first["SessionID"], [{"sc": 200, "Data": "1.0.0"},
-                                                              {"sc": 200, "Data": 10}]))
+    second = commands(
+        put_status(
+            device, first["SessionID"], [{"sc": 200, "Data": "1.0.0"}, {"sc": 200, "Data": 10}]
+        )
+    )
     # Aborting needs the id in force: the spent one is a conflict.
     problem(device.delete(f"/session/id/{first['SessionID']}"), 409)
     aborted = device.delete(f"/session/id/{second['SessionID']}")
@@ -285,20 +304,26 @@ def test_device_and_account_credentials_keep_to_their_resources(lab, register, c
     phone = register(attach=False)
     queued = queue(lab, phone.dev_id, job="inventory")
     account = clients.account()
-    for response in (account.post("/sessions/next"),
-                     account.post(f"/sessions/id/{queued['SessionID']}"),
-                     put_status(account, queued["SessionID"], [])):
+    for response in (
+        account.post("/sessions/next"),
+        account.post(f"/sessions/id/{queued['SessionID']}"),
+        put_status(account, queued["SessionID"], []),
+    ):
         problem(response, 403, "forbidden")
     device = clients.of(phone)
-    for response in (device.get("/devices"), device.get("/devices/new"),
-                     device.post("/devices/new", json={"devId": "IMEI:999999999"}),
-                     device.get(f"/devices/{phone.dev_id}")):
+    for response in (
+        device.get("/devices"),
+        device.get("/devices/new"),
+        device.post("/devices/new", json={"devId": "IMEI:999999999"}),
+        device.get(f"/devices/{phone.dev_id}"),
+    ):
         problem(response, 403, "forbidden")
     assert session_of(lab, queued["SessionID"])["State"] == "pending"
 
 
-@pytest.mark.parametrize("who", ["nobody", "wrong-password", "wrong-secret", "other-devid-header",
-                                 "not-basic"])
+@pytest.mark.parametrize(
+    "who", ["nobody", "wrong-password", "wrong-secret", "other-devid-header", "not-basic"]
+)
 def test_bad_credentials_are_401_with_a_challenge(lab, register, clients, who):
     # Names of their own: failed logins count against a name (ten lock it out).
     account = new_name("acct")
@@ -308,14 +333,20 @@ def test_bad_credentials_are_401_with_a_challenge(lab, register, clients, who):
         "nobody": lambda: clients.anonymous(),
         "wrong-password": lambda: clients.account(account, "wrong-password"),
         "wrong-secret": lambda: clients.device(phone.dev_id, phone.secret + "x"),
-        "other-devid-header": lambda: clients.device(phone.dev_id, phone.secret,
-                                                     devid_header="IMEI:000000000000001"),
+        "other-devid-header": lambda: clients.device(
+            phone.dev_id, phone.secret, devid_header="IMEI:000000000000001"
+        ),
         "not-basic": lambda: clients.anonymous(),
     }[who]()
     headers = {"Authorization": "Bearer abc"} if who == "not-basic" else {}
-    for method, path in (("GET", "/sessions/pending"), ("GET", "/sessions/completed"),
-                         ("POST", "/sessions/next"), ("DELETE", "/session/id/abc"),
-                         ("GET", "/devices"), ("POST", "/alert")):
+    for method, path in (
+        ("GET", "/sessions/pending"),
+        ("GET", "/sessions/completed"),
+        ("POST", "/sessions/next"),
+        ("DELETE", "/session/id/abc"),
+        ("GET", "/devices"),
+        ("POST", "/alert"),
+    ):
         response = client.request(method, path, headers=headers)
         problem(response, 401, "unauthorized")
         assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
@@ -370,16 +401,26 @@ def test_two_concurrent_next_calls_start_one_session_once(lab, register, clients
     answers = race(racers, "/sessions/next")
     # One gets the session; the other finds nothing pending.
     assert sorted(r.status_code for r in answers) == [200, 204]
-    assert commands(next(r for r in answers if r.status_code == 200))["SessionID"] == queued["SessionID"]
+    assert (
+        commands(next(r for r in answers if r.status_code == 200))["SessionID"]
+        == queued["SessionID"]
+    )
 
 
 def test_session_media_type_accepts_dm20_and_json_bodies(lab, register, clients):
     phone = register(attach=False)
     device = clients.of(phone)
-    for content_type in (media.DM20_RESPONSE, media.JSON, media.DM20_REQUEST,
-                         media.JSON + "; charset=utf-8"):
+    for content_type in (
+        media.DM20_RESPONSE,
+        media.JSON,
+        media.DM20_REQUEST,
+        media.JSON + "; charset=utf-8",
+    ):
         queue(lab, phone.dev_id, commands=[["GET", f"{DEVINFO}//DevInfo/FwV"]])
         body = commands(device.post("/sessions/next"))
-        end = device.put(f"/sessions/id/{body['SessionID']}", content=b'{"Status": [{"sc": 200}]}',
-                         headers={"Content-Type": content_type})
+        end = device.put(
+            f"/sessions/id/{body['SessionID']}",
+            content=b'{"Status": [{"sc": 200}]}',
+            headers={"Content-Type": content_type},
+        )
         assert end.status_code == 204, content_type

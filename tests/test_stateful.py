@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from conftest import HASH_COST
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -30,10 +29,14 @@ from dmlab.protocol import AlertType, media
 from dmlab.server import build_services, create_app
 from dmlab.store import MemoryStore, State
 
+from helpers import HASH_COST
+
 ACCOUNTS = {"alpha": "alpha-pw", "beta": "beta-pw"}
 FWV = "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"
-JOBS = {"get": {"CMD": [["GET", FWV]]},
-        "fumo": {"job": "firmware-update", "params": {"version": "2.0.0"}}}
+JOBS = {
+    "get": {"CMD": [["GET", FWV]]},
+    "fumo": {"job": "firmware-update", "params": {"version": "2.0.0"}},
+}
 BASE = "https://dmlab.test"
 #: True three times in four: most reports are aimed right, so sessions get to their end.
 MOSTLY = st.sampled_from([True, True, True, False])
@@ -46,8 +49,8 @@ class ModelSession:
     account: str
     job: str
     state: State = State.PENDING
-    ids: list[str] = field(default_factory=list)   # every id it has had; the last is current
-    round: int = 0                                 # rounds handed out so far
+    ids: list[str] = field(default_factory=list)  # every id it has had; the last is current
+    round: int = 0  # rounds handed out so far
     ok: bool = True
     result: str | None = None
 
@@ -64,19 +67,23 @@ class DMServer(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         # Deterministic session ids, so that hypothesis can replay and shrink a run.
-        counter = itertools.count(0x5e55)
-        self.services = build_services(store=MemoryStore(), hash_cost=HASH_COST,
-                                       ids=lambda: f"{next(counter) * 0x9E3779B1 % 2**64:016x}")
+        counter = itertools.count(0x5E55)
+        self.services = build_services(
+            store=MemoryStore(),
+            hash_cost=HASH_COST,
+            ids=lambda: f"{next(counter) * 0x9E3779B1 % 2**64:016x}",
+        )
         for name, password in ACCOUNTS.items():
             self.services.add_account(name, password)
         self.started: Counter[str] = Counter()
         self.services.events.subscribe(self._count)
         self.loop = asyncio.new_event_loop()
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(self.services)),
-                                        base_url=BASE, timeout=30)
-        self.devices: dict[str, tuple[str, str]] = {}   # dev_id -> (account, secret)
-        self.sessions: dict[str, ModelSession] = {}    # key -> session (deleted devices' dropped)
-        self.gone: set[str] = set()                     # ids of sessions deleted with their device
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(self.services)), base_url=BASE, timeout=30
+        )
+        self.devices: dict[str, tuple[str, str]] = {}  # dev_id -> (account, secret)
+        self.sessions: dict[str, ModelSession] = {}  # key -> session (deleted devices' dropped)
+        self.gone: set[str] = set()  # ids of sessions deleted with their device
         self.serial = itertools.count(490154203237518)
 
     def _count(self, event: Event) -> None:
@@ -88,8 +95,16 @@ class DMServer(RuleBasedStateMachine):
         self.loop.close()
 
     # HTTP ------------------------------------------------------------------------------
-    def call(self, method: str, path: str, *, auth: tuple[str, str], body: Any = None,
-             content_type: str = media.JSON, accept: str = media.JSON) -> httpx.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: tuple[str, str],
+        body: Any = None,
+        content_type: str = media.JSON,
+        accept: str = media.JSON,
+    ) -> httpx.Response:
         headers = {"Accept": accept}
         content = None
         if body is not None:
@@ -97,11 +112,18 @@ class DMServer(RuleBasedStateMachine):
         if ":" in auth[0] and auth[0] in self.devices:
             headers[media.DEVID_HEADER] = auth[0]
         return self.loop.run_until_complete(
-            self.client.request(method, path, content=content, headers=headers, auth=auth))
+            self.client.request(method, path, content=content, headers=headers, auth=auth)
+        )
 
     def as_device(self, dev_id: str, method: str, path: str, body: Any = None) -> httpx.Response:
-        return self.call(method, path, auth=(dev_id, self.devices[dev_id][1]), body=body,
-                         content_type=media.DM20_RESPONSE, accept=media.COMMANDS)
+        return self.call(
+            method,
+            path,
+            auth=(dev_id, self.devices[dev_id][1]),
+            body=body,
+            content_type=media.DM20_RESPONSE,
+            accept=media.COMMANDS,
+        )
 
     def pick(self, items: list[str], index: int) -> str:
         return sorted(items)[index % len(items)]
@@ -126,20 +148,28 @@ class DMServer(RuleBasedStateMachine):
     @rule(account=st.sampled_from(sorted(ACCOUNTS)))
     def register(self, account: str) -> None:
         dev_id = f"IMEI:{next(self.serial)}"
-        answer = self.call("POST", "/devices/new", auth=(account, ACCOUNTS[account]),
-                           body={"devId": dev_id})
+        answer = self.call(
+            "POST", "/devices/new", auth=(account, ACCOUNTS[account]), body={"devId": dev_id}
+        )
         assert answer.status_code == 201, answer.text
         self.devices[dev_id] = (account, answer.json()["secret"])
 
     @precondition(lambda self: self.devices)
-    @rule(index=st.integers(0, 50), job=st.sampled_from(sorted(JOBS)),
-          as_other=st.sampled_from([False, False, False, True]))
+    @rule(
+        index=st.integers(0, 50),
+        job=st.sampled_from(sorted(JOBS)),
+        as_other=st.sampled_from([False, False, False, True]),
+    )
     def queue(self, index: int, job: str, as_other: bool) -> None:
         dev_id = self.pick(list(self.devices), index)
         owner = self.devices[dev_id][0]
         account = next(a for a in ACCOUNTS if a != owner) if as_other else owner
-        answer = self.call("POST", f"/devices/{dev_id}/sessions", auth=(account, ACCOUNTS[account]),
-                           body={**JOBS[job], "notify": False})
+        answer = self.call(
+            "POST",
+            f"/devices/{dev_id}/sessions",
+            auth=(account, ACCOUNTS[account]),
+            body={**JOBS[job], "notify": False},
+        )
         if as_other:  # another account's device does not exist for it
             assert answer.status_code == 404, answer.text
             return
@@ -153,8 +183,9 @@ class DMServer(RuleBasedStateMachine):
     def start_next(self, index: int, by_alert: bool) -> None:
         dev_id = self.pick(list(self.devices), index)
         if by_alert:
-            answer = self.as_device(dev_id, "POST", "/alert",
-                                    {"Alert": [{"AlertType": AlertType.CLIENT_INITIATED}]})
+            answer = self.as_device(
+                dev_id, "POST", "/alert", {"Alert": [{"AlertType": AlertType.CLIENT_INITIATED}]}
+            )
         else:
             answer = self.as_device(dev_id, "POST", "/sessions/next")
         pending = self.mine(dev_id, State.PENDING)
@@ -181,8 +212,9 @@ class DMServer(RuleBasedStateMachine):
             assert answer.status_code == 409, answer.text
 
     @precondition(lambda self: self.devices and self.sessions)
-    @rule(index=st.integers(0, 50), pick_id=st.integers(0, 500), right=MOSTLY,
-          ok=MOSTLY, aim=MOSTLY)
+    @rule(
+        index=st.integers(0, 50), pick_id=st.integers(0, 500), right=MOSTLY, ok=MOSTLY, aim=MOSTLY
+    )
     def report(self, index: int, pick_id: int, right: bool, ok: bool, aim: bool) -> None:
         dev_id = self.pick(list(self.devices), index)
         own = [s.current for s in self.mine(dev_id, State.ACTIVE)]
@@ -220,10 +252,13 @@ class DMServer(RuleBasedStateMachine):
         if by_device:
             answer = self.as_device(dev_id, "DELETE", f"/session/id/{session_id}")
         else:
-            answer = self.call("DELETE", f"/session/id/{session_id}", auth=(account, ACCOUNTS[account]))
+            answer = self.call(
+                "DELETE", f"/session/id/{session_id}", auth=(account, ACCOUNTS[account])
+            )
         session = self._by_id(session_id)
-        visible = session is not None and (session.dev_id == dev_id if by_device
-                                           else session.account == account)
+        visible = session is not None and (
+            session.dev_id == dev_id if by_device else session.account == account
+        )
         if not visible:
             assert answer.status_code == 404, answer.text
         elif session.state is State.COMPLETED or session_id != session.current:
@@ -237,8 +272,19 @@ class DMServer(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50))
     def generic_alert(self, index: int) -> None:
         dev_id = self.pick(list(self.devices), index)
-        answer = self.as_device(dev_id, "POST", "/alert", {"Alert": [
-            {"AlertType": "org.openmobilealliance.dm.firmwareupdate.downloadandupdate", "Data": 200}]})
+        answer = self.as_device(
+            dev_id,
+            "POST",
+            "/alert",
+            {
+                "Alert": [
+                    {
+                        "AlertType": "org.openmobilealliance.dm.firmwareupdate.downloadandupdate",
+                        "Data": 200,
+                    }
+                ]
+            },
+        )
         assert answer.status_code == 204, answer.text
 
     @precondition(lambda self: len(self.devices) > 3)  # rarer: it wipes sessions out
@@ -267,7 +313,11 @@ class DMServer(RuleBasedStateMachine):
                     seen[s.key] = state
                     model = self.sessions[s.key]
                     assert (s.dev_id, s.account, s.session_id, list(s.ids)) == (
-                        model.dev_id, model.account, model.current, model.ids)
+                        model.dev_id,
+                        model.account,
+                        model.current,
+                        model.ids,
+                    )
                     if state is State.COMPLETED:
                         assert s.result is not None and s.result.value == model.result
         assert seen == {k: s.state for k, s in self.sessions.items()}
@@ -277,8 +327,12 @@ class DMServer(RuleBasedStateMachine):
     @invariant()
     def each_session_started_once(self) -> None:
         for key, session in self.sessions.items():
-            expected = 0 if session.state is State.PENDING or (
-                session.result == "aborted" and session.round == 0) else 1
+            expected = (
+                0
+                if session.state is State.PENDING
+                or (session.result == "aborted" and session.round == 0)
+                else 1
+            )
             assert self.started[key] == expected, (key, session, self.started[key])
 
     @invariant()
@@ -291,13 +345,20 @@ class DMServer(RuleBasedStateMachine):
                 assert {e["DevID"] for e in entries} <= {dev_id}
                 if listing == "pending":  # a FIFO queue, oldest first
                     assert [e["SessionID"] for e in entries] == [
-                        s.current for s in self.mine(dev_id, State.PENDING)]
+                        s.current for s in self.mine(dev_id, State.PENDING)
+                    ]
                 else:  # in order of completion, which the model does not keep
                     assert sorted(e["SessionID"] for e in entries) == sorted(
-                        s.current for s in self.mine(dev_id, State.COMPLETED))
+                        s.current for s in self.mine(dev_id, State.COMPLETED)
+                    )
 
 
-DMServer.TestCase.settings = settings(max_examples=40, stateful_step_count=40, deadline=None,
-                                      database=None, derandomize=True,
-                                      suppress_health_check=[HealthCheck.too_slow])
+DMServer.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=40,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 test_dm_server = DMServer.TestCase

@@ -71,33 +71,56 @@ def device(dev_id: str = "IMEI:1", account: str = "acme", **fields: Any) -> Devi
 
 def session(key: str, dev_id: str = "IMEI:1", account: str = "acme", **fields: Any) -> Session:
     fields.setdefault("session_id", key)
-    return Session(key=key, dev_id=dev_id, account=account, job=JobSpec("inventory"),
-                   origin=Origin.SERVER, **fields)
+    return Session(
+        key=key,
+        dev_id=dev_id,
+        account=account,
+        job=JobSpec("inventory"),
+        origin=Origin.SERVER,
+        **fields,
+    )
 
 
 def rich_session() -> Session:
     """Every field set to something a lossy encoding would get wrong."""
-    alert = Alert(AlertType.FUMO_DOWNLOAD_AND_UPDATE, source_uri="./FUMO/fw1",
-                  target_uri="./Ext", mark="critical", data_type="application/json",
-                  data={"state": [1, 2.5, None, True], "ünï": "cödé"})
+    alert = Alert(
+        AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+        source_uri="./FUMO/fw1",
+        target_uri="./Ext",
+        mark="critical",
+        data_type="application/json",
+        data={"state": [1, 2.5, None, True], "ünï": "cödé"},
+    )
     return Session(
         key="k1",
         dev_id="IMEI:1",
         account="acme",
-        job=JobSpec("commands", {"version": "2.0", "n": 3, "x": 0.1, "nested": {"a": [1, "b"]}},
-                    (Command.of("GET", "./DevInfo/Mod"),
-                     Command.of("HPUT", "https://s/x", "./A", "./B"), Command.of("END"))),
+        job=JobSpec(
+            "commands",
+            {"version": "2.0", "n": 3, "x": 0.1, "nested": {"a": [1, "b"]}},
+            (
+                Command.of("GET", "./DevInfo/Mod"),
+                Command.of("HPUT", "https://s/x", "./A", "./B"),
+                Command.of("END"),
+            ),
+        ),
         origin=Origin.BROWSER_COMPONENT,
         state=State.COMPLETED,
         result=Result.FAILURE,
         session_id="k3",
         rounds=(
-            Round("k1", (Command.of("GET", "./DevInfo/Mod"),),
-                  (Status(200, {"v": "Phone 1", "f": 1e-300}),), (alert,)),
+            Round(
+                "k1",
+                (Command.of("GET", "./DevInfo/Mod"),),
+                (Status(200, {"v": "Phone 1", "f": 1e-300}),),
+                (alert,),
+            ),
             Round("k2", (Command.of("END"),), ()),
-            Round("k3", (Command.of("EXEC", "./FUMO/fw1/Update"),
-                         Command.of("DELETE", "./Ext/tmp")),
-                  (Status(500), Status(200, [1, [2, {"x": None}]]))),
+            Round(
+                "k3",
+                (Command.of("EXEC", "./FUMO/fw1/Update"), Command.of("DELETE", "./Ext/tmp")),
+                (Status(500), Status(200, [1, [2, {"x": None}]])),
+            ),
             Round("k4", (Command.of("SHOW", "https://s/page"),)),
         ),
         created_at=0.1 + 0.2,
@@ -109,6 +132,7 @@ def rich_session() -> Session:
 
 
 # Accounts and devices ------------------------------------------------------------------
+
 
 def test_accounts(store: Store) -> None:
     assert store.get_account("acme") is None
@@ -145,6 +169,7 @@ def test_devices_of_lists_an_accounts_devices_in_registration_order(store: Store
 
 
 # Sessions -------------------------------------------------------------------------------
+
 
 def test_session_round_trip_is_exact(store: Store) -> None:
     store.put_device(device())
@@ -206,9 +231,9 @@ def test_session_by_id_finds_current_and_spent_ids(store: Store) -> None:
     assert store.session_by_id("k1") == s
     s = dataclasses.replace(s, state=State.ACTIVE, rounds=(Round("k1", (Command.of("END"),)),))
     store.put_session(s)
-    s = dataclasses.replace(s, session_id="k2", rounds=s.rounds + (Round("k2", ()),))
+    s = dataclasses.replace(s, session_id="k2", rounds=(*s.rounds, Round("k2", ())))
     store.put_session(s)
-    s = dataclasses.replace(s, session_id="k3", rounds=s.rounds + (Round("k3", ()),))
+    s = dataclasses.replace(s, session_id="k3", rounds=(*s.rounds, Round("k3", ())))
     store.put_session(s)
     assert s.ids == ("k1", "k2", "k3")
     for sid in s.ids:
@@ -235,12 +260,20 @@ def test_listings_are_per_account_and_per_device(store: Store) -> None:
 
 # Alerts and data ------------------------------------------------------------------------
 
+
 def test_alerts_are_bounded_per_device_and_in_order(make_store: MakeStore) -> None:
     store = make_store(alerts_per_device=5)
     store.put_device(device("d1"))
     store.put_device(device("d2"))
-    records = [AlertRecord("d1", Alert(AlertType.CLIENT_INITIATED, data=i), at=float(i),
-                           session_key=None if i % 2 else f"k{i}") for i in range(12)]
+    records = [
+        AlertRecord(
+            "d1",
+            Alert(AlertType.CLIENT_INITIATED, data=i),
+            at=float(i),
+            session_key=None if i % 2 else f"k{i}",
+        )
+        for i in range(12)
+    ]
     for record in records:
         store.add_alert(record)
     other = AlertRecord("d2", Alert(AlertType.BOOTSTRAP_COMPLETE, mark="harmless"), 3.25)
@@ -268,8 +301,13 @@ def test_delete_device_takes_its_sessions_alerts_and_data(store: Store) -> None:
     for dev_id in ("d1", "d2"):
         store.put_device(device(dev_id))
         store.put_session(session(f"{dev_id}-p", dev_id))
-        done = session(f"{dev_id}-c", dev_id, state=State.COMPLETED, result=Result.OK,
-                       rounds=(Round(f"{dev_id}-c", ()), Round(f"{dev_id}-c2", ())))
+        done = session(
+            f"{dev_id}-c",
+            dev_id,
+            state=State.COMPLETED,
+            result=Result.OK,
+            rounds=(Round(f"{dev_id}-c", ()), Round(f"{dev_id}-c2", ())),
+        )
         store.put_session(done)
         store.add_alert(AlertRecord(dev_id, Alert(AlertType.CLIENT_INITIATED), 1.0))
         store.put_data(dev_id, "k", "text/plain", dev_id.encode())
@@ -322,6 +360,7 @@ def test_concurrent_read_modify_write_loses_no_update(store: Store) -> None:
 
 
 # SQLite only ----------------------------------------------------------------------------
+
 
 def test_everything_survives_closing_and_reopening(db: Path) -> None:
     original = rich_session()
@@ -383,6 +422,7 @@ def test_nested_calls_do_not_commit_before_the_outermost_level_ends(db: Path) ->
     with SQLiteStore(db) as store:
         other = sqlite3.connect(db)
         try:
+
             def visible() -> bool:
                 row = other.execute("SELECT 1 FROM accounts WHERE name = 'acme'").fetchone()
                 return row is not None
@@ -420,10 +460,17 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_sigkill_keeps_what_was_committed_and_nothing_else(db: Path, when: str) -> None:
     import signal
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", _KILLED, str(db), when], cwd=ROOT, env=env,
-                          capture_output=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(db), when],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
     assert Path(f"{db}-wal").exists()  # the commits were in the WAL, not yet checkpointed
     with SQLiteStore(db) as store:
@@ -546,4 +593,5 @@ def test_the_store_protocol_is_met() -> None:
 
     for name in names:
         assert inspect.signature(getattr(MemoryStore, name)) == inspect.signature(
-            getattr(SQLiteStore, name)), name
+            getattr(SQLiteStore, name)
+        ), name

@@ -87,7 +87,9 @@ def test_bad_client_uris_are_400(text: str) -> None:
 
 
 names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="/*"),
+    alphabet=st.characters(
+        blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="/*"
+    ),
     min_size=1,
     max_size=8,
 ).filter(lambda s: s not in (".", "..") and not any(c.isspace() for c in s))
@@ -100,8 +102,25 @@ def test_parse_round_trips(instance: str, path: list[str]) -> None:
 
 
 def test_tree_errors_carry_status_codes() -> None:
-    codes = {cls: cls.status for cls in (InvalidURI, InvalidValue, PermissionDenied, NodeNotFound, NotAllowed, AlreadyExists)}
-    assert codes == {InvalidURI: 400, InvalidValue: 400, PermissionDenied: 403, NodeNotFound: 404, NotAllowed: 405, AlreadyExists: 409}
+    codes = {
+        cls: cls.status
+        for cls in (
+            InvalidURI,
+            InvalidValue,
+            PermissionDenied,
+            NodeNotFound,
+            NotAllowed,
+            AlreadyExists,
+        )
+    }
+    assert codes == {
+        InvalidURI: 400,
+        InvalidValue: 400,
+        PermissionDenied: 403,
+        NodeNotFound: 404,
+        NotAllowed: 405,
+        AlreadyExists: 409,
+    }
     assert all(issubclass(cls, TreeError) for cls in codes)
 
 
@@ -137,7 +156,18 @@ def test_get_leaf_and_subtree(tree: ManagementTree) -> None:
     info = tree.get(f"{DEVINFO}//")
     assert list(info) == ["DevInfo"]
     assert info["DevInfo"]["DevID"] == "IMEI:490154203237518"
-    assert list(info["DevInfo"]) == ["DevID", "Man", "Mod", "DmV", "Lang", "DevType", "OEM", "FwV", "SwV", "HwV"]
+    assert list(info["DevInfo"]) == [
+        "DevID",
+        "Man",
+        "Mod",
+        "DmV",
+        "Lang",
+        "DevType",
+        "OEM",
+        "FwV",
+        "SwV",
+        "HwV",
+    ]
 
 
 def test_subtree_get_omits_unreadable_nodes(tree: ManagementTree) -> None:
@@ -162,7 +192,12 @@ def test_credentials_are_not_readable(tree: ManagementTree) -> None:
 
 
 def test_get_missing_is_404(tree: ManagementTree) -> None:
-    for uri in (f"{FUMO}/fw2/State", f"{FUMO}/fw1/Nope", "urn:oma:mo:nothing:1.0//x", f"{FWV}/deeper"):
+    for uri in (
+        f"{FUMO}/fw2/State",
+        f"{FUMO}/fw1/Nope",
+        "urn:oma:mo:nothing:1.0//x",
+        f"{FWV}/deeper",
+    ):
         with pytest.raises(NodeNotFound):
             tree.get(uri)
 
@@ -188,7 +223,10 @@ def test_wildcard_skips_instances_without_the_node(tree: ManagementTree) -> None
 
 def test_wildcard_respects_acls(tree: ManagementTree) -> None:
     tree.add_instance(*dmacc("other", "https://other/", secret="x"))
-    assert tree.get(f"{DMACC}/*/ServerURI") == {"lab-server": "https://dm.example/", "other": "https://other/"}
+    assert tree.get(f"{DMACC}/*/ServerURI") == {
+        "lab-server": "https://dm.example/",
+        "other": "https://other/",
+    }
     with pytest.raises(PermissionDenied):
         tree.get(f"{DMACC}/*/AppAuth/Secret")
 

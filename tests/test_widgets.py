@@ -26,11 +26,15 @@ def test_fire_alert_with_nothing_pending(lab: Lab) -> None:
     panel = ControlPanel(lab)
     panel.device.value = PHONE
     panel.fire.click()
-    assert panel.last == f"{PHONE} sent alert ClientInitiatedMgmt; the server recorded it and opened no session (204)"
+    assert (
+        panel.last
+        == f"{PHONE} sent alert ClientInitiatedMgmt; the server recorded it and opened no session (204)"
+    )
     assert "opened no session" in panel.result.value
     alerts = [e for e in lab.trace if e.path == "/alert"]
     assert [(e.source, e.status, e.request) for e in alerts] == [
-        ("device", 204, "Alert ClientInitiatedMgmt")]
+        ("device", 204, "Alert ClientInitiatedMgmt")
+    ]
 
 
 def test_fire_alert_runs_a_waiting_session(lab: Lab) -> None:
@@ -38,12 +42,22 @@ def test_fire_alert_runs_a_waiting_session(lab: Lab) -> None:
     panel = ControlPanel(lab)
     table = SessionTable(lab)
     assert table.frame().to_dict("records") == [
-        {"session id": queued, "device": PHONE, "job": "inventory", "origin": "server-initiated",
-         "state": "pending", "result": "", "rounds": 0}]
+        {
+            "session id": queued,
+            "device": PHONE,
+            "job": "inventory",
+            "origin": "server-initiated",
+            "state": "pending",
+            "result": "",
+            "rounds": 0,
+        }
+    ]
     panel.device.value = PHONE
     panel.fire.click()
-    assert panel.last.startswith(f"{PHONE} sent alert ClientInitiatedMgmt; the server answered with "
-                                 f"session {queued}: 1 round(s), result OK")
+    assert panel.last.startswith(
+        f"{PHONE} sent alert ClientInitiatedMgmt; the server answered with "
+        f"session {queued}: 1 round(s), result OK"
+    )
     row = table.frame().iloc[0]
     assert (row["state"], row["result"], row["rounds"]) == ("completed", "OK", 1)
 
@@ -56,7 +70,9 @@ def test_fumo_generic_alert(lab: Lab) -> None:
     assert panel.last.startswith(f"{TABLET} sent alert FUMO generic alert")
     record = lab.services.store.alerts_of(TABLET, 1)[0]
     assert (record.alert.alert_type, record.alert.data) == (
-        "org.openmobilealliance.dm.firmwareupdate.downloadandupdate", 200)
+        "org.openmobilealliance.dm.firmwareupdate.downloadandupdate",
+        200,
+    )
 
 
 def test_queue_two_devices_and_the_table_follows(lab: Lab) -> None:
@@ -114,7 +130,8 @@ def test_abort_a_pending_session(lab: Lab) -> None:
     panel.abort.click()
     assert panel.last == f"aborted session {queued} of {PHONE}: completed (aborted)"
     assert table.frame()[["session id", "state", "result"]].values.tolist() == [
-        [queued, "completed", "aborted"]]
+        [queued, "completed", "aborted"]
+    ]
     panel.abort.click()
     assert panel.last.startswith("refused: HTTP 409")
 
@@ -146,7 +163,8 @@ def test_trace_view_follows_the_trace(lab: Lab) -> None:
     assert view.html.value.startswith("<svg")
     assert repr(view) == "TraceView(exchanges=4)"
     assert view.diagram().text().splitlines()[0] == (
-        "sequence diagram: 7 arrows; lifelines: device, operator, server")
+        "sequence diagram: 7 arrows; lifelines: device, operator, server"
+    )
     view.mark()
     assert view.exchanges() == []
     view.close()

@@ -36,9 +36,6 @@ from .tree import (
 )
 
 __all__ = [
-    "SessionFailed",
-    "SessionRun",
-    "VirtualDevice",
     "DEVINFO",
     "DMACC",
     "EXT",
@@ -61,7 +58,10 @@ __all__ = [
     "Package",
     "PackageError",
     "PermissionDenied",
+    "SessionFailed",
+    "SessionRun",
     "TreeError",
+    "VirtualDevice",
     "devinfo",
     "dmacc",
     "ext",

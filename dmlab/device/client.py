@@ -13,8 +13,9 @@ import asyncio
 import json
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -95,8 +96,16 @@ class VirtualDevice:
     ) -> None:
         self.dev_id = dev_id
         self.server_url = server_url.rstrip("/")
-        self.tree = standard_tree(dev_id, man, mod, server_id, self.server_url,
-                                  fw_version=fw_version, auth_name=dev_id, secret=secret)
+        self.tree = standard_tree(
+            dev_id,
+            man,
+            mod,
+            server_id,
+            self.server_url,
+            fw_version=fw_version,
+            auth_name=dev_id,
+            secret=secret,
+        )
         self.guard = NotificationGuard(server_id, notification_key(secret), clock=clock)
         self.executor = Executor(self.tree, self, behaviour)
         self.runs: list[SessionRun] = []
@@ -112,9 +121,14 @@ class VirtualDevice:
         self._headers: dict[str, str] | None = None
         if client is None:
             client = httpx.AsyncClient(
-                base_url=self.server_url, auth=(dev_id, secret), verify=verify, transport=transport,
-                headers={media.DEVID_HEADER: dev_id}, timeout=30.0,
-                event_hooks={"response": [self._log_exchange]} if on_exchange else None)
+                base_url=self.server_url,
+                auth=(dev_id, secret),
+                verify=verify,
+                transport=transport,
+                headers={media.DEVID_HEADER: dev_id},
+                timeout=30.0,
+                event_hooks={"response": [self._log_exchange]} if on_exchange else None,
+            )
         else:
             self._auth = httpx.BasicAuth(dev_id, secret)
             self._headers = {media.DEVID_HEADER: dev_id}
@@ -135,7 +149,9 @@ class VirtualDevice:
         alert = Alert(AlertType.SERVER_INITIATED, data=notification.notification_id)
         return await self.start_next(alert, trigger="notification")
 
-    async def start_next(self, alert: Alert | None = None, *, trigger: str = "poll") -> SessionRun | None:
+    async def start_next(
+        self, alert: Alert | None = None, *, trigger: str = "poll"
+    ) -> SessionRun | None:
         """``POST /sessions/next``: start the oldest pending session, if any."""
         body = Report(alerts=(alert,) if alert else ()).to_json() if alert else None
         async with self._session_lock:
@@ -148,30 +164,41 @@ class VirtualDevice:
             response = await self._post(f"/sessions/id/{quote(session_id)}", None)
             return await self._run(response, f"start {session_id}")
 
-    async def fire_alert(self, alert_type: str = AlertType.CLIENT_INITIATED, *,
-                         trigger: str = "ui", **fields: Any) -> SessionRun | None:
+    async def fire_alert(
+        self, alert_type: str = AlertType.CLIENT_INITIATED, *, trigger: str = "ui", **fields: Any
+    ) -> SessionRun | None:
         """Flow 2: a device event (a timer, a UI action) → ``POST /alert``."""
         alert = Alert(alert_type, **fields)
         async with self._session_lock:
             response = await self._post("/alert", Report(alerts=(alert,)).to_json())
             return await self._run(response, trigger)
 
-    async def browser_component(self, *, job: str | None = None,
-                                commands: list[list[str]] | None = None,
-                                params: dict[str, Any] | None = None) -> SessionRun | None:
+    async def browser_component(
+        self,
+        *,
+        job: str | None = None,
+        commands: list[list[str]] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> SessionRun | None:
         """Flow 3: the device's browser component asks for a session and gets the
         commands back directly (``Accept: application/vnd.omadm-cmd+json``)."""
-        body: dict[str, Any] = {"CMD": commands} if commands is not None else {"job": job, "params": params or {}}
+        body: dict[str, Any] = (
+            {"CMD": commands} if commands is not None else {"job": job, "params": params or {}}
+        )
         async with self._session_lock:
             response = await self._request(
-                "POST", f"/devices/{quote(self.dev_id)}/sessions", json=body,
-                headers={"Accept": media.COMMANDS})
+                "POST",
+                f"/devices/{quote(self.dev_id)}/sessions",
+                json=body,
+                headers={"Accept": media.COMMANDS},
+            )
             return await self._run(response, "browser component")
 
     async def poll_notifications(self, wait: float = 25.0) -> SessionRun | None:
         """One long-poll of ``GET /notifications`` (the cross-process channel)."""
-        response = await self._request("GET", "/notifications", params={"wait": wait},
-                                       timeout=wait + 10)
+        response = await self._request(
+            "GET", "/notifications", params={"wait": wait}, timeout=wait + 10
+        )
         if response.status_code == 204:
             return None
         if response.status_code != 200:
@@ -194,8 +221,9 @@ class VirtualDevice:
         url: str | None = None
         for _ in range(MAX_ROUNDS):
             if response.status_code not in (200, 201):
-                raise SessionFailed("the server refused the session step", response.status_code,
-                                    response.text)
+                raise SessionFailed(
+                    "the server refused the session step", response.status_code, response.text
+                )
             package = response.json()
             session_id, commands = package["SessionID"], list(parse_commands(package["CMD"]))
             run.ids.append(session_id)
@@ -204,10 +232,17 @@ class VirtualDevice:
             self.shown.extend(result.shown)
             # CONT names where the following packages go; otherwise the
             # Location of the newly assigned id.
-            url = result.continue_to or response.headers.get("location") or f"/sessions/id/{quote(session_id)}"
+            url = (
+                result.continue_to
+                or response.headers.get("location")
+                or f"/sessions/id/{quote(session_id)}"
+            )
             response = await self._request(
-                "PUT", url, content=json.dumps(Report(tuple(result.statuses)).to_json()),
-                headers={"Content-Type": media.DM20_RESPONSE})
+                "PUT",
+                url,
+                content=json.dumps(Report(tuple(result.statuses)).to_json()),
+                headers={"Content-Type": media.DM20_RESPONSE},
+            )
             if response.status_code == 204:
                 run.server_result = response.headers.get("omadm-result", "")
                 break
@@ -220,11 +255,13 @@ class VirtualDevice:
     async def _post(self, path: str, body: dict[str, Any] | None) -> httpx.Response:
         if body is None:
             return await self._request("POST", path)
-        return await self._request("POST", path, content=json.dumps(body),
-                                   headers={"Content-Type": media.DM20_RESPONSE})
+        return await self._request(
+            "POST", path, content=json.dumps(body), headers={"Content-Type": media.DM20_RESPONSE}
+        )
 
-    async def _request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                       **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """Every exchange goes through here: on a shared client, with this device's
         credentials and OMADM-DevID added to the request."""
         if self._shared:
@@ -239,8 +276,9 @@ class VirtualDevice:
         return response.status_code, response.content, response.headers.get("content-type", "")
 
     async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
-        response = await self._request(method, url, content=body,
-                                       headers={"Content-Type": content_type})
+        response = await self._request(
+            method, url, content=body, headers={"Content-Type": content_type}
+        )
         return response.status_code
 
     async def show(self, url: str) -> None:
@@ -268,8 +306,10 @@ class VirtualDevice:
         assert self._on_exchange is not None
         request = response.request
         session = response.headers.get("location", "").rsplit("/", 1)[-1]
-        self._on_exchange(f"{self.dev_id} {request.method} {request.url.path} -> "
-                          f"{response.status_code}" + (f" session {session}" if session else ""))
+        self._on_exchange(
+            f"{self.dev_id} {request.method} {request.url.path} -> "
+            f"{response.status_code}" + (f" session {session}" if session else "")
+        )
 
     def _emit(self, kind: str, **data: Any) -> None:
         if self._on_event is not None:

@@ -35,8 +35,9 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine, Final, Protocol, Sequence
+from typing import Any, Final, Protocol
 
 from ..protocol import media
 from ..protocol.firmware import Package, PackageError, parse_package
@@ -109,7 +110,11 @@ def _tree_value(value: Any) -> Any:
     """JSON as the tree holds it: objects become subtrees, other non-scalars JSON text."""
     if isinstance(value, dict):
         return {key: _tree_value(item) for key, item in value.items()}
-    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    ):
         return value
     return json.dumps(value)
 
@@ -145,7 +150,9 @@ class Executor:
     (FUMO jobs, SHOW, SUB notifications) runs in tasks that :meth:`drain` awaits.
     """
 
-    def __init__(self, tree: ManagementTree, port: DevicePort, behaviour: Behaviour = Behaviour()) -> None:
+    def __init__(
+        self, tree: ManagementTree, port: DevicePort, behaviour: Behaviour = Behaviour()
+    ) -> None:
         self.tree = tree
         self.port = port
         self.behaviour = behaviour
@@ -238,8 +245,14 @@ class Executor:
             text = body.decode("utf-8")
             value = _tree_value(json.loads(text)) if _is_json(content_type) else text
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
-            raise _Failed(415, f"cannot decode {media.base(content_type) or 'body'}: {exc}") from None
-        if isinstance(value, dict) and client_uri in self.tree and self.tree.node(client_uri).is_leaf:
+            raise _Failed(
+                415, f"cannot decode {media.base(content_type) or 'body'}: {exc}"
+            ) from None
+        if (
+            isinstance(value, dict)
+            and client_uri in self.tree
+            and self.tree.node(client_uri).is_leaf
+        ):
             value = text
         self.tree.set(client_uri, value)
         return Status(200)
@@ -353,7 +366,11 @@ class Executor:
         instance, operation = uri.instance, uri.path[0]
         if instance in self._busy:
             raise _Failed(409, f"a firmware job is running on {instance}")
-        if operation == "Update" and instance not in self._packages and not self._pkg_data(instance):
+        if (
+            operation == "Update"
+            and instance not in self._packages
+            and not self._pkg_data(instance)
+        ):
             raise _Failed(409, "nothing to update: no downloaded package and no PkgData")
         self._busy.add(instance)
         self._spawn(self._fumo_job(instance, operation, target))

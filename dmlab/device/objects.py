@@ -9,8 +9,9 @@ executable ones. Every standard node is permanent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
-from typing import Final, Mapping, NamedTuple
+from typing import Final, NamedTuple
 
 from .tree import ManagementTree, Node, Value
 
@@ -121,7 +122,9 @@ def dmacc(
     return MOInstance(DMACC, server_id, root)
 
 
-def fumo(instance: str = "fw1", *, pkg_name: str = "firmware", pkg_version: str = "1.0.0") -> MOInstance:
+def fumo(
+    instance: str = "fw1", *, pkg_name: str = "firmware", pkg_version: str = "1.0.0"
+) -> MOInstance:
     """A firmware update object: ``FUMO/fw1/State`` starts at 10 (idle)."""
     root = _interior(
         instance,

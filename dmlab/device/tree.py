@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Final, Iterator, Mapping
+from typing import Any, Final
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,13 @@ class AlreadyExists(TreeError):
 
 
 def _check_name(name: str, what: str = "node name") -> None:
-    if not isinstance(name, str) or not name or "/" in name or WILDCARD in name or name in (".", ".."):
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or WILDCARD in name
+        or name in (".", "..")
+    ):
         raise InvalidURI(f"invalid {what}: {name!r}")
     if any(ord(c) < 0x20 or c.isspace() for c in name):
         raise InvalidURI(f"invalid {what}: {name!r} (no spaces or control characters)")
@@ -85,7 +92,11 @@ class ClientURI:
     path: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.moid, str) or not self.moid.lower().startswith("urn:") or "/" in self.moid:
+        if (
+            not isinstance(self.moid, str)
+            or not self.moid.lower().startswith("urn:")
+            or "/" in self.moid
+        ):
             raise InvalidURI(f"invalid MOID {self.moid!r}: an MOID is a URN without '/'")
         if any(c.isspace() for c in self.moid):
             raise InvalidURI(f"invalid MOID {self.moid!r}")
@@ -154,7 +165,9 @@ class Node:
         self.acl = _ACLS.setdefault(self.acl, self.acl)
 
     @classmethod
-    def leaf(cls, name: str, value: Value = None, *, acl: str = "r", permanent: bool = False) -> Node:
+    def leaf(
+        cls, name: str, value: Value = None, *, acl: str = "r", permanent: bool = False
+    ) -> Node:
         return cls(name, value, None, frozenset(acl), permanent)
 
     @classmethod
@@ -178,7 +191,9 @@ class Node:
 
 def _check_value(value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
-        raise InvalidValue(f"a leaf holds a string, an integer or nothing, not {type(value).__name__}")
+        raise InvalidValue(
+            f"a leaf holds a string, an integer or nothing, not {type(value).__name__}"
+        )
 
 
 def _build(name: str, value: Any, acl: frozenset[str]) -> Node:
@@ -317,7 +332,9 @@ class ManagementTree:
                 except NodeNotFound:
                     continue
             if not found:
-                raise NodeNotFound(f"no instance of {uri.moid} has {'/'.join(uri.path) or 'a root'}")
+                raise NodeNotFound(
+                    f"no instance of {uri.moid} has {'/'.join(uri.path) or 'a root'}"
+                )
             return found
 
     def _read(self, uri: ClientURI, force: bool) -> Any:
@@ -337,7 +354,9 @@ class ManagementTree:
 
     # -- write ---------------------------------------------------------------
 
-    def set(self, uri: str | ClientURI, value: Any, *, create: bool = True, force: bool = False) -> None:
+    def set(
+        self, uri: str | ClientURI, value: Any, *, create: bool = True, force: bool = False
+    ) -> None:
         """Write a leaf, or build a subtree from a mapping.
 
         A missing node is created (when ``create``) under an existing interior
@@ -419,7 +438,9 @@ class ManagementTree:
 
     def _notify(self, changed: ClientURI) -> None:
         with self._lock:
-            listeners = [callback for prefix, callback in self._listeners if _related(prefix, changed)]
+            listeners = [
+                callback for prefix, callback in self._listeners if _related(prefix, changed)
+            ]
         for callback in listeners:
             try:
                 callback(str(changed))

@@ -9,7 +9,7 @@ which the server turns into a ``400`` and a device into a ``400`` status.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 
 class ProtocolError(ValueError):
@@ -21,17 +21,17 @@ class ProtocolError(ValueError):
 # the lab's choice (protocol brief §3): ServerURI first for the H-commands,
 # ClientURI first for EXEC and SUB/UNSUB.
 ARITY: Final[dict[str, tuple[int, int | None]]] = {
-    "GET": (1, 1),        # ClientURI
-    "HGET": (1, 2),       # ServerURI [, ClientURI]
-    "HPUT": (2, None),    # ServerURI, ClientURI...
-    "HPOST": (2, None),   # ServerURI, ClientURI...
-    "DELETE": (1, 1),     # ClientURI
-    "EXEC": (1, 2),       # ClientURI [, ServerURI]
-    "SHOW": (1, 1),       # ServerURI
-    "CONT": (1, 1),       # ServerURI
+    "GET": (1, 1),  # ClientURI
+    "HGET": (1, 2),  # ServerURI [, ClientURI]
+    "HPUT": (2, None),  # ServerURI, ClientURI...
+    "HPOST": (2, None),  # ServerURI, ClientURI...
+    "DELETE": (1, 1),  # ClientURI
+    "EXEC": (1, 2),  # ClientURI [, ServerURI]
+    "SHOW": (1, 1),  # ServerURI
+    "CONT": (1, 1),  # ServerURI
     "END": (0, 0),
-    "SUB": (2, 2),        # ClientURI, ServerURI
-    "UNSUB": (2, 2),      # ClientURI, ServerURI
+    "SUB": (2, 2),  # ClientURI, ServerURI
+    "UNSUB": (2, 2),  # ClientURI, ServerURI
 }
 
 MARKS: Final = frozenset(
@@ -92,7 +92,13 @@ class Command:
             raise ProtocolError(f"unknown command {self.name!r}")
         least, most = ARITY[self.name]
         if len(self.args) < least or (most is not None and len(self.args) > most):
-            want = f"{least}" if least == most else f"{least} or more" if most is None else f"{least} to {most}"
+            want = (
+                f"{least}"
+                if least == most
+                else f"{least} or more"
+                if most is None
+                else f"{least} to {most}"
+            )
             raise ProtocolError(f"{self.name} takes {want} argument(s), got {len(self.args)}")
         for arg in self.args:
             if not isinstance(arg, str) or not arg:
@@ -175,7 +181,7 @@ class Alert:
     data_type: str | None = None
     data: Any = None
 
-    _FIELDS = {
+    _FIELDS: ClassVar[dict[str, str]] = {
         "AlertType": "alert_type",
         "SourceURI": "source_uri",
         "TargetURI": "target_uri",
@@ -209,7 +215,9 @@ class Alert:
         return cls(**{cls._FIELDS[k]: v for k, v in value.items()})
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, a) for k, a in self._FIELDS.items() if getattr(self, a) is not None}
+        return {
+            k: getattr(self, a) for k, a in self._FIELDS.items() if getattr(self, a) is not None
+        }
 
     def __str__(self) -> str:
         short = self.alert_type.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
@@ -263,4 +271,3 @@ def summarize_commands(commands: tuple[Command, ...] | list[Command]) -> str:
 
 def summarize_statuses(statuses: tuple[Status, ...] | list[Status]) -> str:
     return " ".join(str(s.sc) for s in statuses) or "(none)"
-

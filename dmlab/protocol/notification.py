@@ -31,12 +31,12 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Callable, Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
-    "notification_key",
     "DIGEST_SIZE",
     "DM12_DIGEST_SIZE",
     "MAX_NOTIFICATION_SIZE",
@@ -53,6 +53,7 @@ __all__ = [
     "describe",
     "encode",
     "encode_dm12",
+    "notification_key",
     "verify_digest",
     "verify_dm12",
 ]
@@ -153,14 +154,18 @@ class Notification:
         except UnicodeEncodeError:  # lone surrogates have no UTF-8 form
             raise NotificationError("server_id cannot be encoded as UTF-8") from None
         if len(raw_id) > MAX_SERVER_ID_BYTES:
-            raise NotificationError(f"server_id is longer than {MAX_SERVER_ID_BYTES} bytes in UTF-8")
+            raise NotificationError(
+                f"server_id is longer than {MAX_SERVER_ID_BYTES} bytes in UTF-8"
+            )
         if self.notification_id is not None and not _is_uint(self.notification_id, _UINT16_MAX):
             raise NotificationError("notification_id must be an integer from 0 to 65535")
         if self.preferred_con_type is not None and not _is_uint(
             self.preferred_con_type, 2 ** (8 * _CON_TYPE_MAX_BYTES) - 1
         ):
             raise NotificationError("preferred_con_type must be an integer from 0 to 2**32-1")
-        if self.timestamp is not None and not _is_uint(self.timestamp, 2 ** (8 * _TIMESTAMP_LONG) - 1):
+        if self.timestamp is not None and not _is_uint(
+            self.timestamp, 2 ** (8 * _TIMESTAMP_LONG) - 1
+        ):
             raise NotificationError("timestamp must be POSIX seconds from 0 to 2**64-1")
         if not isinstance(self.req_mos, bool):
             raise NotificationError("req_mos must be a bool")
@@ -214,7 +219,9 @@ def _compute_digest(zeroed: bytes, secret: bytes, auth_data: bytes) -> bytes:
 def encode(n: Notification, secret: bytes, auth_data: bytes = b"") -> bytes:
     """The wire bytes of ``n``, signed with ``secret`` (and ``auth_data``)."""
     options = _options(n)
-    out = bytearray(((n.version << _VERSION_SHIFT) | (len(options) << _COUNT_SHIFT)).to_bytes(2, "big"))
+    out = bytearray(
+        ((n.version << _VERSION_SHIFT) | (len(options) << _COUNT_SHIFT)).to_bytes(2, "big")
+    )
     previous = 0
     digest_at = -1
     for number, value in options:
@@ -257,7 +264,9 @@ def _extended(nibble: int, data: bytes, pos: int, what: str) -> tuple[int, int]:
         raise NotificationError(f"option {what} nibble 15 is reserved")
     size = 1 if nibble == _EXT8 else 2
     if pos + size > len(data):
-        raise NotificationError(f"truncated: option {what} extension needs {size} byte(s) at offset {pos}")
+        raise NotificationError(
+            f"truncated: option {what} extension needs {size} byte(s) at offset {pos}"
+        )
     extra = int.from_bytes(data[pos : pos + size], "big")
     return extra + (_EXT8 if nibble == _EXT8 else _EXT16_BASE), pos + size
 
@@ -273,7 +282,9 @@ def _option_value(number: Option, value: bytes) -> Any:
         if not value:
             raise NotificationError("SERVER-ID is empty")
         if len(value) > MAX_SERVER_ID_BYTES:
-            raise NotificationError(f"SERVER-ID is {len(value)} bytes; the limit is {MAX_SERVER_ID_BYTES}")
+            raise NotificationError(
+                f"SERVER-ID is {len(value)} bytes; the limit is {MAX_SERVER_ID_BYTES}"
+            )
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
@@ -299,7 +310,9 @@ def _option_value(number: Option, value: bytes) -> Any:
             raise NotificationError(f"TIMESTAMP must be 4 or 8 bytes, got {len(value)}")
         stamp = int.from_bytes(value, "big")
         if len(value) == _TIMESTAMP_LONG and stamp < 2 ** (8 * _TIMESTAMP_SHORT):
-            raise NotificationError("TIMESTAMP uses 8 bytes for a value that fits in 4 (not minimal)")
+            raise NotificationError(
+                "TIMESTAMP uses 8 bytes for a value that fits in 4 (not minimal)"
+            )
         return stamp
     if value:  # REQ-MOS, a flag
         raise NotificationError(f"{name} is a flag and must be empty, got {len(value)} bytes")
@@ -322,14 +335,18 @@ def _checked_bytes(data: bytes) -> bytes:
         raise NotificationError(f"a notification is bytes, not {type(data).__name__}")
     data = bytes(data)
     if len(data) > MAX_NOTIFICATION_SIZE:
-        raise NotificationError(f"notification is {len(data)} bytes; the limit is {MAX_NOTIFICATION_SIZE}")
+        raise NotificationError(
+            f"notification is {len(data)} bytes; the limit is {MAX_NOTIFICATION_SIZE}"
+        )
     return data
 
 
 def _parse(data: bytes) -> _Parsed:
     data = _checked_bytes(data)
     if len(data) < _HEADER_SIZE:
-        raise NotificationError(f"truncated: {len(data)} byte(s), the header alone is {_HEADER_SIZE}")
+        raise NotificationError(
+            f"truncated: {len(data)} byte(s), the header alone is {_HEADER_SIZE}"
+        )
     word = int.from_bytes(data[:_HEADER_SIZE], "big")
     version = word >> _VERSION_SHIFT
     count = (word >> _COUNT_SHIFT) & _COUNT_MASK
@@ -338,7 +355,9 @@ def _parse(data: bytes) -> _Parsed:
         raise NotificationError(f"unsupported version {version}; this lab speaks version {VERSION}")
     if reserved:
         raise NotificationError(f"reserved header bits must be zero, got {reserved:#04x}")
-    rows = [_Row(0, data[:_HEADER_SIZE], "header", f"version {version}, {count} option(s), reserved 0")]
+    rows = [
+        _Row(0, data[:_HEADER_SIZE], "header", f"version {version}, {count} option(s), reserved 0")
+    ]
 
     fields: dict[str, Any] = {}
     number = 0
@@ -402,7 +421,9 @@ def verify_digest(data: bytes, secret: bytes, auth_data: bytes = b"") -> bool:
     raw = bytes(data)
     at = parsed.digest_at
     zeroed = raw[:at] + bytes(DIGEST_SIZE) + raw[at + DIGEST_SIZE :]
-    return hmac.compare_digest(raw[at : at + DIGEST_SIZE], _compute_digest(zeroed, secret, auth_data))
+    return hmac.compare_digest(
+        raw[at : at + DIGEST_SIZE], _compute_digest(zeroed, secret, auth_data)
+    )
 
 
 def describe(data: bytes) -> list[dict[str, Any]]:
@@ -471,11 +492,15 @@ class NotificationGuard:
         except NotificationError as exc:
             raise NotificationRejected("malformed", str(exc)) from None
         if n.server_id != self.server_id:
-            raise NotificationRejected("wrong-server", f"from {n.server_id!r}, expected {self.server_id!r}")
+            raise NotificationRejected(
+                "wrong-server", f"from {n.server_id!r}, expected {self.server_id!r}"
+            )
         if n.digest is None:
             raise NotificationRejected("digest", "no SHA256-DIGEST option")
         if not verify_digest(data, self._secret, self._auth_data):
-            raise NotificationRejected("digest", "SHA256-DIGEST does not match this server's secret")
+            raise NotificationRejected(
+                "digest", "SHA256-DIGEST does not match this server's secret"
+            )
         if n.timestamp is None:
             raise NotificationRejected("stale", "no TIMESTAMP option, so freshness cannot be shown")
         age = self._clock() - n.timestamp
@@ -487,10 +512,16 @@ class NotificationGuard:
             )
         # Lab choice: a notification without an id is remembered by its digest,
         # so an exact copy is still caught within max_age.
-        key: object = ("id", n.notification_id) if n.notification_id is not None else ("digest", n.digest)
+        key: object = (
+            ("id", n.notification_id) if n.notification_id is not None else ("digest", n.digest)
+        )
         with self._lock:
             if key in self._seen:
-                what = "this exact notification" if n.notification_id is None else f"id {n.notification_id}"
+                what = (
+                    "this exact notification"
+                    if n.notification_id is None
+                    else f"id {n.notification_id}"
+                )
                 raise NotificationRejected("replayed", f"{what} was already accepted")
             self._seen[key] = None
             if len(self._seen) > self._remember:
@@ -576,7 +607,9 @@ def decode_dm12(data: bytes) -> dict[str, Any]:
     """The fields of a DM 1.2 package #0; the digest is returned, not checked."""
     data = _checked_bytes(data)
     if len(data) < _DM12_MIN_SIZE:
-        raise NotificationError(f"truncated: {len(data)} byte(s), digest and header need {_DM12_MIN_SIZE}")
+        raise NotificationError(
+            f"truncated: {len(data)} byte(s), digest and header need {_DM12_MIN_SIZE}"
+        )
     header = int.from_bytes(data[DM12_DIGEST_SIZE:_DM12_MIN_SIZE], "big")
     reserved = (header >> _DM12_RESERVED_SHIFT) & _DM12_RESERVED_MASK
     if reserved:
@@ -590,7 +623,9 @@ def decode_dm12(data: bytes) -> dict[str, Any]:
     end = _DM12_MIN_SIZE + id_length
     if end > len(data):
         remain = len(data) - _DM12_MIN_SIZE
-        raise NotificationError(f"truncated: server identifier claims {id_length} bytes, {remain} remain")
+        raise NotificationError(
+            f"truncated: server identifier claims {id_length} bytes, {remain} remain"
+        )
     try:
         server_id = data[_DM12_MIN_SIZE:end].decode("utf-8")
     except UnicodeDecodeError:

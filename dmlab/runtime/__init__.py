@@ -4,4 +4,13 @@ from .lab import Device, Lab, Operator, OperatorError
 from .threads import LoopThread, ServerThread
 from .tls import DEFAULT_HOSTS, LabCA
 
-__all__ = ["Device", "Lab", "Operator", "OperatorError", "DEFAULT_HOSTS", "LabCA", "LoopThread", "ServerThread"]
+__all__ = [
+    "DEFAULT_HOSTS",
+    "Device",
+    "Lab",
+    "LabCA",
+    "LoopThread",
+    "Operator",
+    "OperatorError",
+    "ServerThread",
+]

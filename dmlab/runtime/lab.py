@@ -15,9 +15,11 @@ Devices and the operator talk to the server only over HTTPS, verifying the lab C
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 import time
-from typing import Any, Callable, Coroutine, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import httpx
 
@@ -55,18 +57,28 @@ class Operator:
 
     def __init__(self, base_url: str, name: str, password: str, verify: Any) -> None:
         self.name = name
-        self.http = httpx.Client(base_url=base_url, auth=(name, password), verify=verify,
-                                 headers={"Accept": media.JSON}, timeout=30.0)
+        self.http = httpx.Client(
+            base_url=base_url,
+            auth=(name, password),
+            verify=verify,
+            headers={"Accept": media.JSON},
+            timeout=30.0,
+        )
 
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
             raise OperatorError(response)
         return response.json() if response.content else None
 
-    def register(self, dev_id: str, *, name: str = "", man: str = "", mod: str = "") -> dict[str, Any]:
+    def register(
+        self, dev_id: str, *, name: str = "", man: str = "", mod: str = ""
+    ) -> dict[str, Any]:
         """``POST /devices/new``; the answer holds the device's secret."""
-        return self._json(self.http.post("/devices/new", json={"devId": dev_id, "name": name,
-                                                                "man": man, "mod": mod}))
+        return self._json(
+            self.http.post(
+                "/devices/new", json={"devId": dev_id, "name": name, "man": man, "mod": mod}
+            )
+        )
 
     def devices(self) -> list[dict[str, Any]]:
         return self._json(self.http.get("/devices"))["Devices"]
@@ -80,11 +92,20 @@ class Operator:
     def unregister(self, dev_id: str) -> None:
         self._json(self.http.delete(f"/devices/{dev_id}"))
 
-    def request_session(self, dev_id: str, *, job: str | None = None,
-                        commands: list[list[str]] | None = None, notify: bool = True,
-                        ttl: float | None = None, **params: Any) -> dict[str, Any]:
+    def request_session(
+        self,
+        dev_id: str,
+        *,
+        job: str | None = None,
+        commands: list[list[str]] | None = None,
+        notify: bool = True,
+        ttl: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
         """Queue a session through the browser entry point (JSON: flow 1)."""
-        body: dict[str, Any] = {"CMD": commands} if commands is not None else {"job": job, "params": params}
+        body: dict[str, Any] = (
+            {"CMD": commands} if commands is not None else {"job": job, "params": params}
+        )
         body["notify"] = notify
         if ttl is not None:
             body["ttl"] = ttl
@@ -112,8 +133,9 @@ class Device:
         self.dev_id = device.dev_id
         self.account = account
 
-    def alert(self, alert_type: str = AlertType.CLIENT_INITIATED, *, trigger: str = "ui",
-              **fields: Any) -> SessionRun | None:
+    def alert(
+        self, alert_type: str = AlertType.CLIENT_INITIATED, *, trigger: str = "ui", **fields: Any
+    ) -> SessionRun | None:
         """Flow 2: fire a device event; runs the session the server answers with."""
         return self._lab.run(self.virtual.fire_alert(alert_type, trigger=trigger, **fields))
 
@@ -155,14 +177,20 @@ class Device:
 class Lab:
     """Server, devices and operators of one lab, started together and stopped together."""
 
-    def __init__(self, *, account: tuple[str, str] = DEFAULT_ACCOUNT, store: Store | None = None,
-                 server_id: str = "dmlab", hash_cost: dict[str, int] | None = None,
-                 session_ids: Callable[[], str] | None = None) -> None:
-        extra = {"ids": session_ids} if session_ids else {}
+    def __init__(
+        self,
+        *,
+        account: tuple[str, str] = DEFAULT_ACCOUNT,
+        store: Store | None = None,
+        server_id: str = "dmlab",
+        hash_cost: dict[str, int] | None = None,
+        session_ids: Callable[[], str] | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
         self.ca = LabCA.create()
-        self.services: Services = build_services(store=store, server_id=server_id,
-                                                 first_notification_id=0,
-                                                 hash_cost=hash_cost, **extra)
+        self.services: Services = build_services(
+            store=store, server_id=server_id, first_notification_id=0, hash_cost=hash_cost, **extra
+        )
         self.app = create_app(self.services)
         self.server = ServerThread(self.app, self.ca)
         self.devices_loop = LoopThread("dmlab-devices")
@@ -187,10 +215,8 @@ class Lab:
         if not self._started:
             return
         self._started = False
-        try:
+        with contextlib.suppress(TimeoutError):
             self.settle(timeout=5)
-        except TimeoutError:
-            pass
         for device in self.devices.values():
             self.devices_loop.run(device.virtual.aclose(), timeout=5)
         for operator in self.operators.values():
@@ -234,18 +260,41 @@ class Lab:
         self.operators[name] = operator
         return operator
 
-    def add_device(self, dev_id: str, *, account: str | None = None, name: str = "",
-                   man: str = "dmlab", mod: str = "Virtual Device", fw_version: str = "1.0.0",
-                   behaviour: Behaviour = Behaviour()) -> Device:
+    def add_device(
+        self,
+        dev_id: str,
+        *,
+        account: str | None = None,
+        name: str = "",
+        man: str = "dmlab",
+        mod: str = "Virtual Device",
+        fw_version: str = "1.0.0",
+        behaviour: Behaviour = Behaviour(),
+    ) -> Device:
         """Register a device through ``POST /devices/new`` and bring it to life."""
         owner = account or self._account[0]
         registered = self.operators[owner].register(dev_id, name=name, man=man, mod=mod)
-        return self.attach_device(dev_id, registered["secret"], account=owner, man=man, mod=mod,
-                                  fw_version=fw_version, behaviour=behaviour)
+        return self.attach_device(
+            dev_id,
+            registered["secret"],
+            account=owner,
+            man=man,
+            mod=mod,
+            fw_version=fw_version,
+            behaviour=behaviour,
+        )
 
-    def attach_device(self, dev_id: str, secret: str, *, account: str | None = None,
-                      man: str = "dmlab", mod: str = "Virtual Device", fw_version: str = "1.0.0",
-                      behaviour: Behaviour = Behaviour()) -> Device:
+    def attach_device(
+        self,
+        dev_id: str,
+        secret: str,
+        *,
+        account: str | None = None,
+        man: str = "dmlab",
+        mod: str = "Virtual Device",
+        fw_version: str = "1.0.0",
+        behaviour: Behaviour = Behaviour(),
+    ) -> Device:
         """Bring to life a device that is already registered (its secret known)."""
         owner = account or self._account[0]
 
@@ -253,9 +302,18 @@ class Lab:
             self.events.publish(kind, account=owner, dev_id=dev_id, **data)
 
         async def make() -> VirtualDevice:
-            return VirtualDevice(dev_id, secret, self.url, verify=self.ca.client_context(),
-                                 server_id=self.services.server_id, man=man, mod=mod,
-                                 fw_version=fw_version, behaviour=behaviour, on_event=on_event)
+            return VirtualDevice(
+                dev_id,
+                secret,
+                self.url,
+                verify=self.ca.client_context(),
+                server_id=self.services.server_id,
+                man=man,
+                mod=mod,
+                fw_version=fw_version,
+                behaviour=behaviour,
+                on_event=on_event,
+            )
 
         virtual = self.devices_loop.run(make())
         device = Device(self, virtual, owner)

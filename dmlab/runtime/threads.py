@@ -61,7 +61,7 @@ class _LabServer(uvicorn.Server):
         await asyncio.sleep(0)  # let the resulting connection_lost callbacks run
 
     async def _abort_stuck_connections(self) -> None:
-        closing: set[asyncio.BaseTransport] = set()
+        closing: set[asyncio.Transport] = set()
         while True:
             await asyncio.sleep(TLS_CLOSE_GRACE)
             now_closing = {t for t in self._transports() if t.is_closing()}
@@ -144,7 +144,9 @@ class ServerThread:
         self._socket = sock
         self._port = sock.getsockname()[1]
         self._error = None
-        self._thread = threading.Thread(target=self._run, name=f"{self.name}:{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"{self.name}:{self._port}", daemon=True
+        )
         self._thread.start()
 
         deadline = time.monotonic() + timeout
@@ -152,7 +154,9 @@ class ServerThread:
             if not self._thread.is_alive():
                 port, error = self._port, self._error
                 self._cleanup()
-                raise RuntimeError(f"{self.name} on port {port} stopped during startup ({error!r})") from error
+                raise RuntimeError(
+                    f"{self.name} on port {port} stopped during startup ({error!r})"
+                ) from error
             if time.monotonic() > deadline:
                 port = self._port
                 self.stop()
@@ -172,7 +176,9 @@ class ServerThread:
             server.force_exit = True
             thread.join(timeout)
         if thread.is_alive():
-            raise RuntimeError(f"{self.name} on port {self._port} did not stop within {2 * timeout} s")
+            raise RuntimeError(
+                f"{self.name} on port {self._port} did not stop within {2 * timeout} s"
+            )
         self._cleanup()
 
     def __enter__(self) -> ServerThread:
@@ -185,7 +191,9 @@ class ServerThread:
         where = self.url if self._port is not None else "not running"
         return f"<{type(self).__name__} {self.name} {where}>"
 
-    def _ssl_context(self, config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    def _ssl_context(
+        self, config: uvicorn.Config, default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
         # uvicorn calls this with its default factory, which needs certificate files; the lab CA
         # builds the context from memory instead.  ALPN mirrors what uvicorn would set.
         context = self.ca.server_context()
@@ -259,7 +267,9 @@ class LoopThread:
                 raise RuntimeError(f"{self.name} is already running")
             loop = asyncio.new_event_loop()
             ready = threading.Event()
-            thread = threading.Thread(target=self._run, args=(loop, ready), name=self.name, daemon=True)
+            thread = threading.Thread(
+                target=self._run, args=(loop, ready), name=self.name, daemon=True
+            )
             thread.start()
             ready.wait()
             self._loop, self._thread = loop, thread
@@ -281,7 +291,9 @@ class LoopThread:
         if self._thread is not None and threading.current_thread() is self._thread:
             coro.close()
             # Blocking the loop's own thread while waiting for that loop would hang forever.
-            raise RuntimeError(f"{self.name}.run() called from its own loop thread: await the coroutine instead")
+            raise RuntimeError(
+                f"{self.name}.run() called from its own loop thread: await the coroutine instead"
+            )
         future = self.submit(coro)
         try:
             return future.result(timeout)
@@ -304,7 +316,9 @@ class LoopThread:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         if thread.is_alive():
-            raise RuntimeError(f"{self.name} did not stop within {timeout} s (a callback is blocking its loop)")
+            raise RuntimeError(
+                f"{self.name} did not stop within {timeout} s (a callback is blocking its loop)"
+            )
 
     def __enter__(self) -> LoopThread:
         return self.start()
@@ -342,5 +356,9 @@ def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             loop.call_exception_handler(
-                {"message": "unhandled exception during LoopThread.stop()", "exception": task.exception(), "task": task}
+                {
+                    "message": "unhandled exception during LoopThread.stop()",
+                    "exception": task.exception(),
+                    "task": task,
+                }
             )

@@ -49,7 +49,9 @@ class LabCA:
         return cls(ca, _issue(ca, hosts), hosts)
 
     @classmethod
-    def load_or_create(cls, directory: str | os.PathLike[str], hosts: Iterable[str] = DEFAULT_HOSTS) -> LabCA:
+    def load_or_create(
+        cls, directory: str | os.PathLike[str], hosts: Iterable[str] = DEFAULT_HOSTS
+    ) -> LabCA:
         """Reuse the CA kept in `directory`, creating it on first use.
 
         Restarts must keep the same CA, otherwise every client configured with `DIR/ca.pem`
@@ -62,7 +64,11 @@ class LabCA:
         """
         directory = Path(directory)
         hosts = tuple(hosts)
-        ca_cert, ca_key, server = (directory / CA_CERT_FILE, directory / CA_KEY_FILE, directory / SERVER_FILE)
+        ca_cert, ca_key, server = (
+            directory / CA_CERT_FILE,
+            directory / CA_KEY_FILE,
+            directory / SERVER_FILE,
+        )
 
         if ca_cert.exists() or ca_key.exists():
             if not (ca_cert.exists() and ca_key.exists()):
@@ -106,7 +112,9 @@ class LabCA:
 
     def client_context(self) -> ssl.SSLContext:
         """A client context that trusts the lab CA and nothing else, with hostname checking on."""
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=self.ca_pem.decode("ascii"))
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cadata=self.ca_pem.decode("ascii")
+        )
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,25 +20,43 @@ from .routes import alert, devices, docs, events, resources, sessions
 from .tracing import TraceMiddleware
 
 
-def build_services(*, store: Store | None = None, server_id: str = "dmlab",
-                   trace: Trace | None = None, events: EventBus | None = None,
-                   ids: Callable[[], str] = new_session_id,
-                   clock: Callable[[], float] = time.time,
-                   hash_cost: dict[str, int] | None = None,
-                   first_notification_id: int | None = None) -> Services:
+def build_services(
+    *,
+    store: Store | None = None,
+    server_id: str = "dmlab",
+    trace: Trace | None = None,
+    events: EventBus | None = None,
+    ids: Callable[[], str] = new_session_id,
+    clock: Callable[[], float] = time.time,
+    hash_cost: dict[str, int] | None = None,
+    first_notification_id: int | None = None,
+) -> Services:
     store = store if store is not None else MemoryStore()
     trace = trace if trace is not None else Trace(clock=clock)
     events = events if events is not None else EventBus(clock=clock)
     notifier = Notifier(server_id, trace, events, clock=clock, first_id=first_notification_id)
     engine = SessionEngine(store, notifier, events, ids=ids, clock=clock)
-    return Services(store=store, auth=Authenticator(store, cost=hash_cost), engine=engine,
-                    notifier=notifier, trace=trace, events=events, server_id=server_id)
+    return Services(
+        store=store,
+        auth=Authenticator(store, cost=hash_cost),
+        engine=engine,
+        notifier=notifier,
+        trace=trace,
+        events=events,
+        server_id=server_id,
+    )
 
 
 def create_app(services: Services) -> Starlette:
     app = Starlette(
-        routes=[*sessions.routes, *devices.routes, *alert.routes, *resources.routes, *events.routes,
-                *docs.routes],
+        routes=[
+            *sessions.routes,
+            *devices.routes,
+            *alert.routes,
+            *resources.routes,
+            *events.routes,
+            *docs.routes,
+        ],
         exception_handlers={Problem: handle_problem, HTTPException: handle_http_exception},
     )
     app.state.services = services

@@ -18,8 +18,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from ..store import Store
 
@@ -39,8 +40,8 @@ Kind = Literal["account", "device"]
 @dataclass(frozen=True, slots=True)
 class Principal:
     kind: Kind
-    name: str       # the account name, or the device's DevID
-    account: str    # the account that owns it (itself for an account)
+    name: str  # the account name, or the device's DevID
+    account: str  # the account that owns it (itself for an account)
 
 
 def new_secret() -> str:
@@ -61,8 +62,14 @@ def verify_secret(secret: str, encoded: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = encoded.split("$")
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), dklen=len(expected),
-                                n=int(n), r=int(r), p=int(p))
+        actual = hashlib.scrypt(
+            secret.encode(),
+            salt=base64.b64decode(salt),
+            dklen=len(expected),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+        )
     except (ValueError, binascii.Error):
         return False
     return scheme == "scrypt" and hmac.compare_digest(actual, expected)
@@ -97,8 +104,9 @@ class Throttle:
     price, acceptable in a lab, is that anyone can lock a name out for a minute.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, *,
-                 max_failures: int = MAX_FAILURES) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, max_failures: int = MAX_FAILURES
+    ) -> None:
         self._clock = clock
         self._max_failures = max_failures
         self._lock = threading.Lock()
@@ -130,8 +138,9 @@ class Throttle:
 
 
 class Authenticator:
-    def __init__(self, store: Store, *, cost: dict[str, int] | None = None,
-                 throttle: Throttle | None = None) -> None:
+    def __init__(
+        self, store: Store, *, cost: dict[str, int] | None = None, throttle: Throttle | None = None
+    ) -> None:
         self._store = store
         self._cost = cost
         self.throttle = throttle or Throttle()
@@ -178,8 +187,14 @@ class Authenticator:
         """
         account = credentials.partition(":")[0]
         dev_id = credentials.rpartition(":")[0]
-        names = tuple(n for n, known in ((account, self._store.get_account(account)),
-                                         (dev_id, self._store.get_device(dev_id))) if known)
+        names = tuple(
+            n
+            for n, known in (
+                (account, self._store.get_account(account)),
+                (dev_id, self._store.get_device(dev_id)),
+            )
+            if known
+        )
         return names or (dev_id,)
 
     def _current_hash(self, principal: Principal) -> str | None:

@@ -54,20 +54,35 @@ def authenticate(request: Request, *kinds: str) -> Principal:
         principal = services(request).auth.authenticate(request.headers.get("authorization"))
     except LockedOut as locked:
         note(request, source=_guess_role(request))
-        raise Problem(429, "too-many-attempts", "too many failed logins for this name; "
-                      f"try again in {locked.retry_after:.0f} s",
-                      {"Retry-After": str(max(1, round(locked.retry_after)))}) from None
+        raise Problem(
+            429,
+            "too-many-attempts",
+            f"too many failed logins for this name; try again in {locked.retry_after:.0f} s",
+            {"Retry-After": str(max(1, round(locked.retry_after)))},
+        ) from None
     if principal is None:
         note(request, source=_guess_role(request))
-        raise Problem(401, "unauthorized", "valid credentials are required (HTTP Basic: an "
-                      "account's name and password, or a device's DevID and secret)",
-                      {"WWW-Authenticate": REALM})
+        raise Problem(
+            401,
+            "unauthorized",
+            "valid credentials are required (HTTP Basic: an "
+            "account's name and password, or a device's DevID and secret)",
+            {"WWW-Authenticate": REALM},
+        )
     if principal.kind == "device":
         claimed = request.headers.get("omadm-devid")
         if claimed is not None and claimed != principal.name:
-            raise Problem(401, "unauthorized", "the OMADM-DevID header names another device",
-                          {"WWW-Authenticate": REALM})
-    note(request, source=_role(request, principal), dev_id=principal.name if principal.kind == "device" else "")
+            raise Problem(
+                401,
+                "unauthorized",
+                "the OMADM-DevID header names another device",
+                {"WWW-Authenticate": REALM},
+            )
+    note(
+        request,
+        source=_role(request, principal),
+        dev_id=principal.name if principal.kind == "device" else "",
+    )
     if principal.kind not in kinds:
         wanted = " or ".join(kinds)
         raise Problem(403, "forbidden", f"this resource is for {wanted} credentials")
@@ -78,8 +93,10 @@ def owned_device(request: Request, principal: Principal, dev_id: str) -> Device:
     """The device, if the caller owns it (or is it); otherwise a 404 that reveals nothing."""
     device = services(request).store.get_device(dev_id)
     visible = device is not None and (
-        device.dev_id == principal.name if principal.kind == "device"
-        else device.account == principal.account)
+        device.dev_id == principal.name
+        if principal.kind == "device"
+        else device.account == principal.account
+    )
     if not visible:
         raise not_found(f"no device {dev_id}")
     assert device is not None
@@ -95,7 +112,9 @@ def _role(request: Request, principal: Principal) -> str:
     if principal.kind == "device":
         from ..protocol import media
 
-        if media.COMMANDS in request.headers.get("accept", "") and request.url.path.startswith("/devices/"):
+        if media.COMMANDS in request.headers.get("accept", "") and request.url.path.startswith(
+            "/devices/"
+        ):
             return "browser-component"
         return "device"
     return _guess_role(request)

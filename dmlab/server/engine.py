@@ -8,11 +8,11 @@ exactly one winner; the loser gets a ``409``.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import secrets
+import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from ..events import EventBus
 from ..protocol import Alert, Report, expects_status
@@ -28,9 +28,15 @@ def new_session_id() -> str:
 
 
 class SessionEngine:
-    def __init__(self, store: Store, notifier: Notifier, events: EventBus, *,
-                 ids: Callable[[], str] = new_session_id,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        events: EventBus,
+        *,
+        ids: Callable[[], str] = new_session_id,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.notifier = notifier
         self.events = events
@@ -39,13 +45,26 @@ class SessionEngine:
         self._local = threading.local()  # per-thread outbox of events awaiting commit
 
     # Queueing (flows 1 and 4) -------------------------------------------------
-    def queue(self, device: Device, job: JobSpec, origin: Origin, *, notify: bool = True,
-              ttl: float | None = None) -> Session:
+    def queue(
+        self,
+        device: Device,
+        job: JobSpec,
+        origin: Origin,
+        *,
+        notify: bool = True,
+        ttl: float | None = None,
+    ) -> Session:
         now = self._clock()
         with self._atomic():
-            session = Session(key=self._fresh_id(), dev_id=device.dev_id, account=device.account,
-                              job=job, origin=origin, created_at=now,
-                              expires_at=None if ttl is None else now + ttl)
+            session = Session(
+                key=self._fresh_id(),
+                dev_id=device.dev_id,
+                account=device.account,
+                job=job,
+                origin=origin,
+                created_at=now,
+                expires_at=None if ttl is None else now + ttl,
+            )
             session = dataclasses.replace(session, session_id=session.key)
             self.store.put_session(session)
         self._publish("session.queued", session, job=job.describe(), origin=origin.value)
@@ -68,8 +87,10 @@ class SessionEngine:
             self._expire_if_due(session)
             session = self.store.get_session(session.key) or session
             if session.state is not State.PENDING:
-                raise conflict(f"session {session_id} is {self._describe_state(session)}; "
-                               "only a pending session can be started")
+                raise conflict(
+                    f"session {session_id} is {self._describe_state(session)}; "
+                    "only a pending session can be started"
+                )
             return self._start(session, base_url)
 
     def begin(self, device: Device, job: JobSpec, origin: Origin, base_url: str) -> Session:
@@ -77,8 +98,15 @@ class SessionEngine:
         now = self._clock()
         with self._atomic():
             key = self._fresh_id()
-            session = Session(key=key, dev_id=device.dev_id, account=device.account, job=job,
-                              origin=origin, created_at=now, session_id=key)
+            session = Session(
+                key=key,
+                dev_id=device.dev_id,
+                account=device.account,
+                job=job,
+                origin=origin,
+                created_at=now,
+                session_id=key,
+            )
             self._publish("session.queued", session, job=job.describe(), origin=origin.value)
             return self._start(session, base_url)
 
@@ -87,14 +115,23 @@ class SessionEngine:
         now = self._clock()
         if step.commands is None:
             # A job with nothing to do still ends properly, with its reason.
-            ended = dataclasses.replace(session, state=State.COMPLETED, result=Result.OK,
-                                        started_at=now, ended_at=now, reason=step.reason)
+            ended = dataclasses.replace(
+                session,
+                state=State.COMPLETED,
+                result=Result.OK,
+                started_at=now,
+                ended_at=now,
+                reason=step.reason,
+            )
             self.store.put_session(ended)
             self._publish("session.completed", ended, result=Result.OK.value)
             return ended
         started = dataclasses.replace(
-            session, state=State.ACTIVE, started_at=now,
-            rounds=(Round(session.session_id, step.commands),))
+            session,
+            state=State.ACTIVE,
+            started_at=now,
+            rounds=(Round(session.session_id, step.commands),),
+        )
         self.store.put_session(started)
         self._publish("session.started", started, commands=len(step.commands))
         return started
@@ -111,26 +148,37 @@ class SessionEngine:
             current = session.rounds[-1]
             wanted = expects_status(current.commands)
             if len(report.statuses) != wanted:
-                raise Problem(400, "status-mismatch",
-                              f"{wanted} command(s) were sent, so {wanted} status(es) are due "
-                              f"in order; got {len(report.statuses)}")
+                raise Problem(
+                    400,
+                    "status-mismatch",
+                    f"{wanted} command(s) were sent, so {wanted} status(es) are due "
+                    f"in order; got {len(report.statuses)}",
+                )
             reported = Round(current.session_id, current.commands, report.statuses, report.alerts)
-            done = session.rounds[:-1] + (reported,)
+            done = (*session.rounds[:-1], reported)
             ended_by_device = current.commands and current.commands[-1].name == "END"
-            step = jobs.Step(None) if ended_by_device else jobs.next_step(session.job, done, base_url)
+            step = (
+                jobs.Step(None) if ended_by_device else jobs.next_step(session.job, done, base_url)
+            )
             now = self._clock()
             if step.commands is None:
                 ok = all(s.ok for r in done for s in (r.statuses or ()))
                 result = Result.OK if ok else Result.FAILURE
-                ended = dataclasses.replace(session, rounds=done, state=State.COMPLETED,
-                                            result=result, ended_at=now,
-                                            reason=step.reason or session.reason)
+                ended = dataclasses.replace(
+                    session,
+                    rounds=done,
+                    state=State.COMPLETED,
+                    result=result,
+                    ended_at=now,
+                    reason=step.reason or session.reason,
+                )
                 self.store.put_session(ended)
                 self._publish("session.completed", ended, result=result.value)
                 return ended
             new_id = self._fresh_id()
-            continued = dataclasses.replace(session, session_id=new_id,
-                                            rounds=done + (Round(new_id, step.commands),))
+            continued = dataclasses.replace(
+                session, session_id=new_id, rounds=(*done, Round(new_id, step.commands))
+            )
             self.store.put_session(continued)
             self._publish("session.continued", continued, previous=session_id)
             return continued
@@ -139,14 +187,18 @@ class SessionEngine:
         """End a pending or active session as aborted (DM 1.2's alert 1223)."""
         with self._atomic():
             session = self.store.session_by_id(session_id)
-            if session is None or session.account != account or (
-                    dev_id is not None and session.dev_id != dev_id):
+            if (
+                session is None
+                or session.account != account
+                or (dev_id is not None and session.dev_id != dev_id)
+            ):
                 raise not_found(f"no session {session_id}")
             if session.state is State.COMPLETED:
                 raise conflict(f"session {session_id} is already {self._describe_state(session)}")
             self._require_current(session, session_id)
-            aborted = dataclasses.replace(session, state=State.COMPLETED, result=Result.ABORTED,
-                                          ended_at=self._clock())
+            aborted = dataclasses.replace(
+                session, state=State.COMPLETED, result=Result.ABORTED, ended_at=self._clock()
+            )
             self.store.put_session(aborted)
         self._publish("session.aborted", aborted)
         return aborted
@@ -171,15 +223,23 @@ class SessionEngine:
         self.pending(dev_id)
         return self.store.sessions_of_device(dev_id, State.COMPLETED)
 
-    def record_alerts(self, device: Device, alerts: tuple[Alert, ...], session_key: str | None = None) -> None:
+    def record_alerts(
+        self, device: Device, alerts: tuple[Alert, ...], session_key: str | None = None
+    ) -> None:
         from ..store import AlertRecord
 
         now = self._clock()
         for alert in alerts:
             self.store.add_alert(AlertRecord(device.dev_id, alert, now, session_key))
-            self.events.publish("alert.received", account=device.account, dev_id=device.dev_id,
-                                alert=str(alert), alert_type=alert.alert_type,
-                                data=alert.data, source=alert.source_uri)
+            self.events.publish(
+                "alert.received",
+                account=device.account,
+                dev_id=device.dev_id,
+                alert=str(alert),
+                alert_type=alert.alert_type,
+                data=alert.data,
+                source=alert.source_uri,
+            )
 
     # Helpers --------------------------------------------------------------------
     def _own(self, dev_id: str, session_id: str) -> Session:
@@ -191,14 +251,19 @@ class SessionEngine:
     @staticmethod
     def _require_current(session: Session, session_id: str) -> None:
         if session.session_id != session_id:
-            raise conflict(f"session id {session_id} is spent; the session continues "
-                           f"as {session.session_id}")
+            raise conflict(
+                f"session id {session_id} is spent; the session continues as {session.session_id}"
+            )
 
     def _expire_if_due(self, session: Session) -> bool:
-        if (session.state is State.PENDING and session.expires_at is not None
-                and session.expires_at <= self._clock()):
-            expired = dataclasses.replace(session, state=State.COMPLETED, result=Result.EXPIRED,
-                                          ended_at=self._clock())
+        if (
+            session.state is State.PENDING
+            and session.expires_at is not None
+            and session.expires_at <= self._clock()
+        ):
+            expired = dataclasses.replace(
+                session, state=State.COMPLETED, result=Result.EXPIRED, ended_at=self._clock()
+            )
             self.store.put_session(expired)
             self._publish("session.expired", expired)
             return True
@@ -241,5 +306,11 @@ class SessionEngine:
             self._announce(kind, session, data)
 
     def _announce(self, kind: str, session: Session, data: dict[str, object]) -> None:
-        self.events.publish(kind, account=session.account, dev_id=session.dev_id,
-                            session=session.session_id, key=session.key, **data)
+        self.events.publish(
+            kind,
+            account=session.account,
+            dev_id=session.dev_id,
+            session=session.session_id,
+            key=session.key,
+            **data,
+        )

@@ -7,8 +7,9 @@ session is done. Keeping jobs pure makes a session resumable from its record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..protocol import Command, ProtocolError, parse_commands
 from ..store import JobSpec, Round
@@ -37,8 +38,9 @@ def _explicit(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
 def _inventory(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
     if done:
         return Step(None)
-    return Step((Command.of("GET", f"{DEVINFO}//"), Command.of("GET", f"{FUMO}/*/State"),
-                 Command.of("END")))
+    return Step(
+        (Command.of("GET", f"{DEVINFO}//"), Command.of("GET", f"{FUMO}/*/State"), Command.of("END"))
+    )
 
 
 def _firmware_update(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
@@ -48,8 +50,12 @@ def _firmware_update(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> S
     version = spec.params.get("version", DEFAULT_FIRMWARE)
     instance = spec.params.get("instance", "fw1")
     if not done:
-        return Step((Command.of("GET", f"{DEVINFO}//DevInfo/FwV"),
-                     Command.of("GET", f"{FUMO}/{instance}/State")))
+        return Step(
+            (
+                Command.of("GET", f"{DEVINFO}//DevInfo/FwV"),
+                Command.of("GET", f"{FUMO}/{instance}/State"),
+            )
+        )
     if len(done) > 1:
         return Step(None)
     fw, state = done[0].statuses or ()
@@ -60,9 +66,13 @@ def _firmware_update(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> S
     if state.data != FUMO_IDLE:
         return Step(None, f"FUMO busy (State {state.data})")
     node = f"{FUMO}/{instance}/DownloadAndUpdate"
-    return Step((Command.of("HGET", f"{base_url}/firmware/{version}/url", f"{node}/PkgURL"),
-                 Command.of("EXEC", node, f"{base_url}/alert"),
-                 Command.of("END")))
+    return Step(
+        (
+            Command.of("HGET", f"{base_url}/firmware/{version}/url", f"{node}/PkgURL"),
+            Command.of("EXEC", node, f"{base_url}/alert"),
+            Command.of("END"),
+        )
+    )
 
 
 PLANNERS: dict[str, Planner] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
-
 from urllib.parse import parse_qsl
+
 from starlette.requests import Request
 
 from ..protocol import media
@@ -56,7 +56,7 @@ def parse_json(text: str | bytes) -> Any:
             raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
         below: list[Any] = []
         for item in level:
-            for child in ([*item, *item.values()] if isinstance(item, dict) else item):
+            for child in [*item, *item.values()] if isinstance(item, dict) else item:
                 if isinstance(child, (list, dict)):
                     below.append(child)
                 else:
@@ -92,8 +92,9 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return bytes(body)
 
 
-async def read_json(request: Request, allowed: frozenset[str] = media.DEVICE_BODY_TYPES,
-                    *, optional: bool = False) -> Any:
+async def read_json(
+    request: Request, allowed: frozenset[str] = media.DEVICE_BODY_TYPES, *, optional: bool = False
+) -> Any:
     """The request's JSON body; ``None`` for an empty optional body."""
     from .problems import Problem
 
@@ -102,8 +103,11 @@ async def read_json(request: Request, allowed: frozenset[str] = media.DEVICE_BOD
         return None
     content_type = media.base(request.headers.get("content-type"))
     if content_type not in allowed:
-        raise Problem(415, "unsupported-media-type",
-                      f"send {', '.join(sorted(allowed))}, not {content_type or 'no content type'}")
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"send {', '.join(sorted(allowed))}, not {content_type or 'no content type'}",
+        )
     try:
         return parse_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -121,12 +125,16 @@ async def read_fields(request: Request) -> dict[str, Any]:
             raise Problem(400, "bad-request", "the body must be a JSON object")
         return value
     if content_type != media.FORM:
-        raise Problem(415, "unsupported-media-type",
-                      f"send {media.FORM} or {media.JSON}, not {content_type or 'no content type'}")
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"send {media.FORM} or {media.JSON}, not {content_type or 'no content type'}",
+        )
     body = await read_body(request)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                          max_num_fields=50)
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=50
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem(400, "bad-form", f"the form cannot be read: {exc}") from None
     return dict(pairs)

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from typing import Callable
+from collections.abc import Callable
 
 from ..events import EventBus
 from ..protocol.notification import Notification, encode
@@ -29,9 +29,15 @@ MAILBOX_SIZE = 8
 
 
 class Notifier:
-    def __init__(self, server_id: str, trace: Trace, events: EventBus, *,
-                 first_id: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        server_id: str,
+        trace: Trace,
+        events: EventBus,
+        *,
+        first_id: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.server_id = server_id
         self._trace = trace
         self._events = events
@@ -61,15 +67,31 @@ class Notifier:
         with self._lock:
             nid = next(self._ids) % 65535 + 1  # 1..65535, wrapping
         package = encode(
-            Notification(server_id=self.server_id, notification_id=nid,
-                         timestamp=int(self._clock()), req_mos=req_mos),
+            Notification(
+                server_id=self.server_id,
+                notification_id=nid,
+                timestamp=int(self._clock()),
+                req_mos=req_mos,
+            ),
             device.notify_key,
         )
-        self._trace.record(source="server", target="device", dev_id=device.dev_id, method="NOTIFY",
-                           path="package 0", status=0, session=session,
-                           request=f"DM Notification id={nid} ({len(package)} bytes)")
-        self._events.publish("notification.sent", account=device.account, dev_id=device.dev_id,
-                             session=session, notification_id=nid)
+        self._trace.record(
+            source="server",
+            target="device",
+            dev_id=device.dev_id,
+            method="NOTIFY",
+            path="package 0",
+            status=0,
+            session=session,
+            request=f"DM Notification id={nid} ({len(package)} bytes)",
+        )
+        self._events.publish(
+            "notification.sent",
+            account=device.account,
+            dev_id=device.dev_id,
+            session=session,
+            notification_id=nid,
+        )
         self.deliver(device.dev_id, package)
         return package
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
@@ -43,6 +44,7 @@ def ref(name: str) -> dict[str, str]:
 
 # Message bodies -----------------------------------------------------------------
 
+
 def _command_schema(name: str, least: int, most: int | None) -> dict[str, Any]:
     argument = {"type": "string", "minLength": 1}
     schema: dict[str, Any] = {
@@ -65,40 +67,43 @@ def _full(pattern: re.Pattern[str]) -> str:
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Command": {
         "description": "One management command: its name, then its arguments (protocol brief §3). "
-                       "The argument order beyond GET, HGET, HPOST and END is the lab's choice.",
+        "The argument order beyond GET, HGET, HPOST and END is the lab's choice.",
         "oneOf": [_command_schema(n, *arity) for n, arity in ARITY.items()],
     },
     "CommandList": {
-        "type": "array", "items": ref("Command"), "minItems": 1, "maxItems": 1000,
+        "type": "array",
+        "items": ref("Command"),
+        "minItems": 1,
+        "maxItems": 1000,
         "description": "An ordered list of commands; END may only be the last one.",
     },
     "Commands": {
         "description": f"Package 2, `{media.COMMANDS}`: the commands of one round under the "
-                     "session id in force (a new id every round).",
+        "session id in force (a new id every round).",
         "type": "object",
         "required": ["SessionID", "CMD"],
-        "properties": {"SessionID": {"type": "string", "minLength": 1},
-                       "CMD": ref("CommandList")},
+        "properties": {"SessionID": {"type": "string", "minLength": 1}, "CMD": ref("CommandList")},
         "additionalProperties": False,
     },
     "Status": {
         "description": "The result of one command; `Data` carries a GET's value (lab choice).",
         "type": "object",
         "required": ["sc"],
-        "properties": {"sc": {"type": "integer", "minimum": 100, "maximum": 599},
-                       "Data": {}},
+        "properties": {"sc": {"type": "integer", "minimum": 100, "maximum": 599}, "Data": {}},
         "additionalProperties": False,
     },
     "Alert": {
         "description": "A device event. Session-opening types: "
-                       + ", ".join(sorted(AlertType.SESSION_OPENERS))
-                       + "; anything else (such as a FUMO result) is a generic alert.",
+        + ", ".join(sorted(AlertType.SESSION_OPENERS))
+        + "; anything else (such as a FUMO result) is a generic alert.",
         "type": "object",
         "required": ["AlertType"],
         "properties": {
-            "AlertType": {"type": "string", "minLength": 1,
-                          "examples": [AlertType.CLIENT_INITIATED,
-                                       AlertType.FUMO_DOWNLOAD_AND_UPDATE]},
+            "AlertType": {
+                "type": "string",
+                "minLength": 1,
+                "examples": [AlertType.CLIENT_INITIATED, AlertType.FUMO_DOWNLOAD_AND_UPDATE],
+            },
             "SourceURI": {"type": ["string", "null"]},
             "TargetURI": {"type": ["string", "null"]},
             "Mark": {"enum": [*sorted(MARKS), None]},
@@ -109,19 +114,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Report": {
         "description": f"Package 3, `{media.DM20_RESPONSE}`: one status per command of the round "
-                       "(END gets none), plus alerts. Package 1 and `/alert` use the same shape.",
+        "(END gets none), plus alerts. Package 1 and `/alert` use the same shape.",
         "type": "object",
-        "properties": {"Status": {"type": "array", "items": ref("Status"), "maxItems": 1000},
-                       "Alert": {"type": "array", "items": ref("Alert"), "maxItems": 100}},
+        "properties": {
+            "Status": {"type": "array", "items": ref("Status"), "maxItems": 1000},
+            "Alert": {"type": "array", "items": ref("Alert"), "maxItems": 100},
+        },
         "additionalProperties": False,
     },
     "AlertReport": {
         "description": "The body of `POST /alert`: at least one alert and no statuses.",
         "type": "object",
         "required": ["Alert"],
-        "properties": {"Alert": {"type": "array", "items": ref("Alert"), "minItems": 1,
-                                 "maxItems": 100},
-                       "Status": {"type": "array", "maxItems": 0}},
+        "properties": {
+            "Alert": {"type": "array", "items": ref("Alert"), "minItems": 1, "maxItems": 100},
+            "Status": {"type": "array", "maxItems": 0},
+        },
         "additionalProperties": False,
         "example": {"Alert": [{"AlertType": AlertType.CLIENT_INITIATED}]},
     },
@@ -151,35 +159,48 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "SessionList": {
-        "type": "object", "required": ["Sessions"],
+        "type": "object",
+        "required": ["Sessions"],
         "properties": {"Sessions": {"type": "array", "items": ref("SessionBrief")}},
     },
     "DeviceInfo": {
         "type": "object",
         "required": ["devId", "name", "man", "mod", "account", "registered", "pending"],
         "properties": {
-            "devId": {"type": "string"}, "name": {"type": "string"},
-            "man": {"type": "string"}, "mod": {"type": "string"},
-            "account": {"type": "string"}, "registered": {"type": "number"},
+            "devId": {"type": "string"},
+            "name": {"type": "string"},
+            "man": {"type": "string"},
+            "mod": {"type": "string"},
+            "account": {"type": "string"},
+            "registered": {"type": "number"},
             "pending": {"type": "integer", "minimum": 0},
         },
     },
     "RegisteredDevice": {
         "description": "The new device, with its secret: shown this once, the server keeps a hash.",
-        "allOf": [ref("DeviceInfo"),
-                  {"type": "object", "required": ["secret"],
-                   "properties": {"secret": {"type": "string"}}}],
+        "allOf": [
+            ref("DeviceInfo"),
+            {
+                "type": "object",
+                "required": ["secret"],
+                "properties": {"secret": {"type": "string"}},
+            },
+        ],
     },
     "DeviceList": {
-        "type": "object", "required": ["Devices"],
+        "type": "object",
+        "required": ["Devices"],
         "properties": {"Devices": {"type": "array", "items": ref("DeviceInfo")}},
     },
     "Registration": {
         "type": "object",
         "required": ["devId"],
         "properties": {
-            "devId": {"type": "string", "pattern": _full(DEV_ID),
-                      "examples": ["IMEI:490154203237518"]},
+            "devId": {
+                "type": "string",
+                "pattern": _full(DEV_ID),
+                "examples": ["IMEI:490154203237518"],
+            },
             **{k: {"type": "string", "maxLength": MAX_TEXT} for k in ("name", "man", "mod")},
             "csrf": {"type": "string", "description": "required on form posts"},
         },
@@ -204,8 +225,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "SessionRequest": {
         "description": "What the session is for: explicit commands, or a named job. "
-                       "`notify: false` queues without a DM Notification; `ttl` (seconds) "
-                       "expires a session the device never starts.",
+        "`notify: false` queues without a DM Notification; `ttl` (seconds) "
+        "expires a session the device never starts.",
         "type": "object",
         "properties": {
             "CMD": ref("CommandList"),
@@ -230,19 +251,32 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "FirmwarePackage": {
-        "type": "object", "required": ["version", "size", "sha256", "image"],
-        "properties": {"version": {"type": "string"}, "size": {"type": "integer"},
-                       "sha256": {"type": "string"},
-                       "image": {"type": "string", "contentEncoding": "base64"}},
+        "type": "object",
+        "required": ["version", "size", "sha256", "image"],
+        "properties": {
+            "version": {"type": "string"},
+            "size": {"type": "integer"},
+            "sha256": {"type": "string"},
+            "image": {"type": "string", "contentEncoding": "base64"},
+        },
     },
     "Home": {
-        "type": "object", "required": ["server", "resources"],
+        "type": "object",
+        "required": ["server", "resources"],
         "properties": {
             "server": {"type": "string"},
-            "resources": {"type": "array", "items": {
-                "type": "object", "required": ["method", "path", "purpose"],
-                "properties": {"method": {"type": "string"}, "path": {"type": "string"},
-                               "purpose": {"type": "string"}}}},
+            "resources": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["method", "path", "purpose"],
+                    "properties": {
+                        "method": {"type": "string"},
+                        "path": {"type": "string"},
+                        "purpose": {"type": "string"},
+                    },
+                },
+            },
         },
     },
     "Html": {"type": "string", "description": "an HTML page"},
@@ -255,37 +289,55 @@ PROBLEM_CONTENT = {media.JSON: {"schema": ref("Problem")}, media.HTML: {"schema"
 
 #: Shared refusals; the text says when each happens.
 COMMON_RESPONSES: dict[str, dict[str, Any]] = {
-    "400": {"description": "The request is malformed (a bad body, field or parameter).",
-            "content": PROBLEM_CONTENT},
-    "401": {"description": "No valid credentials (or `OMADM-DevID` names another device).",
-            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-            "content": PROBLEM_CONTENT},
-    "403": {"description": "Credentials of the wrong kind, or a form without its CSRF token.",
-            "content": PROBLEM_CONTENT},
-    "404": {"description": "No such resource, or one the caller may not see.",
-            "content": PROBLEM_CONTENT},
+    "400": {
+        "description": "The request is malformed (a bad body, field or parameter).",
+        "content": PROBLEM_CONTENT,
+    },
+    "401": {
+        "description": "No valid credentials (or `OMADM-DevID` names another device).",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "content": PROBLEM_CONTENT,
+    },
+    "403": {
+        "description": "Credentials of the wrong kind, or a form without its CSRF token.",
+        "content": PROBLEM_CONTENT,
+    },
+    "404": {
+        "description": "No such resource, or one the caller may not see.",
+        "content": PROBLEM_CONTENT,
+    },
     "405": {"description": "Not allowed here.", "content": PROBLEM_CONTENT},
-    "409": {"description": "The session is not in a state that allows this (e.g. a spent id).",
-            "content": PROBLEM_CONTENT},
-    "413": {"description": f"The body is larger than {MAX_BODY} bytes.",
-            "content": PROBLEM_CONTENT},
-    "415": {"description": "The body's media type is not one this resource reads.",
-            "content": PROBLEM_CONTENT},
-    "429": {"description": "Too many failed logins for this name; wait `Retry-After` seconds.",
-            "headers": {"Retry-After": {"schema": {"type": "string"}}},
-            "content": PROBLEM_CONTENT},
+    "409": {
+        "description": "The session is not in a state that allows this (e.g. a spent id).",
+        "content": PROBLEM_CONTENT,
+    },
+    "413": {
+        "description": f"The body is larger than {MAX_BODY} bytes.",
+        "content": PROBLEM_CONTENT,
+    },
+    "415": {
+        "description": "The body's media type is not one this resource reads.",
+        "content": PROBLEM_CONTENT,
+    },
+    "429": {
+        "description": "Too many failed logins for this name; wait `Retry-After` seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+        "content": PROBLEM_CONTENT,
+    },
 }
 
 
-def _json(schema: str, description: str, *, html: bool = False,
-          headers: dict[str, str] | None = None) -> dict[str, Any]:
+def _json(
+    schema: str, description: str, *, html: bool = False, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     content = {media.JSON: {"schema": ref(schema)}}
     if html:
         content[media.HTML] = {"schema": ref("Html")}
     response: dict[str, Any] = {"description": description, "content": content}
     if headers:
-        response["headers"] = {k: {"description": v, "schema": {"type": "string"}}
-                               for k, v in headers.items()}
+        response["headers"] = {
+            k: {"description": v, "schema": {"type": "string"}} for k, v in headers.items()
+        }
     return response
 
 
@@ -296,26 +348,36 @@ def _html(description: str) -> dict[str, Any]:
 def _empty(description: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
     if headers:
-        response["headers"] = {k: {"description": v, "schema": {"type": "string"}}
-                               for k, v in headers.items()}
+        response["headers"] = {
+            k: {"description": v, "schema": {"type": "string"}} for k, v in headers.items()
+        }
     return response
 
 
 COMMANDS_200 = {
     "description": "Package 2: the commands, under the session id in force.",
-    "headers": {"Location": {"description": "/sessions/id/{the id to report to}",
-                             "schema": {"type": "string"}}},
+    "headers": {
+        "Location": {
+            "description": "/sessions/id/{the id to report to}",
+            "schema": {"type": "string"},
+        }
+    },
     "content": {media.COMMANDS: {"schema": ref("Commands")}},
 }
-END_204 = _empty("The session has ended (no commands follow).",
-                 {"OMADM-Result": "the brief result: OK or failure"})
+END_204 = _empty(
+    "The session has ended (no commands follow).",
+    {"OMADM-Result": "the brief result: OK or failure"},
+)
 REDIRECT_303 = _empty("Browsers go on to the next page.", {"Location": "the next page"})
 
-REPORT_BODY = {media.DM20_RESPONSE: {"schema": ref("Report")},
-               media.JSON: {"schema": ref("Report")}}
+REPORT_BODY = {
+    media.DM20_RESPONSE: {"schema": ref("Report")},
+    media.JSON: {"schema": ref("Report")},
+}
 
 
 # Operations -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Op:
@@ -323,12 +385,12 @@ class Op:
 
     summary: str
     tag: str
-    who: tuple[str, ...] = ()                    # security schemes, any of them
-    body: dict[str, Any] | None = None          # media type -> {"schema": ...}
+    who: tuple[str, ...] = ()  # security schemes, any of them
+    body: dict[str, Any] | None = None  # media type -> {"schema": ...}
     body_required: bool = True
-    responses: dict[int, dict[str, Any] | str] = field(default_factory=dict)
+    responses: Mapping[int, dict[str, Any] | str] = field(default_factory=dict)
     query: tuple[dict[str, Any], ...] = ()
-    devid_header: bool = False                  # a device names itself in OMADM-DevID
+    devid_header: bool = False  # a device names itself in OMADM-DevID
 
 
 SESSIONS = "Sessions (CR x.1.1)"
@@ -339,12 +401,19 @@ DATA = "Data resources (lab choice)"
 PEOPLE = "Pages for people"
 
 BOTH = (DEVICE, ACCOUNT)
-_listing = {200: _json("SessionList", "The sessions (a device sees its own, an account "
-                                      "every session of its devices).")}
-_abort = Op("Abort a started or pending session (DM 1.2's alert 1223).", SESSIONS, BOTH,
-            responses={200: _json("SessionBrief", "The aborted session."),
-                       404: "404", 409: "409"},
-            devid_header=True)
+_listing = {
+    200: _json(
+        "SessionList",
+        "The sessions (a device sees its own, an account every session of its devices).",
+    )
+}
+_abort = Op(
+    "Abort a started or pending session (DM 1.2's alert 1223).",
+    SESSIONS,
+    BOTH,
+    responses={200: _json("SessionBrief", "The aborted session."), 404: "404", 409: "409"},
+    devid_header=True,
+)
 
 
 def _form_or_json(form: str, json_schema: str) -> dict[str, Any]:
@@ -353,176 +422,355 @@ def _form_or_json(form: str, json_schema: str) -> dict[str, Any]:
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/sessions/pending"): Op(
-        "List pending management sessions.", SESSIONS, BOTH, responses=_listing,
-        devid_header=True),
+        "List pending management sessions.", SESSIONS, BOTH, responses=_listing, devid_header=True
+    ),
     ("GET", "/sessions/completed"): Op(
-        "List completed sessions with their brief result (OK or failure).", SESSIONS, BOTH,
-        responses=_listing, devid_header=True),
+        "List completed sessions with their brief result (OK or failure).",
+        SESSIONS,
+        BOTH,
+        responses=_listing,
+        devid_header=True,
+    ),
     ("POST", "/sessions/next"): Op(
-        "Start the oldest pending session and get its first commands.", SESSIONS, (DEVICE,),
-        body=REPORT_BODY, body_required=False,
-        responses={200: COMMANDS_200, 204: _empty("Nothing is pending."),
-                   400: "400", 413: "413", 415: "415"},
-        devid_header=True),
+        "Start the oldest pending session and get its first commands.",
+        SESSIONS,
+        (DEVICE,),
+        body=REPORT_BODY,
+        body_required=False,
+        responses={
+            200: COMMANDS_200,
+            204: _empty("Nothing is pending."),
+            400: "400",
+            413: "413",
+            415: "415",
+        },
+        devid_header=True,
+    ),
     ("POST", "/sessions/id/{session_id}"): Op(
-        "Start that pending session and get its first commands.", SESSIONS, (DEVICE,),
-        body=REPORT_BODY, body_required=False,
-        responses={200: COMMANDS_200, 204: END_204, 400: "400", 404: "404", 409: "409",
-                   413: "413", 415: "415"},
-        devid_header=True),
+        "Start that pending session and get its first commands.",
+        SESSIONS,
+        (DEVICE,),
+        body=REPORT_BODY,
+        body_required=False,
+        responses={
+            200: COMMANDS_200,
+            204: END_204,
+            400: "400",
+            404: "404",
+            409: "409",
+            413: "413",
+            415: "415",
+        },
+        devid_header=True,
+    ),
     ("PUT", "/sessions/id/{session_id}"): Op(
         "Report one status per command; get the next commands under a new session id, "
-        "or 204 at the end.", SESSIONS, (DEVICE,), body=REPORT_BODY,
-        responses={200: COMMANDS_200, 204: END_204, 400: "400", 404: "404", 409: "409",
-                   413: "413", 415: "415"},
-        devid_header=True),
+        "or 204 at the end.",
+        SESSIONS,
+        (DEVICE,),
+        body=REPORT_BODY,
+        responses={
+            200: COMMANDS_200,
+            204: END_204,
+            400: "400",
+            404: "404",
+            409: "409",
+            413: "413",
+            415: "415",
+        },
+        devid_header=True,
+    ),
     ("DELETE", "/sessions/id/{session_id}"): _abort,
     ("DELETE", "/session/id/{session_id}"): _abort,
     ("GET", "/devices"): Op(
-        "List the account's devices.", DEVICES, (ACCOUNT,),
-        responses={200: _json("DeviceList", "The devices.", html=True)}),
+        "List the account's devices.",
+        DEVICES,
+        (ACCOUNT,),
+        responses={200: _json("DeviceList", "The devices.", html=True)},
+    ),
     ("GET", "/devices/new"): Op(
-        "The device registration form.", DEVICES, (ACCOUNT,),
-        responses={200: _html("The form.")}),
+        "The device registration form.", DEVICES, (ACCOUNT,), responses={200: _html("The form.")}
+    ),
     ("POST", "/devices/new"): Op(
-        "Register a device; the answer carries its secret, shown this once.", DEVICES,
-        (ACCOUNT,), body=_form_or_json("Registration", "Registration"),
-        responses={201: _json("RegisteredDevice", "Registered.", html=True,
-                              headers={"Location": "the device's page"}),
-                   400: "400", 409: "409", 413: "413", 415: "415"}),
+        "Register a device; the answer carries its secret, shown this once.",
+        DEVICES,
+        (ACCOUNT,),
+        body=_form_or_json("Registration", "Registration"),
+        responses={
+            201: _json(
+                "RegisteredDevice",
+                "Registered.",
+                html=True,
+                headers={"Location": "the device's page"},
+            ),
+            400: "400",
+            409: "409",
+            413: "413",
+            415: "415",
+        },
+    ),
     ("GET", "/devices/{dev_id}"): Op(
-        "Device information (for browsers, with the forms to update it and request a "
-        "session).", DEVICES, (ACCOUNT,),
-        responses={200: _json("DeviceInfo", "The device.", html=True), 404: "404"}),
+        "Device information (for browsers, with the forms to update it and request a session).",
+        DEVICES,
+        (ACCOUNT,),
+        responses={200: _json("DeviceInfo", "The device.", html=True), 404: "404"},
+    ),
     ("PUT", "/devices/{dev_id}"): Op(
-        "Update device information.", DEVICES, (ACCOUNT,),
+        "Update device information.",
+        DEVICES,
+        (ACCOUNT,),
         body=_form_or_json("DeviceUpdate", "DeviceUpdate"),
-        responses={200: _json("DeviceInfo", "Updated."), 303: REDIRECT_303, 400: "400",
-                   404: "404", 413: "413", 415: "415"}),
+        responses={
+            200: _json("DeviceInfo", "Updated."),
+            303: REDIRECT_303,
+            400: "400",
+            404: "404",
+            413: "413",
+            415: "415",
+        },
+    ),
     ("DELETE", "/devices/{dev_id}"): Op(
-        "Unregister a device.", DEVICES, (ACCOUNT,),
-        responses={204: _empty("Unregistered."), 303: REDIRECT_303, 404: "404"}),
+        "Unregister a device.",
+        DEVICES,
+        (ACCOUNT,),
+        responses={204: _empty("Unregistered."), 303: REDIRECT_303, 404: "404"},
+    ),
     ("POST", "/devices/{dev_id}"): Op(
-        "An HTML form's PUT or DELETE (`_method`), CSRF-checked.", DEVICES, (ACCOUNT,),
+        "An HTML form's PUT or DELETE (`_method`), CSRF-checked.",
+        DEVICES,
+        (ACCOUNT,),
         body={media.FORM: {"schema": ref("DeviceForm")}, media.JSON: {"schema": ref("DeviceForm")}},
-        responses={200: _json("DeviceInfo", "Updated (JSON)."), 204: _empty("Unregistered."),
-                   303: REDIRECT_303, 400: "400", 404: "404", 405: "405", 413: "413",
-                   415: "415"}),
+        responses={
+            200: _json("DeviceInfo", "Updated (JSON)."),
+            204: _empty("Unregistered."),
+            303: REDIRECT_303,
+            400: "400",
+            404: "404",
+            405: "405",
+            413: "413",
+            415: "415",
+        },
+    ),
     ("POST", "/devices/{dev_id}/sessions"): Op(
         "Ask for a session: the device's browser component (Accept "
         f"`{media.COMMANDS}`) gets the commands now (flow 3); anyone else queues it and the "
-        "device is notified (flow 4 from a browser, flow 1 from a script).", ENTRY, BOTH,
+        "device is notified (flow 4 from a browser, flow 1 from a script).",
+        ENTRY,
+        BOTH,
         body=_form_or_json("SessionRequestForm", "SessionRequest"),
-        responses={201: {**COMMANDS_200, "description": "Flow 3: the session has begun; "
-                                                        "package 2."},
-                   202: _json("SessionBrief", "Queued.", html=True,
-                              headers={"Location": "/sessions/id/{sessionId}"}),
-                   204: END_204,
-                   400: "400", 404: "404", 413: "413", 415: "415"}),
+        responses={
+            201: {**COMMANDS_200, "description": "Flow 3: the session has begun; package 2."},
+            202: _json(
+                "SessionBrief",
+                "Queued.",
+                html=True,
+                headers={"Location": "/sessions/id/{sessionId}"},
+            ),
+            204: END_204,
+            400: "400",
+            404: "404",
+            413: "413",
+            415: "415",
+        },
+    ),
     ("POST", "/alert"): Op(
         "Report a device event; a session-opening alert may get commands back under a "
-        "new session id.", ALERT, (DEVICE,),
-        body={media.DM20_RESPONSE: {"schema": ref("AlertReport")},
-              media.JSON: {"schema": ref("AlertReport")}},
-        responses={200: COMMANDS_200,
-                   204: _empty("Recorded; no session follows (a generic alert, or nothing "
-                               "pending)."),
-                   400: "400", 413: "413", 415: "415"},
-        devid_header=True),
+        "new session id.",
+        ALERT,
+        (DEVICE,),
+        body={
+            media.DM20_RESPONSE: {"schema": ref("AlertReport")},
+            media.JSON: {"schema": ref("AlertReport")},
+        },
+        responses={
+            200: COMMANDS_200,
+            204: _empty("Recorded; no session follows (a generic alert, or nothing pending)."),
+            400: "400",
+            413: "413",
+            415: "415",
+        },
+        devid_header=True,
+    ),
     ("GET", "/"): Op(
-        "The front page: the resources this server offers.", PEOPLE,
-        responses={200: _json("Home", "The resources.", html=True)}),
+        "The front page: the resources this server offers.",
+        PEOPLE,
+        responses={200: _json("Home", "The resources.", html=True)},
+    ),
     ("GET", "/firmware/{version}"): Op(
-        "A firmware package (what FUMO downloads).", DATA, BOTH,
+        "A firmware package (what FUMO downloads).",
+        DATA,
+        BOTH,
         responses={200: _json("FirmwarePackage", "The package."), 404: "404"},
-        devid_header=True),
+        devid_header=True,
+    ),
     ("GET", "/firmware/{version}/url"): Op(
         "The package's URL as text: a FUMO job HGETs it into DownloadAndUpdate/PkgURL.",
-        DATA, BOTH,
-        responses={200: {"description": "The URL.",
-                         "content": {"text/plain": {"schema": {"type": "string"}}}},
-                   404: "404"},
-        devid_header=True),
+        DATA,
+        BOTH,
+        responses={
+            200: {
+                "description": "The URL.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            404: "404",
+        },
+        devid_header=True,
+    ),
     ("GET", "/data/{key}"): Op(
-        "The data a device delivered under a key (a device reads its own).", DATA, BOTH,
-        responses={200: {"description": "The data, in the media type it was sent with.",
-                         "content": {"*/*": {"schema": {}}}},
-                   400: "400", 404: "404"},
-        devid_header=True),
+        "The data a device delivered under a key (a device reads its own).",
+        DATA,
+        BOTH,
+        responses={
+            200: {
+                "description": "The data, in the media type it was sent with.",
+                "content": {"*/*": {"schema": {}}},
+            },
+            400: "400",
+            404: "404",
+        },
+        devid_header=True,
+    ),
     ("PUT", "/data/{key}"): Op(
-        "Where HPUT and SUB deliver a device's data.", DATA, (DEVICE,),
-        body={"*/*": {"schema": {}}}, body_required=False,
-        responses={204: _empty("Stored."), 400: "400", 413: "413"}, devid_header=True),
+        "Where HPUT and SUB deliver a device's data.",
+        DATA,
+        (DEVICE,),
+        body={"*/*": {"schema": {}}},
+        body_required=False,
+        responses={204: _empty("Stored."), 400: "400", 413: "413"},
+        devid_header=True,
+    ),
     ("POST", "/data/{key}"): Op(
-        "Where HPOST delivers a device's data.", DATA, (DEVICE,),
-        body={"*/*": {"schema": {}}}, body_required=False,
-        responses={204: _empty("Stored."), 400: "400", 413: "413"}, devid_header=True),
+        "Where HPOST delivers a device's data.",
+        DATA,
+        (DEVICE,),
+        body={"*/*": {"schema": {}}},
+        body_required=False,
+        responses={204: _empty("Stored."), 400: "400", 413: "413"},
+        devid_header=True,
+    ),
     ("GET", "/devices/{dev_id}/data/{key}"): Op(
-        "The data one of the account's devices delivered under a key.", DATA, BOTH,
-        responses={200: {"description": "The data, in the media type it was sent with.",
-                         "content": {"*/*": {"schema": {}}}},
-                   400: "400", 404: "404"},
-        devid_header=True),
+        "The data one of the account's devices delivered under a key.",
+        DATA,
+        BOTH,
+        responses={
+            200: {
+                "description": "The data, in the media type it was sent with.",
+                "content": {"*/*": {"schema": {}}},
+            },
+            400: "400",
+            404: "404",
+        },
+        devid_header=True,
+    ),
     ("GET", "/notifications"): Op(
         "Long-poll for the next DM Notification (package 0): how a device in another "
-        "process, or behind NAT, is reached.", DATA, (DEVICE,),
-        query=({"name": "wait", "in": "query", "required": False,
+        "process, or behind NAT, is reached.",
+        DATA,
+        (DEVICE,),
+        query=(
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
                 "description": f"seconds to wait, at most {MAX_WAIT:g}",
-                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}},),
-        responses={200: {"description": "One DM Notification.",
-                         "content": {media.NOTIFICATION: {
-                             "schema": {"type": "string", "contentMediaType": media.NOTIFICATION}}}},
-                   204: _empty("None arrived in time."), 400: "400"},
-        devid_header=True),
+                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
+            },
+        ),
+        responses={
+            200: {
+                "description": "One DM Notification.",
+                "content": {
+                    media.NOTIFICATION: {
+                        "schema": {"type": "string", "contentMediaType": media.NOTIFICATION}
+                    }
+                },
+            },
+            204: _empty("None arrived in time."),
+            400: "400",
+        },
+        devid_header=True,
+    ),
     ("GET", "/events"): Op(
         "The account's lab events (session queued, started, completed...) as "
         "Server-Sent Events; `Last-Event-ID` replays what a reconnecting client missed.",
-        DATA, (ACCOUNT,),
-        query=({"name": "lastEventId", "in": "query", "required": False,
-                "description": "as the Last-Event-ID header", "schema": {"type": "string"}},),
-        responses={200: {"description": "An endless event stream.",
-                         "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                   503: _empty("The server is shutting down.", {"Retry-After": "seconds"})}),
+        DATA,
+        (ACCOUNT,),
+        query=(
+            {
+                "name": "lastEventId",
+                "in": "query",
+                "required": False,
+                "description": "as the Last-Event-ID header",
+                "schema": {"type": "string"},
+            },
+        ),
+        responses={
+            200: {
+                "description": "An endless event stream.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            503: _empty("The server is shutting down.", {"Retry-After": "seconds"}),
+        },
+    ),
     ("GET", "/openapi.json"): Op(
-        "This document.", PEOPLE,
-        responses={200: {"description": "OpenAPI 3.1.",
-                         "content": {media.JSON: {"schema": {"type": "object"}}}}}),
+        "This document.",
+        PEOPLE,
+        responses={
+            200: {
+                "description": "OpenAPI 3.1.",
+                "content": {media.JSON: {"schema": {"type": "object"}}},
+            }
+        },
+    ),
     ("GET", "/docs"): Op(
-        "This document as a page.", PEOPLE, responses={200: _html("The API, readable.")}),
+        "This document as a page.", PEOPLE, responses={200: _html("The API, readable.")}
+    ),
     ("GET", "/login"): Op(
-        "Sign in (HTTP Basic) and go on to the devices.", PEOPLE, (ACCOUNT,),
-        responses={303: REDIRECT_303}),
+        "Sign in (HTTP Basic) and go on to the devices.",
+        PEOPLE,
+        (ACCOUNT,),
+        responses={303: REDIRECT_303},
+    ),
     ("GET", "/logout"): Op(
-        "Sign out: a 401 makes the browser forget the credentials it cached.", PEOPLE,
-        responses={401: {**COMMON_RESPONSES["401"],
-                         "description": "Always: the browser drops its cached credentials."}}),
+        "Sign out: a 401 makes the browser forget the credentials it cached.",
+        PEOPLE,
+        responses={
+            401: {
+                **COMMON_RESPONSES["401"],
+                "description": "Always: the browser drops its cached credentials.",
+            }
+        },
+    ),
 }
 
 
 # The document --------------------------------------------------------------------
 
+
 def openapi_path(route_path: str) -> str:
     """A Starlette route path with the CR's parameter names."""
-    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: "{" + PARAM_NAMES.get(m[1], m[1]) + "}",
-                  route_path)
+    return re.sub(
+        r"\{(\w+)(?::\w+)?\}", lambda m: "{" + PARAM_NAMES.get(m[1], m[1]) + "}", route_path
+    )
 
 
 def route_operations(routes: Iterable[BaseRoute]) -> list[tuple[str, str, Route]]:
     """``(method, route path, route)`` for every operation the routes serve."""
-    found = []
-    for route in routes:
-        if isinstance(route, Route):
-            for method in sorted((route.methods or set()) - IMPLICIT_METHODS):
-                found.append((method, route.path, route))
-    return found
+    return [
+        (method, route.path, route)
+        for route in routes
+        if isinstance(route, Route)
+        for method in sorted((route.methods or set()) - IMPLICIT_METHODS)
+    ]
 
 
 def undocumented(routes: Iterable[BaseRoute]) -> list[str]:
     """Operations without an entry in :data:`OPERATIONS`, and routes of kinds this
     module cannot describe (a mount, a websocket): each is a gap in the document."""
     gaps = [f"{m} {p}" for m, p, _ in route_operations(routes) if (m, p) not in OPERATIONS]
-    gaps += [f"{type(r).__name__} {getattr(r, 'path', '?')}" for r in routes
-             if not isinstance(r, Route)]
+    gaps += [
+        f"{type(r).__name__} {getattr(r, 'path', '?')}" for r in routes if not isinstance(r, Route)
+    ]
     return gaps
 
 
@@ -536,13 +784,20 @@ def _parameters(method: str, path: str, op: Op) -> list[dict[str, Any]]:
             schema = {"type": "string", "pattern": _full(DATA_KEY)}
         elif name == "version":
             schema = {"type": "string", "examples": ["2.0.0"]}
-        params.append({"name": PARAM_NAMES.get(name, name), "in": "path", "required": True,
-                       "schema": schema})
+        params.append(
+            {"name": PARAM_NAMES.get(name, name), "in": "path", "required": True, "schema": schema}
+        )
     params.extend(op.query)
     if op.devid_header:
-        params.append({"name": media.DEVID_HEADER, "in": "header", "required": False,
-                       "description": "a device names its DevID; it must match the credentials",
-                       "schema": {"type": "string", "pattern": _full(DEV_ID)}})
+        params.append(
+            {
+                "name": media.DEVID_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "a device names its DevID; it must match the credentials",
+                "schema": {"type": "string", "pattern": _full(DEV_ID)},
+            }
+        )
     return params
 
 
@@ -555,8 +810,9 @@ def _responses(op: Op) -> dict[str, Any]:
         codes.setdefault(429, "429")
     for code in sorted(codes):
         spec = codes[code]
-        out[str(code)] = ({"$ref": f"#/components/responses/{spec}"} if isinstance(spec, str)
-                          else spec)
+        out[str(code)] = (
+            {"$ref": f"#/components/responses/{spec}"} if isinstance(spec, str) else spec
+        )
     return out
 
 
@@ -585,6 +841,7 @@ def _operation(method: str, path: str, route: Route, op: Op) -> dict[str, Any]:
 def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for these routes (normally ``app.routes``)."""
     from .. import __version__  # here: dmlab/__init__ imports the server first
+
     routes = list(routes)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, route in route_operations(routes):
@@ -592,7 +849,9 @@ def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -
         if op is None:
             # Undocumented, yet served: say so in the document rather than hide it.
             op = Op("Undocumented.", "Undocumented")
-        paths.setdefault(openapi_path(path), {})[method.lower()] = _operation(method, path, route, op)
+        paths.setdefault(openapi_path(path), {})[method.lower()] = _operation(
+            method, path, route, op
+        )
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -603,7 +862,8 @@ def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -
                 "serves them, with the lab's choices where the CR is silent: the message "
                 "bodies (DM 2.0 JSON), the browser entry point, the data resources and the "
                 "notification long-poll. Devices authenticate as `devId:secret`, accounts as "
-                "`name:password`, both with HTTP Basic over TLS."),
+                "`name:password`, both with HTTP Basic over TLS."
+            ),
         },
         "tags": [{"name": t} for t in (SESSIONS, DEVICES, ALERT, ENTRY, DATA, PEOPLE)],
         "paths": paths,
@@ -611,11 +871,16 @@ def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -
             "schemas": SCHEMAS,
             "responses": COMMON_RESPONSES,
             "securitySchemes": {
-                ACCOUNT: {"type": "http", "scheme": "basic",
-                          "description": "an account: `name:password`"},
-                DEVICE: {"type": "http", "scheme": "basic",
-                         "description": "a device: `devId:secret` (the secret follows the "
-                                        "last colon)"},
+                ACCOUNT: {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "an account: `name:password`",
+                },
+                DEVICE: {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "a device: `devId:secret` (the secret follows the last colon)",
+                },
             },
         },
     }

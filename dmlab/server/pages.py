@@ -24,4 +24,6 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
 
 
 def render_error(request: Request, status: int, error: str, detail: str) -> str:
-    return render("error.html", title=f"{status} {error}", status=status, error=error, detail=detail)
+    return render(
+        "error.html", title=f"{status} {error}", status=status, error=error, detail=detail
+    )

@@ -3,7 +3,7 @@ name and a readable detail, rendered as JSON or as an HTML page."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,8 +13,9 @@ from .negotiation import wants_html
 
 
 class Problem(Exception):
-    def __init__(self, status: int, error: str, detail: str,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
@@ -28,10 +29,16 @@ def problem_response(request: Request, problem: Problem) -> Response:
     if wants_html(request):
         from .pages import render_error
 
-        return HTMLResponse(render_error(request, problem.status, problem.error, problem.detail),
-                            status_code=problem.status, headers=problem.headers)
-    return JSONResponse({"error": problem.error, "detail": problem.detail},
-                        status_code=problem.status, headers=problem.headers)
+        return HTMLResponse(
+            render_error(request, problem.status, problem.error, problem.detail),
+            status_code=problem.status,
+            headers=problem.headers,
+        )
+    return JSONResponse(
+        {"error": problem.error, "detail": problem.detail},
+        status_code=problem.status,
+        headers=problem.headers,
+    )
 
 
 async def handle_problem(request: Request, exc: Exception) -> Response:
@@ -45,16 +52,16 @@ _HTTP_ERRORS = {404: "not-found", 405: "method-not-allowed", 400: "bad-request"}
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 (unknown path, wrong method) in the same shape."""
     assert isinstance(exc, HTTPException)
-    detail = {404: f"no resource at {request.url.path}",
-              405: f"{request.method} is not allowed on {request.url.path}"}.get(
-        exc.status_code, str(exc.detail))
+    detail = {
+        404: f"no resource at {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         # Starlette names only the first route that matched the path; a path
         # served by several routes (one per method) allows all of their methods.
         headers["Allow"] = ", ".join(_allowed_methods(request))
-    problem = Problem(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "error"), detail,
-                      headers)
+    problem = Problem(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "error"), detail, headers)
     return problem_response(request, problem)
 
 

@@ -38,7 +38,8 @@ class TraceMiddleware:
                 status=status,
                 session=fields.get("session", ""),
                 request=fields.get("request", ""),
-                response=fields.get("response", "") or scope.get("state", {}).get("trace_response", ""),
+                response=fields.get("response", "")
+                or scope.get("state", {}).get("trace_response", ""),
             )
 
         async def send_and_watch(message: Message) -> None:
@@ -50,8 +51,11 @@ class TraceMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = dict(message.get("headers", ()))
-                if (status in (204, 304) or scope["method"] == "HEAD"
-                        or headers.get(b"content-length") == b"0"):
+                if (
+                    status in (204, 304)
+                    or scope["method"] == "HEAD"
+                    or headers.get(b"content-length") == b"0"
+                ):
                     record()
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 record()

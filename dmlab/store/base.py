@@ -25,8 +25,10 @@ class Store(Protocol):
     def get_session(self, key: str) -> Session | None: ...
     def session_by_id(self, session_id: str) -> Session | None:
         """The session that has (or had) this id, current or spent."""
+
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
         """Oldest first: pending sessions form a FIFO queue per device."""
+
     def sessions_of_account(self, account: str, state: State) -> list[Session]: ...
 
     def add_alert(self, record: AlertRecord) -> None: ...

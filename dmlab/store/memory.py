@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from .model import Account, AlertRecord, Device, Session, State
 

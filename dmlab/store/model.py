@@ -14,8 +14,8 @@ from ..protocol import Alert, Command, Status
 
 
 class State(StrEnum):
-    PENDING = "pending"      # queued, waiting for the device to start it
-    ACTIVE = "active"        # started; the device holds a live session id
+    PENDING = "pending"  # queued, waiting for the device to start it
+    ACTIVE = "active"  # started; the device holds a live session id
     COMPLETED = "completed"  # ended, with a result
 
 

@@ -127,60 +127,98 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
 
 
 #: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1,
-                                                               1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+}
 
 
 # JSON for the structured fields ---------------------------------------------------
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _job_json(job: JobSpec) -> str:
-    return _dumps({"name": job.name, "params": job.params,
-                   "commands": [c.to_json() for c in job.commands]})
+    return _dumps(
+        {"name": job.name, "params": job.params, "commands": [c.to_json() for c in job.commands]}
+    )
 
 
 def _job_from(text: str) -> JobSpec:
     value = json.loads(text)
-    return JobSpec(value["name"], value["params"],
-                   tuple(Command.from_json(c) for c in value["commands"]))
+    return JobSpec(
+        value["name"], value["params"], tuple(Command.from_json(c) for c in value["commands"])
+    )
 
 
 def _rounds_json(rounds: tuple[Round, ...]) -> str:
-    return _dumps([{
-        "session_id": r.session_id,
-        "commands": [c.to_json() for c in r.commands],
-        # None (not reported yet) and [] (reported, nothing due) must stay apart.
-        "statuses": None if r.statuses is None else [s.to_json() for s in r.statuses],
-        "alerts": [a.to_json() for a in r.alerts],
-    } for r in rounds])
+    return _dumps(
+        [
+            {
+                "session_id": r.session_id,
+                "commands": [c.to_json() for c in r.commands],
+                # None (not reported yet) and [] (reported, nothing due) must stay apart.
+                "statuses": None if r.statuses is None else [s.to_json() for s in r.statuses],
+                "alerts": [a.to_json() for a in r.alerts],
+            }
+            for r in rounds
+        ]
+    )
 
 
 def _rounds_from(text: str) -> tuple[Round, ...]:
     return tuple(
-        Round(r["session_id"],
-              tuple(Command.from_json(c) for c in r["commands"]),
-              None if r["statuses"] is None else tuple(Status.from_json(s) for s in r["statuses"]),
-              tuple(Alert.from_json(a) for a in r["alerts"]))
+        Round(
+            r["session_id"],
+            tuple(Command.from_json(c) for c in r["commands"]),
+            None if r["statuses"] is None else tuple(Status.from_json(s) for s in r["statuses"]),
+            tuple(Alert.from_json(a) for a in r["alerts"]),
+        )
         for r in json.loads(text)
     )
 
 
-_SESSION_COLUMNS = ("key, dev_id, account, job, origin, state, result, session_id, rounds, "
-                    "created_at, started_at, ended_at, expires_at, reason")
+_SESSION_COLUMNS = (
+    "key, dev_id, account, job, origin, state, result, session_id, rounds, "
+    "created_at, started_at, ended_at, expires_at, reason"
+)
 
 
 def _session_from(row: tuple[Any, ...]) -> Session:
-    (key, dev_id, account, job, origin, state, result, session_id, rounds,
-     created_at, started_at, ended_at, expires_at, reason) = row
-    return Session(key=key, dev_id=dev_id, account=account, job=_job_from(job),
-                   origin=Origin(origin), state=State(state),
-                   result=None if result is None else Result(result),
-                   session_id=session_id, rounds=_rounds_from(rounds), created_at=created_at,
-                   started_at=started_at, ended_at=ended_at, expires_at=expires_at,
-                   reason=reason)
+    (
+        key,
+        dev_id,
+        account,
+        job,
+        origin,
+        state,
+        result,
+        session_id,
+        rounds,
+        created_at,
+        started_at,
+        ended_at,
+        expires_at,
+        reason,
+    ) = row
+    return Session(
+        key=key,
+        dev_id=dev_id,
+        account=account,
+        job=_job_from(job),
+        origin=Origin(origin),
+        state=State(state),
+        result=None if result is None else Result(result),
+        session_id=session_id,
+        rounds=_rounds_from(rounds),
+        created_at=created_at,
+        started_at=started_at,
+        ended_at=ended_at,
+        expires_at=expires_at,
+        reason=reason,
+    )
 
 
 _DEVICE_COLUMNS = "dev_id, account, secret_hash, notify_key, man, mod, name, registered_at"
@@ -196,8 +234,9 @@ class SQLiteStore:
     devices' sessions. Methods called outside ``transaction()`` each run in a
     transaction of their own; inside one, they join it."""
 
-    def __init__(self, path: str | os.PathLike[str], *, alerts_per_device: int = 200,
-                 timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, alerts_per_device: int = 200, timeout: float = 5.0
+    ) -> None:
         if alerts_per_device < 0:
             raise ValueError("alerts_per_device must not be negative")
         self.path = os.fspath(path)
@@ -206,8 +245,9 @@ class SQLiteStore:
         self._depth = 0  # transaction nesting; only touched by the lock's owner
         # isolation_level=None: no implicit BEGINs; transaction() says when.
         # `timeout` is how long BEGIN IMMEDIATE waits for another process' write.
-        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             # WAL: readers in other processes do not block the server's writes.
             conn.execute("PRAGMA journal_mode = WAL")
@@ -260,7 +300,8 @@ class SQLiteStore:
                 raise SchemaVersionError(
                     f"{self.path} has store schema version {version}, but this dmlab only "
                     f"knows versions up to {SCHEMA_VERSION}: it was written by a newer "
-                    "dmlab. Upgrade dmlab, or use another data directory.")
+                    "dmlab. Upgrade dmlab, or use another data directory."
+                )
             while version < SCHEMA_VERSION:
                 MIGRATIONS[version](conn)
                 version += 1
@@ -325,7 +366,8 @@ class SQLiteStore:
             self._db().execute(
                 "INSERT INTO accounts (name, password_hash) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
-                (account.name, account.password_hash))
+                (account.name, account.password_hash),
+            )
 
     def get_account(self, name: str) -> Account | None:
         row = self._one("SELECT name, password_hash FROM accounts WHERE name = ?", (name,))
@@ -343,8 +385,17 @@ class SQLiteStore:
                 "secret_hash = excluded.secret_hash, notify_key = excluded.notify_key, "
                 "man = excluded.man, mod = excluded.mod, name = excluded.name, "
                 "registered_at = excluded.registered_at",
-                (device.dev_id, device.account, device.secret_hash, device.notify_key,
-                 device.man, device.mod, device.name, device.registered_at))
+                (
+                    device.dev_id,
+                    device.account,
+                    device.secret_hash,
+                    device.notify_key,
+                    device.man,
+                    device.mod,
+                    device.name,
+                    device.registered_at,
+                ),
+            )
 
     def get_device(self, dev_id: str) -> Device | None:
         row = self._one(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE dev_id = ?", (dev_id,))
@@ -356,23 +407,27 @@ class SQLiteStore:
             self._db().execute("DELETE FROM devices WHERE dev_id = ?", (dev_id,))
 
     def devices_of(self, account: str) -> list[Device]:
-        rows = self._all(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE account = ? "
-                         "ORDER BY rowid", (account,))
+        rows = self._all(
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE account = ? ORDER BY rowid", (account,)
+        )
         return [_device_from(row) for row in rows]
 
     # Sessions ----------------------------------------------------------------------------
     def put_session(self, session: Session) -> None:
         with self.transaction():
             conn = self._db()
-            old = conn.execute("SELECT state, position FROM sessions WHERE key = ?",
-                               (session.key,)).fetchone()
+            old = conn.execute(
+                "SELECT state, position FROM sessions WHERE key = ?", (session.key,)
+            ).fetchone()
             if old is not None and old[0] == session.state.value:
                 position = old[1]  # same state: keep its place in the listings
             else:
-                conn.execute("UPDATE counters SET value = value + 1 "
-                             "WHERE name = 'session_position'")
-                position = conn.execute("SELECT value FROM counters "
-                                        "WHERE name = 'session_position'").fetchone()[0]
+                conn.execute(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'session_position'"
+                )
+                position = conn.execute(
+                    "SELECT value FROM counters WHERE name = 'session_position'"
+                ).fetchone()[0]
             conn.execute(
                 "INSERT INTO sessions (key, dev_id, account, state, position, created_at, "
                 "origin, result, session_id, started_at, ended_at, expires_at, reason, job, "
@@ -384,15 +439,29 @@ class SQLiteStore:
                 "session_id = excluded.session_id, started_at = excluded.started_at, "
                 "ended_at = excluded.ended_at, expires_at = excluded.expires_at, "
                 "reason = excluded.reason, job = excluded.job, rounds = excluded.rounds",
-                (session.key, session.dev_id, session.account, session.state.value, position,
-                 session.created_at, session.origin.value,
-                 None if session.result is None else session.result.value,
-                 session.session_id, session.started_at, session.ended_at, session.expires_at,
-                 session.reason, _job_json(session.job), _rounds_json(session.rounds)))
+                (
+                    session.key,
+                    session.dev_id,
+                    session.account,
+                    session.state.value,
+                    position,
+                    session.created_at,
+                    session.origin.value,
+                    None if session.result is None else session.result.value,
+                    session.session_id,
+                    session.started_at,
+                    session.ended_at,
+                    session.expires_at,
+                    session.reason,
+                    _job_json(session.job),
+                    _rounds_json(session.rounds),
+                ),
+            )
             conn.executemany(
                 "INSERT INTO session_ids (id, key) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET key = excluded.key",
-                [(sid, session.key) for sid in session.ids])
+                [(sid, session.key) for sid in session.ids],
+            )
 
     def get_session(self, key: str) -> Session | None:
         row = self._one(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
@@ -400,19 +469,28 @@ class SQLiteStore:
 
     def session_by_id(self, session_id: str) -> Session | None:
         """The session that has (or had) this id, current or spent."""
-        row = self._one(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = "
-                        "(SELECT key FROM session_ids WHERE id = ?)", (session_id,))
+        row = self._one(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = "
+            "(SELECT key FROM session_ids WHERE id = ?)",
+            (session_id,),
+        )
         return None if row is None else _session_from(row)
 
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
         """In the order they entered ``state``: pending ones form a FIFO queue per device."""
-        rows = self._all(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE dev_id = ? "
-                         "AND state = ? ORDER BY position", (dev_id, state.value))
+        rows = self._all(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE dev_id = ? "
+            "AND state = ? ORDER BY position",
+            (dev_id, state.value),
+        )
         return [_session_from(row) for row in rows]
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]:
-        rows = self._all(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE account = ? "
-                         "AND state = ? ORDER BY position", (account, state.value))
+        rows = self._all(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE account = ? "
+            "AND state = ? ORDER BY position",
+            (account, state.value),
+        )
         return [_session_from(row) for row in rows]
 
     # Alerts and device data ---------------------------------------------------------------
@@ -420,21 +498,28 @@ class SQLiteStore:
         """Keeps the newest ``alerts_per_device`` of the device, like a bounded deque."""
         with self.transaction():
             conn = self._db()
-            conn.execute("INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (?, ?, ?, ?)",
-                         (record.dev_id, record.at, record.session_key,
-                          _dumps(record.alert.to_json())))
+            conn.execute(
+                "INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (?, ?, ?, ?)",
+                (record.dev_id, record.at, record.session_key, _dumps(record.alert.to_json())),
+            )
             conn.execute(
                 "DELETE FROM alerts WHERE dev_id = ? AND id <= (SELECT id FROM alerts "
                 "WHERE dev_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (record.dev_id, record.dev_id, self._alerts_per_device))
+                (record.dev_id, record.dev_id, self._alerts_per_device),
+            )
 
     def alerts_of(self, dev_id: str, limit: int = 50) -> list[AlertRecord]:
         """The newest ``limit`` alerts of a device, oldest first."""
         # SQLite reads a negative LIMIT as "no limit".
-        rows = self._all("SELECT dev_id, alert, at, session_key FROM alerts WHERE dev_id = ? "
-                         "ORDER BY id DESC LIMIT ?", (dev_id, max(limit, 0)))
-        return [AlertRecord(d, Alert.from_json(json.loads(a)), at, key)
-                for d, a, at, key in reversed(rows)]
+        rows = self._all(
+            "SELECT dev_id, alert, at, session_key FROM alerts WHERE dev_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (dev_id, max(limit, 0)),
+        )
+        return [
+            AlertRecord(d, Alert.from_json(json.loads(a)), at, key)
+            for d, a, at, key in reversed(rows)
+        ]
 
     def put_data(self, dev_id: str, key: str, content_type: str, body: bytes) -> None:
         with self.transaction():
@@ -442,32 +527,48 @@ class SQLiteStore:
                 "INSERT INTO data (dev_id, key, content_type, body) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (dev_id, key) DO UPDATE SET content_type = excluded.content_type, "
                 "body = excluded.body",
-                (dev_id, key, content_type, bytes(body)))
+                (dev_id, key, content_type, bytes(body)),
+            )
 
     def get_data(self, dev_id: str, key: str) -> tuple[str, bytes] | None:
-        row = self._one("SELECT content_type, body FROM data WHERE dev_id = ? AND key = ?",
-                        (dev_id, key))
+        row = self._one(
+            "SELECT content_type, body FROM data WHERE dev_id = ? AND key = ?", (dev_id, key)
+        )
         return None if row is None else (row[0], bytes(row[1]))
 
     # The trace (a ``TraceSink``) ----------------------------------------------------------
-    _TRACE_COLUMNS = ("seq, time, source, target, dev_id, method, path, status, session, "
-                      "request, response")
+    _TRACE_COLUMNS = (
+        "seq, time, source, target, dev_id, method, path, status, session, request, response"
+    )
 
     def append_trace(self, exchange: Exchange, limit: int) -> None:
         """Keep one exchange, and only the newest ``limit`` (as the in-memory trace)."""
         with self.transaction():
             conn = self._db()
-            conn.execute(f"INSERT OR REPLACE INTO trace ({self._TRACE_COLUMNS}) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (exchange.seq, exchange.time, exchange.source, exchange.target,
-                          exchange.dev_id, exchange.method, exchange.path, exchange.status,
-                          exchange.session, exchange.request, exchange.response))
+            conn.execute(
+                f"INSERT OR REPLACE INTO trace ({self._TRACE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    exchange.seq,
+                    exchange.time,
+                    exchange.source,
+                    exchange.target,
+                    exchange.dev_id,
+                    exchange.method,
+                    exchange.path,
+                    exchange.status,
+                    exchange.session,
+                    exchange.request,
+                    exchange.response,
+                ),
+            )
             conn.execute("DELETE FROM trace WHERE seq <= ?", (exchange.seq - limit,))
 
     def load_trace(self, limit: int) -> list[Exchange]:
         """The newest ``limit`` exchanges, oldest first."""
-        rows = self._all(f"SELECT {self._TRACE_COLUMNS} FROM trace ORDER BY seq DESC LIMIT ?",
-                         (max(limit, 0),))
+        rows = self._all(
+            f"SELECT {self._TRACE_COLUMNS} FROM trace ORDER BY seq DESC LIMIT ?", (max(limit, 0),)
+        )
         return [Exchange(*row) for row in reversed(rows)]
 
     def clear_trace(self) -> None:

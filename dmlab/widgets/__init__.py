@@ -14,5 +14,13 @@ from .panel import ALERTS, JOBS, ControlPanel
 from .table import COLUMNS, SessionTable
 from .trace import TraceView
 
-__all__ = ["ALERTS", "COLUMNS", "JOBS", "ControlPanel", "Dashboard", "SessionTable", "TraceView",
-           "dashboard"]
+__all__ = [
+    "ALERTS",
+    "COLUMNS",
+    "JOBS",
+    "ControlPanel",
+    "Dashboard",
+    "SessionTable",
+    "TraceView",
+    "dashboard",
+]

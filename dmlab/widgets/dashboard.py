@@ -19,11 +19,16 @@ class Dashboard(widgets.VBox):
         self.panel = ControlPanel(lab)
         self.table = SessionTable(lab)
         self.trace = TraceView(lab, since)
-        super().__init__(children=[
-            self.panel,
-            widgets.HTML("<b>Sessions</b>"), self.table,
-            widgets.HTML("<b>Exchanges</b> (sequence diagram)"), self.trace,
-        ], **kwargs)
+        super().__init__(
+            children=[
+                self.panel,
+                widgets.HTML("<b>Sessions</b>"),
+                self.table,
+                widgets.HTML("<b>Exchanges</b> (sequence diagram)"),
+                self.trace,
+            ],
+            **kwargs,
+        )
 
     def close(self) -> None:
         for part in (self.panel, self.table, self.trace):
@@ -32,8 +37,10 @@ class Dashboard(widgets.VBox):
 
     def __repr__(self) -> str:
         sessions = sum(self.table.counts().values())
-        return (f"Dashboard(devices={len(self.panel.lab.devices)}, sessions={sessions}, "
-                f"exchanges={len(self.trace.exchanges())})")
+        return (
+            f"Dashboard(devices={len(self.panel.lab.devices)}, sessions={sessions}, "
+            f"exchanges={len(self.trace.exchanges())})"
+        )
 
 
 def dashboard(lab: Lab, since: int | None = None) -> Dashboard:

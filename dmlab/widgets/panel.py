@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -26,9 +27,10 @@ ALERTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ClientInitiatedMgmt": (AlertType.CLIENT_INITIATED, {}),
     # What a FUMO job reports when it has finished (brief §4): a generic alert
     # with the FUMO result code (200 successful) and the instance it concerns.
-    "FUMO generic alert": (AlertType.FUMO_DOWNLOAD_AND_UPDATE,
-                           {"source_uri": "urn:oma:mo:oma-fumo:1.0/fw1", "mark": "informational",
-                            "data": 200}),
+    "FUMO generic alert": (
+        AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+        {"source_uri": "urn:oma:mo:oma-fumo:1.0/fw1", "mark": "informational", "data": 200},
+    ),
 }
 JOBS = ("inventory", "firmware-update", "commands")
 DEFAULT_COMMANDS = '[["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"], ["END"]]'
@@ -48,27 +50,42 @@ class ControlPanel(widgets.VBox):
         self.devices = widgets.SelectMultiple(description="Devices", rows=3, style=style)
         self.job = widgets.Dropdown(options=JOBS, value="inventory", description="Job", style=style)
         self.version = widgets.Text(value="2.0.0", description="Firmware", style=style)
-        self.commands = widgets.Textarea(value=DEFAULT_COMMANDS, description="Commands", style=style,
-                                         layout=widgets.Layout(width="40em", height="4em"))
-        self.queue = widgets.Button(description="Queue session", icon="play", button_style="primary")
-        self.session = widgets.Combobox(description="Session id", placeholder="pending or active id",
-                                        ensure_option=False, style=style)
+        self.commands = widgets.Textarea(
+            value=DEFAULT_COMMANDS,
+            description="Commands",
+            style=style,
+            layout=widgets.Layout(width="40em", height="4em"),
+        )
+        self.queue = widgets.Button(
+            description="Queue session", icon="play", button_style="primary"
+        )
+        self.session = widgets.Combobox(
+            description="Session id",
+            placeholder="pending or active id",
+            ensure_option=False,
+            style=style,
+        )
         self.abort = widgets.Button(description="Abort", icon="stop", button_style="danger")
         self.result = widgets.HTML(value="<i>no action yet</i>")
         self.fire.on_click(self._guarded(self.fire_alert))
         self.queue.on_click(self._guarded(self.queue_session))
         self.abort.on_click(self._guarded(self.abort_session))
-        super().__init__(children=[
-            widgets.HTML("<b>Device event</b> (flow 2: <code>POST /alert</code>)"),
-            widgets.HBox([self.device, self.alert_type, self.fire]),
-            widgets.HTML("<b>Operator</b> (flow 1: <code>POST /devices/{devId}/sessions</code>)"),
-            widgets.HBox([self.devices, widgets.VBox([self.job, self.version])]),
-            self.commands,
-            self.queue,
-            widgets.HTML("<b>Abort</b> (<code>DELETE /session/id/{sessionId}</code>)"),
-            widgets.HBox([self.session, self.abort]),
-            self.result,
-        ], **kwargs)
+        super().__init__(
+            children=[
+                widgets.HTML("<b>Device event</b> (flow 2: <code>POST /alert</code>)"),
+                widgets.HBox([self.device, self.alert_type, self.fire]),
+                widgets.HTML(
+                    "<b>Operator</b> (flow 1: <code>POST /devices/{devId}/sessions</code>)"
+                ),
+                widgets.HBox([self.devices, widgets.VBox([self.job, self.version])]),
+                self.commands,
+                self.queue,
+                widgets.HTML("<b>Abort</b> (<code>DELETE /session/id/{sessionId}</code>)"),
+                widgets.HBox([self.session, self.abort]),
+                self.result,
+            ],
+            **kwargs,
+        )
         self.refresh()
         self._unsubscribe = lab.events.subscribe(self._on_event)
 
@@ -104,7 +121,9 @@ class ControlPanel(widgets.VBox):
             operator = self.lab.operators[self.lab.devices[dev_id].account]
             queued.append((dev_id, operator.request_session(dev_id, **job)["SessionID"]))
         self.lab.settle()
-        outcomes = [f"{dev_id}: session {sid} {self._outcome(dev_id, sid)}" for dev_id, sid in queued]
+        outcomes = [
+            f"{dev_id}: session {sid} {self._outcome(dev_id, sid)}" for dev_id, sid in queued
+        ]
         return f"queued {len(queued)} {self.job.value} session(s); " + "; ".join(outcomes)
 
     def abort_session(self) -> str:
@@ -122,8 +141,10 @@ class ControlPanel(widgets.VBox):
                 refusal = exc
                 continue
             self.lab.settle()
-            return (f"aborted session {session_id} of {brief['DevID']}: "
-                    f"{brief['State']} ({brief.get('Result')})")
+            return (
+                f"aborted session {session_id} of {brief['DevID']}: "
+                f"{brief['State']} ({brief.get('Result')})"
+            )
         assert refusal is not None
         raise refusal
 
@@ -163,8 +184,9 @@ class ControlPanel(widgets.VBox):
             return "still pending (the device has not called yet)"
         ids = session.ids
         result = session.result.value if session.result else ""
-        return (f"completed {result} after {len(session.rounds)} round(s)"
-                + (f", ids {' → '.join(ids)}" if len(ids) > 1 else ""))
+        return f"completed {result} after {len(session.rounds)} round(s)" + (
+            f", ids {' → '.join(ids)}" if len(ids) > 1 else ""
+        )
 
     def refresh(self) -> None:
         """Bring device and session choices up to date (cheap; any thread)."""
@@ -173,7 +195,9 @@ class ControlPanel(widgets.VBox):
             if list(self.device.options) != devices:
                 current = self.device.value
                 self.device.options = devices
-                self.device.value = current if current in devices else (devices[0] if devices else None)
+                self.device.value = (
+                    current if current in devices else (devices[0] if devices else None)
+                )
             if list(self.devices.options) != devices:
                 kept = tuple(d for d in self.devices.value if d in devices)
                 self.devices.options = devices

@@ -56,11 +56,18 @@ class SessionTable(widgets.VBox):
 
     def _from_brief(self, brief: dict[str, Any]) -> None:
         ids = brief.get("IDs") or [brief["SessionID"]]
-        row = self._rows.setdefault(ids[0], {
-            "session id": brief["SessionID"], "device": brief["DevID"], "job": "", "origin": "",
-            "state": brief["State"], "result": brief.get("Result") or "",
-            "rounds": int(brief.get("Rounds", 0)),
-        })
+        row = self._rows.setdefault(
+            ids[0],
+            {
+                "session id": brief["SessionID"],
+                "device": brief["DevID"],
+                "job": "",
+                "origin": "",
+                "state": brief["State"],
+                "result": brief.get("Result") or "",
+                "rounds": int(brief.get("Rounds", 0)),
+            },
+        )
         row["job"] = row["job"] or brief["Job"]
         row["origin"] = row["origin"] or brief["Origin"]
 
@@ -70,9 +77,18 @@ class SessionTable(widgets.VBox):
         data = event.data
         key = str(data.get("key") or data.get("session", ""))
         with self._lock:
-            row = self._rows.setdefault(key, {
-                "session id": key, "device": event.dev_id, "job": str(data.get("job", "")),
-                "origin": str(data.get("origin", "")), "state": "pending", "result": "", "rounds": 0})
+            row = self._rows.setdefault(
+                key,
+                {
+                    "session id": key,
+                    "device": event.dev_id,
+                    "job": str(data.get("job", "")),
+                    "origin": str(data.get("origin", "")),
+                    "state": "pending",
+                    "result": "",
+                    "rounds": 0,
+                },
+            )
             row["session id"] = str(data.get("session") or row["session id"])
             if event.kind == "session.started":
                 row["state"], row["rounds"] = "active", row["rounds"] + 1
@@ -88,11 +104,14 @@ class SessionTable(widgets.VBox):
         head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in COLUMNS) + "</tr>"
-            for row in self._rows.values())
+            for row in self._rows.values()
+        )
         if not body:
             body = f'<tr><td colspan="{len(COLUMNS)}"><i>no sessions yet</i></td></tr>'
-        self.html.value = (f'<table class="dmlab-sessions" style="border-collapse:collapse">'
-                           f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        self.html.value = (
+            f'<table class="dmlab-sessions" style="border-collapse:collapse">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
     def counts(self) -> dict[str, int]:
         with self._lock:

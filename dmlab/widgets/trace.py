@@ -23,7 +23,9 @@ LIMIT = 60
 class TraceView(widgets.VBox):
     """A live sequence diagram of ``lab.trace`` after ``since`` (default: from now on)."""
 
-    def __init__(self, lab: Lab, since: int | None = None, *, limit: int = LIMIT, **kwargs: Any) -> None:
+    def __init__(
+        self, lab: Lab, since: int | None = None, *, limit: int = LIMIT, **kwargs: Any
+    ) -> None:
         self.lab = lab
         self.limit = limit
         self._lock = threading.Lock()

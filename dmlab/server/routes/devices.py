@@ -7,6 +7,7 @@ hidden ``_method`` field, which this module treats exactly like the real verb.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import time
@@ -18,8 +19,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ...protocol import ProtocolError, media
-from ...store import Device, Origin
 from ...protocol.notification import notification_key
+from ...store import Device, Origin
 from ..auth import Principal, new_secret
 from ..context import authenticate, csrf_for, note, owned_device, services
 from ..jobs import PLANNERS, job_from_request
@@ -37,8 +38,12 @@ MAX_TEXT = 100
 
 def device_json(svc: Any, device: Device) -> dict[str, Any]:
     return {
-        "devId": device.dev_id, "name": device.name, "man": device.man, "mod": device.mod,
-        "account": device.account, "registered": device.registered_at,
+        "devId": device.dev_id,
+        "name": device.name,
+        "man": device.man,
+        "mod": device.mod,
+        "account": device.account,
+        "registered": device.registered_at,
         "pending": len(svc.engine.pending(device.dev_id)),
     }
 
@@ -51,9 +56,13 @@ def _check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) 
         token = fields.get("csrf", "")
         # compared as bytes: compare_digest refuses str with non-ASCII characters
         if not isinstance(token, str) or not hmac.compare_digest(
-                token.encode(), csrf_for(request, principal).encode()):
-            raise Problem(403, "csrf", "the form's CSRF token is missing or wrong; reload the page "
-                          "and submit again")
+            token.encode(), csrf_for(request, principal).encode()
+        ):
+            raise Problem(
+                403,
+                "csrf",
+                "the form's CSRF token is missing or wrong; reload the page and submit again",
+            )
 
 
 def _text_fields(fields: dict[str, Any]) -> dict[str, str]:
@@ -72,14 +81,21 @@ async def list_devices(request: Request) -> Response:
     devices = [device_json(svc, d) for d in svc.store.devices_of(principal.account)]
     note(request, response=f"{len(devices)} device(s)")
     if wants_html(request):
-        return page(request, "devices.html", title="Devices", account=principal.account, devices=devices)
+        return page(
+            request, "devices.html", title="Devices", account=principal.account, devices=devices
+        )
     return JSONResponse({"Devices": devices})
 
 
 async def registration_form(request: Request) -> Response:
     principal = authenticate(request, "account")
-    return page(request, "device_new.html", title="Register a device",
-                csrf=csrf_for(request, principal), values={})
+    return page(
+        request,
+        "device_new.html",
+        title="Register a device",
+        csrf=csrf_for(request, principal),
+        values={},
+    )
 
 
 async def register(request: Request) -> Response:
@@ -88,13 +104,21 @@ async def register(request: Request) -> Response:
     _check_csrf(request, principal, fields)
     dev_id = fields.get("devId", "")
     if not isinstance(dev_id, str) or not DEV_ID.fullmatch(dev_id):
-        raise bad_request("devId is required: 3 to 100 characters of letters, digits and "
-                          ":._- (e.g. IMEI:490154203237518 or urn:uuid:…)")
+        raise bad_request(
+            "devId is required: 3 to 100 characters of letters, digits and "
+            ":._- (e.g. IMEI:490154203237518 or urn:uuid:…)"
+        )
     text = _text_fields(fields)
     svc = services(request)
     secret = new_secret()
-    device = Device(dev_id=dev_id, account=principal.account, secret_hash=svc.auth.hash(secret),
-                    notify_key=notification_key(secret), registered_at=time.time(), **text)
+    device = Device(
+        dev_id=dev_id,
+        account=principal.account,
+        secret_hash=svc.auth.hash(secret),
+        notify_key=notification_key(secret),
+        registered_at=time.time(),
+        **text,
+    )
     with svc.store.transaction():
         if svc.store.get_device(dev_id) is not None:
             raise conflict(f"device {dev_id} is already registered")
@@ -103,10 +127,20 @@ async def register(request: Request) -> Response:
     svc.events.publish("device.registered", account=principal.account, dev_id=dev_id)
     location = f"/devices/{quote(dev_id)}"
     if wants_html(request):
-        return page(request, "device_registered.html", status_code=201, title="Device registered",
-                    dev_id=dev_id, secret=secret, account=principal.account)
-    return JSONResponse({**device_json(svc, device), "secret": secret}, status_code=201,
-                        headers={"Location": location})
+        return page(
+            request,
+            "device_registered.html",
+            status_code=201,
+            title="Device registered",
+            dev_id=dev_id,
+            secret=secret,
+            account=principal.account,
+        )
+    return JSONResponse(
+        {**device_json(svc, device), "secret": secret},
+        status_code=201,
+        headers={"Location": location},
+    )
 
 
 async def show_device(request: Request) -> Response:
@@ -119,9 +153,16 @@ async def show_device(request: Request) -> Response:
     sessions = [s.brief() for s in svc.engine.pending(device.dev_id)]
     sessions += [s.brief() for s in svc.engine.completed(device.dev_id)[-20:]]
     alerts = [r.alert.to_json() for r in svc.store.alerts_of(device.dev_id, 10)]
-    return page(request, "device.html", title=f"Device {device.dev_id}", device=info,
-                csrf=csrf_for(request, principal), sessions=sessions, alerts=alerts,
-                jobs=[j for j in PLANNERS if j != "commands"])
+    return page(
+        request,
+        "device.html",
+        title=f"Device {device.dev_id}",
+        device=info,
+        csrf=csrf_for(request, principal),
+        sessions=sessions,
+        alerts=alerts,
+        jobs=[j for j in PLANNERS if j != "commands"],
+    )
 
 
 async def update_device(request: Request, fields: dict[str, Any] | None = None) -> Response:
@@ -134,13 +175,11 @@ async def update_device(request: Request, fields: dict[str, Any] | None = None) 
     if "devId" in fields and fields["devId"] != device.dev_id:
         raise bad_request("devId cannot change; unregister and register again")
     changes = {k: v for k, v in _text_fields(fields).items() if k in fields}
-    import dataclasses
-
     with svc.store.transaction():
         current = svc.store.get_device(device.dev_id)
         if current is None:
             raise Problem(404, "not-found", f"no device {device.dev_id}")
-        updated = dataclasses.replace(current, **changes)
+        updated = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
         svc.store.put_device(updated)
     note(request, request="update " + ", ".join(sorted(changes)), response="updated")
     svc.events.publish("device.updated", account=principal.account, dev_id=device.dev_id)
@@ -174,8 +213,12 @@ async def device_form_post(request: Request) -> Response:
     if method == "DELETE":
         return await delete_device(request)
     # A 405 names what is allowed (RFC 9110 15.5.6): this resource's methods.
-    raise Problem(405, "method-not-allowed", "POST to a device needs _method=PUT or _method=DELETE",
-                  {"Allow": "DELETE, GET, HEAD, POST, PUT"})
+    raise Problem(
+        405,
+        "method-not-allowed",
+        "POST to a device needs _method=PUT or _method=DELETE",
+        {"Allow": "DELETE, GET, HEAD, POST, PUT"},
+    )
 
 
 async def request_session(request: Request) -> Response:
@@ -199,28 +242,44 @@ async def request_session(request: Request) -> Response:
         if principal.kind != "device":
             # Only the device's own browser component can run the commands and
             # report on them; begun for anyone else, the session would hang active.
-            raise Problem(403, "forbidden", f"commands ({media.COMMANDS}) are for the device's "
-                          "browser component, which signs in with the device's credentials")
+            raise Problem(
+                403,
+                "forbidden",
+                f"commands ({media.COMMANDS}) are for the device's "
+                "browser component, which signs in with the device's credentials",
+            )
         session = svc.engine.begin(device, job, Origin.BROWSER_COMPONENT, base_url(request))
         return commands_answer(request, session, status_code=201)
     notify = fields.get("notify", True) not in (False, "false", "0", "no")
     ttl = fields.get("ttl")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float, str))
-                            or not str(ttl).replace(".", "", 1).isdigit()
-                            # "999…9" is all digits, yet an infinite (or overflowing) float
-                            or len(str(ttl)) > 20):
+    if ttl is not None and (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float, str))
+        or not str(ttl).replace(".", "", 1).isdigit()
+        # "999…9" is all digits, yet an infinite (or overflowing) float
+        or len(str(ttl)) > 20
+    ):
         raise bad_request("ttl is a number of seconds")
     # A person's browser makes it flow 4; an operator's script asks the server
     # to manage the device, which is flow 1 (server-initiated).
     origin = Origin.BROWSER if wants_html(request) else Origin.SERVER
-    session = svc.engine.queue(device, job, origin, notify=notify,
-                               ttl=float(ttl) if ttl is not None else None)
-    note(request, session=session.session_id,
-         response=f"queued {session.session_id}" + ("; device notified" if notify else ""))
+    session = svc.engine.queue(
+        device, job, origin, notify=notify, ttl=float(ttl) if ttl is not None else None
+    )
+    note(
+        request,
+        session=session.session_id,
+        response=f"queued {session.session_id}" + ("; device notified" if notify else ""),
+    )
     location = f"/sessions/id/{session.session_id}"
     if wants_html(request):
-        response = page(request, "session_queued.html", status_code=202, title="Session queued",
-                        session=session.brief())
+        response = page(
+            request,
+            "session_queued.html",
+            status_code=202,
+            title="Session queued",
+            session=session.brief(),
+        )
         response.headers["Location"] = location
         return response
     return JSONResponse(session.brief(), status_code=202, headers={"Location": location})

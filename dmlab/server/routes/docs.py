@@ -43,8 +43,10 @@ def _schema_view(schema: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _content_view(content: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return [{"media": media_type, **_schema_view(spec.get("schema"))}
-            for media_type, spec in (content or {}).items()]
+    return [
+        {"media": media_type, **_schema_view(spec.get("schema"))}
+        for media_type, spec in (content or {}).items()
+    ]
 
 
 def docs_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -58,27 +60,51 @@ def docs_view(doc: dict[str, Any]) -> dict[str, Any]:
             for code, response in op["responses"].items():
                 if "$ref" in response:
                     response = shared[response["$ref"].rsplit("/", 1)[-1]]
-                responses.append({"code": code, "description": response["description"],
-                                  "headers": sorted(response.get("headers", {})),
-                                  "content": _content_view(response.get("content"))})
+                responses.append(
+                    {
+                        "code": code,
+                        "description": response["description"],
+                        "headers": sorted(response.get("headers", {})),
+                        "content": _content_view(response.get("content")),
+                    }
+                )
             body = op.get("requestBody")
-            operations.append({
-                "method": method.upper(), "path": path, "id": f"{method}-{path}",
-                "summary": op["summary"], "description": op.get("description", ""),
-                "tag": op["tags"][0],
-                "who": [schemes[name]["description"] for s in op.get("security", []) for name in s],
-                "parameters": [{"name": p["name"], "in": p["in"], "required": p.get("required", False),
-                                "description": p.get("description", ""),
-                                **_schema_view(p.get("schema"))}
-                               for p in op.get("parameters", [])],
-                "body": _content_view(body["content"]) if body else [],
-                "body_required": bool(body and body.get("required")),
-                "responses": responses,
-            })
-    schemas = [{"name": name, "json": json.dumps(schema, indent=1, ensure_ascii=False)}
-               for name, schema in doc["components"]["schemas"].items()]
-    return {"info": doc["info"], "tags": [t["name"] for t in doc["tags"]],
-            "operations": operations, "schemas": schemas}
+            operations.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "id": f"{method}-{path}",
+                    "summary": op["summary"],
+                    "description": op.get("description", ""),
+                    "tag": op["tags"][0],
+                    "who": [
+                        schemes[name]["description"] for s in op.get("security", []) for name in s
+                    ],
+                    "parameters": [
+                        {
+                            "name": p["name"],
+                            "in": p["in"],
+                            "required": p.get("required", False),
+                            "description": p.get("description", ""),
+                            **_schema_view(p.get("schema")),
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    "body": _content_view(body["content"]) if body else [],
+                    "body_required": bool(body and body.get("required")),
+                    "responses": responses,
+                }
+            )
+    schemas = [
+        {"name": name, "json": json.dumps(schema, indent=1, ensure_ascii=False)}
+        for name, schema in doc["components"]["schemas"].items()
+    ]
+    return {
+        "info": doc["info"],
+        "tags": [t["name"] for t in doc["tags"]],
+        "operations": operations,
+        "schemas": schemas,
+    }
 
 
 async def docs(request: Request) -> Response:
@@ -99,8 +125,11 @@ async def logout(request: Request) -> Response:
     note(request, response="signed out")
     headers = {"WWW-Authenticate": REALM, "Cache-Control": "no-store"}
     if not wants_html(request):
-        return JSONResponse({"error": "signed-out", "detail": "credentials forgotten; sign in "
-                             "again at /login"}, status_code=401, headers=headers)
+        return JSONResponse(
+            {"error": "signed-out", "detail": "credentials forgotten; sign in again at /login"},
+            status_code=401,
+            headers=headers,
+        )
     response = page(request, "logout.html", status_code=401, title="Signed out")
     response.headers.update(headers)
     return response

@@ -25,7 +25,7 @@ import asyncio
 import json
 import threading
 from collections import deque
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -53,7 +53,9 @@ MEDIA_TYPE = "text/event-stream"
 class Subscription:
     """One open stream: its account and a bounded queue on the server's loop."""
 
-    def __init__(self, account: str, loop: asyncio.AbstractEventLoop, size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, account: str, loop: asyncio.AbstractEventLoop, size: int = QUEUE_SIZE
+    ) -> None:
         self.account = account
         self.loop = loop
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=size)
@@ -102,8 +104,11 @@ class EventStreams:
         subscription = Subscription(account, asyncio.get_running_loop())
         with self._lock:
             self._subscriptions.add(subscription)
-            backlog = [] if after is None else [
-                e for e in self._recent if e.account == account and e.seq > after]
+            backlog = (
+                []
+                if after is None
+                else [e for e in self._recent if e.account == account and e.seq > after]
+            )
         return subscription, backlog
 
     def drop(self, subscription: Subscription) -> None:
@@ -182,8 +187,9 @@ async def stream_events(request: Request) -> Response:
                 yield frame(event)
             quiet_since = loop.time()
             while not hub.closed:
-                event = await subscription.get(TICK)
-                if event is not None and event.seq > last:
+                waited = await subscription.get(TICK)
+                if waited is not None and waited.seq > last:
+                    event = waited
                     last = event.seq
                     sent += 1
                     quiet_since = loop.time()
@@ -201,8 +207,11 @@ async def stream_events(request: Request) -> Response:
             hub.drop(subscription)
             note(request, response=f"{sent} event(s) streamed")
 
-    return StreamingResponse(body(), media_type=MEDIA_TYPE,
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        body(),
+        media_type=MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 routes = [Route("/events", stream_events, methods=["GET"])]

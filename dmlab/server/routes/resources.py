@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ...protocol import media
-from ..context import authenticate, note, owned_device, services
 from ...protocol.firmware import lab_package
+from ..context import authenticate, note, owned_device, services
 from ..jobs import is_version
 from ..negotiation import read_body, wants_html
 from ..pages import page
@@ -47,8 +47,12 @@ RESOURCES = [
 async def home(request: Request) -> Response:
     if wants_html(request):
         return page(request, "index.html", title="dmlab DM 2.0 server", resources=RESOURCES)
-    return JSONResponse({"server": services(request).server_id,
-                         "resources": [{"method": m, "path": p, "purpose": d} for m, p, d in RESOURCES]})
+    return JSONResponse(
+        {
+            "server": services(request).server_id,
+            "resources": [{"method": m, "path": p, "purpose": d} for m, p, d in RESOURCES],
+        }
+    )
 
 
 async def firmware(request: Request) -> Response:

@@ -16,11 +16,18 @@ def _listing(request: Request, state: State) -> Response:
     principal = authenticate(request, "device", "account")
     engine = services(request).engine
     if principal.kind == "device":
-        sessions = engine.pending(principal.name) if state is State.PENDING else engine.completed(principal.name)
+        sessions = (
+            engine.pending(principal.name)
+            if state is State.PENDING
+            else engine.completed(principal.name)
+        )
     else:  # an account sees every session of its devices
         live = engine.pending_of_account(principal.account)  # moves expired sessions out first
-        sessions = live if state is State.PENDING else (
-            services(request).store.sessions_of_account(principal.account, state))
+        sessions = (
+            live
+            if state is State.PENDING
+            else (services(request).store.sessions_of_account(principal.account, state))
+        )
     note(request, response=f"{len(sessions)} {state.value}")
     return JSONResponse({"Sessions": [s.brief() for s in sessions]})
 

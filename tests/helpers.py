@@ -1,0 +1,204 @@
+"""Helpers for the end-to-end suite: raw HTTPS clients for accounts and devices,
+and what a user of the API would read (listings, problem bodies, HTML pages, the
+trace). Fixtures that build on them live in conftest.py."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dmlab import Lab
+from dmlab.protocol import media
+from dmlab.runtime.lab import DEFAULT_ACCOUNT, Device
+
+#: scrypt as cheap as it gets: the suite is about the protocol, not the KDF.
+HASH_COST = {"n": 2**4, "r": 8, "p": 1}
+ACCOUNT = DEFAULT_ACCOUNT
+RIVAL = ("rival", "rival-password")
+
+DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.0"
+FUMO = "urn:oma:mo:oma-fumo:1.0"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+_serial = itertools.count(100_000_000_000_000)
+
+
+def new_dev_id() -> str:
+    """A DevID no other test of the session uses (15 digits, like an IMEI)."""
+    return f"IMEI:{next(_serial)}"
+
+
+def new_name(prefix: str) -> str:
+    """A fresh name without a colon: an account, or a DevID for tests that send
+    wrong credentials (the server counts failed logins per name and locks a name
+    out after ten, so such tests must not spend the shared names' allowance)."""
+    return f"{prefix}-{next(_serial)}"
+
+
+@dataclass
+class Registered:
+    """A device registered through ``POST /devices/new``; ``device`` is the
+    virtual device brought to life with its secret (None when not attached)."""
+
+    dev_id: str
+    secret: str
+    account: str
+    device: Device | None
+
+
+class Clients:
+    """Raw ``httpx.Client``s against a lab, closed when the test ends."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self._open: list[httpx.Client] = []
+
+    def _client(self, auth: tuple[str, str] | None, headers: dict[str, str]) -> httpx.Client:
+        client = httpx.Client(
+            base_url=self.lab.url,
+            auth=auth,
+            headers=headers,
+            verify=self.lab.ca.client_context(),
+            timeout=30.0,
+        )
+        self._open.append(client)
+        return client
+
+    def account(
+        self, name: str = ACCOUNT[0], password: str | None = None, *, accept: str = media.JSON
+    ) -> httpx.Client:
+        if password is None:
+            password = {ACCOUNT[0]: ACCOUNT[1], RIVAL[0]: RIVAL[1]}[name]
+        return self._client((name, password), {"Accept": accept})
+
+    def browser(self, name: str = ACCOUNT[0], password: str | None = None) -> httpx.Client:
+        """What a person's browser sends: HTML Accept, forms, Basic credentials."""
+        return self.account(name, password, accept=BROWSER_ACCEPT)
+
+    def device(self, dev_id: str, secret: str, *, devid_header: str | None = None) -> httpx.Client:
+        return self._client(
+            (dev_id, secret), {media.DEVID_HEADER: devid_header or dev_id, "Accept": media.COMMANDS}
+        )
+
+    def of(self, registered: Registered) -> httpx.Client:
+        return self.device(registered.dev_id, registered.secret)
+
+    def anonymous(self, *, accept: str = media.JSON) -> httpx.Client:
+        return self._client(None, {"Accept": accept})
+
+    def close(self) -> None:
+        for client in self._open:
+            client.close()
+
+
+# What a user reads ---------------------------------------------------------------
+def problem(response: httpx.Response, status: int, error: str | None = None) -> dict[str, Any]:
+    """Assert a JSON problem answer and return its body."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert media.base(response.headers.get("content-type")) == media.JSON, response.headers
+    body = response.json()
+    assert set(body) == {"error", "detail"}, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    if error is not None:
+        assert body["error"] == error, body
+    return body
+
+
+def html(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert media.base(response.headers.get("content-type")) == media.HTML, response.headers
+    return response.text
+
+
+def csrf_of(page: str, form_id: str | None = None) -> str:
+    """The hidden CSRF token of a page's form (the first form, or the one with that id)."""
+    if form_id is not None:
+        match = re.search(rf'<form[^>]*id="{re.escape(form_id)}".*?</form>', page, re.DOTALL)
+        assert match, f"no form {form_id}"
+        page = match.group(0)
+    token = re.search(r'<input type="hidden" name="csrf" value="([0-9a-f]+)">', page)
+    assert token, "no CSRF token in the page"
+    return token.group(1)
+
+
+def element_text(page: str, element_id: str) -> str:
+    match = re.search(rf'id="{re.escape(element_id)}"[^>]*>([^<]*)<', page)
+    assert match, f"no element {element_id}"
+    return match.group(1)
+
+
+def commands(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    """Assert a package 2 answer (SessionID + CMD, the CR's media type, Location)."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert media.base(response.headers.get("content-type")) == media.COMMANDS
+    body = response.json()
+    assert set(body) == {"SessionID", "CMD"}, body
+    assert isinstance(body["SessionID"], str) and body["SessionID"]
+    assert isinstance(body["CMD"], list) and body["CMD"]
+    assert response.headers["location"] == f"/sessions/id/{body['SessionID']}"
+    return body
+
+
+def put_status(
+    client: httpx.Client, session_id: str, statuses: list[dict[str, Any]], **extra: Any
+) -> httpx.Response:
+    """A package 3, as a device sends it."""
+    return client.put(
+        f"/sessions/id/{session_id}",
+        content=json.dumps({"Status": statuses, **extra}),
+        headers={"Content-Type": media.DM20_RESPONSE},
+    )
+
+
+def post_alert(client: httpx.Client, *alerts: dict[str, Any]) -> httpx.Response:
+    return client.post(
+        "/alert",
+        content=json.dumps({"Alert": list(alerts)}),
+        headers={"Content-Type": media.DM20_RESPONSE},
+    )
+
+
+def queue(
+    lab: Lab, dev_id: str, *, account: str = ACCOUNT[0], notify: bool = False, **request: Any
+) -> dict[str, Any]:
+    """Queue a session through the operator (notify=False: the device is not told)."""
+    return lab.operators[account].request_session(dev_id, notify=notify, **request)
+
+
+def by_dev(sessions: list[dict[str, Any]], dev_id: str) -> list[dict[str, Any]]:
+    return [s for s in sessions if s["DevID"] == dev_id]
+
+
+def session_of(lab: Lab, session_id: str, account: str = ACCOUNT[0]) -> dict[str, Any]:
+    """The listing entry of a session, found by any id it has had."""
+    operator = lab.operators[account]
+    for entry in operator.pending() + operator.completed():
+        if entry["SessionID"] == session_id or session_id in entry.get("IDs", ()):
+            return entry
+    raise AssertionError(f"session {session_id} is neither pending nor completed")
+
+
+def snapshot(lab: Lab) -> dict[str, Any]:
+    """What every account sees: its devices, pending and completed sessions."""
+    lab.settle()
+    return {
+        name: {
+            "devices": sorted(op.devices(), key=lambda d: d["devId"]),
+            "pending": op.pending(),
+            "completed": op.completed(),
+        }
+        for name, op in sorted(lab.operators.items())
+    }
+
+
+def rows(lab: Lab, since: int, dev_id: str | None = None) -> list[tuple[str, str, str, int]]:
+    """The trace since a point as (who, method, path, status), optionally for one device."""
+    frame = lab.trace.frame(since)
+    if dev_id is not None:
+        frame = frame[frame["dev_id"] == dev_id]
+    return [(r.source, r.method, r.path, r.status) for r in frame.itertuples()]
