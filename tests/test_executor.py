@@ -188,15 +188,15 @@ def test_history_records_commands_and_outcomes(executor: Executor, port: FakePor
 def test_get_subtree_and_wildcard(executor: Executor) -> None:
     result = run(executor, cmd("GET", f"{DMACC}/lab-server/"), cmd("GET", f"{FUMO}/*/State"))
     account, states = (s.data for s in result.statuses)
-    assert account["ServerURI"] == "https://dm.example/" and "NotifSecret" not in account
-    assert "Secret" not in account["AppAuth"]
+    assert account["SrvURI"] == "https://dm.example/" and "Perm" not in account
+    assert "Secret" not in account["Auth"]["Trsp"] and "Secret" not in account["Auth"]["Noti"]
     assert states == {"fw1": 10}
 
 
 def test_get_errors(executor: Executor) -> None:
     result = run(
         executor,
-        cmd("GET", f"{DMACC}/lab-server/AppAuth/Secret"),
+        cmd("GET", f"{DMACC}/lab-server/Auth/Trsp/Secret"),
         cmd("GET", f"{FUMO}/fw9/State"),
         cmd("GET", f"{FUMO}/fw1//State"),
     )
@@ -301,7 +301,7 @@ def test_hput_errors(executor: Executor, port: FakePort) -> None:
     port.unreachable.add("https://down/")
     result = run(
         executor,
-        cmd("HPUT", "https://s/x", FWV, f"{DMACC}/lab-server/AppAuth/Secret"),
+        cmd("HPUT", "https://s/x", FWV, f"{DMACC}/lab-server/Auth/Trsp/Secret"),
         cmd("HPOST", "https://s/x", f"{FUMO}/fw1/Nope"),
         cmd("HPUT", "https://s/reject", FWV),
         cmd("HPOST", "https://down/", FWV),
@@ -597,7 +597,7 @@ def test_sub_of_a_deleted_node_sends_null(
 def test_sub_errors(executor: Executor) -> None:
     result = run(
         executor,
-        cmd("SUB", f"{DMACC}/lab-server/AppAuth/Secret", "https://s/h"),
+        cmd("SUB", f"{DMACC}/lab-server/Auth/Trsp/Secret", "https://s/h"),
         cmd("SUB", f"{SETTINGS}/Nope", "https://s/h"),
         cmd("SUB", "bad", "https://s/h"),
         cmd("UNSUB", SETTINGS, "https://s/h"),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dmlab.protocol.notification import (
     DIGEST_SIZE,
     MAX_NOTIFICATION_SIZE,
+    ConType,
     Notification,
     NotificationError,
     NotificationGuard,
@@ -90,11 +91,28 @@ def test_minimal_notification_has_server_id_and_digest_only() -> None:
     assert decode(data) == Notification("s")
 
 
+def test_preferred_con_type_is_one_byte_from_the_specifications_four() -> None:
+    # Issue 17 point 5: 0x00-0x03 (any, cellular, WLAN, wireline), one byte each;
+    # "any available" is the byte 0x00, not an empty value.
+    assert [(c.name, c.value) for c in ConType] == [
+        ("ANY_AVAILABLE", 0),
+        ("CELLULAR", 1),
+        ("WLAN", 2),
+        ("WIRELINE", 3),
+    ]
+    for con_type in ConType:
+        rows = describe(encode(Notification("s", preferred_con_type=con_type), SECRET))
+        assert [r["bytes"] for r in rows[3:5]] == ["11", f"{con_type:02x}"]
+        assert rows[4]["value"] == f"{con_type:#04x} {con_type.name}"
+        assert "con-type-encoding" in str(rows[4]["source"])
+    back = decode(encode(Notification("s", preferred_con_type=0), SECRET))
+    assert back.preferred_con_type is ConType.ANY_AVAILABLE
+    for bad in (4, 256):
+        with pytest.raises(NotificationError, match="0x03"):
+            Notification("s", preferred_con_type=bad)
+
+
 def test_integer_encodings() -> None:
-    # PREFERRED-CON-TYPE is a minimal uint: 0 is empty, 256 takes two bytes.
-    assert describe(encode(Notification("s", preferred_con_type=0), SECRET))[3]["bytes"] == "10"
-    rows = describe(encode(Notification("s", preferred_con_type=256), SECRET))
-    assert [r["bytes"] for r in rows[3:5]] == ["12", "0100"]
     # TIMESTAMP takes 4 bytes until 2106, then 8.
     late = encode(Notification("s", timestamp=2**32), SECRET)
     assert late[-9:] == bytes([0x18]) + (2**32).to_bytes(8, "big")
@@ -115,7 +133,7 @@ notifications = st.builds(
     Notification,
     server_id=server_ids,
     notification_id=st.none() | st.integers(0, 0xFFFF),
-    preferred_con_type=st.none() | st.integers(0, 2**32 - 1),
+    preferred_con_type=st.none() | st.sampled_from(ConType),
     timestamp=st.none() | st.integers(0, 2**64 - 1),
     req_mos=st.booleans(),
 )
@@ -147,7 +165,7 @@ def test_digest_is_not_part_of_equality() -> None:
         ({"server_id": "s", "notification_id": 65536}, "65535"),
         ({"server_id": "s", "notification_id": -1}, "65535"),
         ({"server_id": "s", "notification_id": True}, "65535"),
-        ({"server_id": "s", "preferred_con_type": 2**32}, r"0 to 2\*\*32-1"),
+        ({"server_id": "s", "preferred_con_type": 4}, "0x03"),
         ({"server_id": "s", "timestamp": -1}, "POSIX"),
         ({"server_id": "s", "version": 16}, "0 to 15"),
         ({"server_id": "s", "digest": b"short"}, "32 bytes"),
@@ -184,8 +202,9 @@ def _digest_option() -> bytes:
         (header(2, 1) + b"\x1e\x00\x00" + b"s" * 269, "SERVER-ID is 269 bytes; the limit is 255"),
         (header(2, 1) + b"\x10", "SERVER-ID is empty"),
         (header(2, 1) + b"\x11\xff", "not valid UTF-8"),
-        (header(2, 2) + b"\x11s" + b"\x11\x00", "PREFERRED-CON-TYPE has a leading zero"),
-        (header(2, 2) + b"\x11s" + b"\x15" + bytes(range(1, 6)), "PREFERRED-CON-TYPE is 5 bytes"),
+        (header(2, 2) + b"\x11s" + b"\x10", "PREFERRED-CON-TYPE must be 1 byte, got 0"),
+        (header(2, 2) + b"\x11s" + b"\x12\x00\x01", "PREFERRED-CON-TYPE must be 1 byte, got 2"),
+        (header(2, 2) + b"\x11s" + b"\x11\x04", "0x04 is none of 0x00-0x03"),
         (header(2, 2) + b"\x11s" + b"\x21\x01", "NOTIFICATION-ID must be 2 bytes, got 1"),
         (header(2, 2) + b"\x11s" + b"\x33" + bytes(3), "SHA256-DIGEST must be 32 bytes, got 3"),
         (header(2, 2) + b"\x11s" + b"\x45" + bytes(5), "TIMESTAMP must be 4 or 8 bytes"),
@@ -398,7 +417,7 @@ def test_guard_rejects_bad_settings(kwargs: dict[str, object]) -> None:
 
 
 def _assert_covers(data: bytes, rows: list[dict[str, object]]) -> None:
-    assert set(rows[0]) == {"offset", "bytes", "field", "value"}
+    assert set(rows[0]) == {"offset", "bytes", "field", "value", "source"}
     offset = 0
     for row in rows:
         assert row["offset"] == offset
@@ -409,7 +428,7 @@ def _assert_covers(data: bytes, rows: list[dict[str, object]]) -> None:
 
 def test_describe_known_notification() -> None:
     n = Notification(
-        "srv", notification_id=0x1234, preferred_con_type=5, timestamp=NOW, req_mos=True
+        "srv", notification_id=0x1234, preferred_con_type=2, timestamp=NOW, req_mos=True
     )
     data = encode(n, SECRET)
     rows = describe(data)
@@ -432,7 +451,12 @@ def test_describe_known_notification() -> None:
     assert values["header"] == "version 2, 6 option(s), reserved 0"
     assert values["SERVER-ID"] == "srv"
     assert values["NOTIFICATION-ID"] == 0x1234
-    assert values["PREFERRED-CON-TYPE"] == 5
+    assert values["PREFERRED-CON-TYPE"] == "0x02 WLAN"
+    sources = {r["field"]: r["source"] for r in rows}
+    assert sources["SERVER-ID"] == "specification"
+    assert "notification-version" in str(sources["header"])
+    assert "option-framing" in str(sources["SERVER-ID option header"])
+    assert "timestamp-length" in str(sources["TIMESTAMP"])
     assert values["TIMESTAMP"] == NOW
     assert values["SHA256-DIGEST"] == decode(data).digest.hex()  # type: ignore[union-attr]
     assert values["SHA256-DIGEST option header"] == "delta 1 (option 4), length 32"

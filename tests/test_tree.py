@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import pytest
@@ -27,6 +28,7 @@ from dmlab.device import (
     fumo,
     standard_tree,
 )
+from dmlab.device.objects import noti_credentials
 
 FWV = f"{DEVINFO}//DevInfo/FwV"
 SETTINGS = f"{EXT}//Settings"
@@ -41,7 +43,8 @@ def tree() -> ManagementTree:
         "lab-server",
         "https://dm.example/",
         secret="s3cret",
-        notif_secret="n0tif",
+        noti_secret=b"n0tif",
+        noti_data=b"auth-data",
         settings={"Interval": 60},
     )
 
@@ -170,25 +173,36 @@ def test_get_leaf_and_subtree(tree: ManagementTree) -> None:
     ]
 
 
-def test_subtree_get_omits_unreadable_nodes(tree: ManagementTree) -> None:
+def test_dmacc_is_the_dm20_account_and_omits_unreadable_nodes(tree: ManagementTree) -> None:
+    # Issue 17 point 4: urn:oma:mo:oma-dm-dmacc:1.2 with SrvID, SrvURI, Name, Perm and
+    # Auth/Noti/{Type, Data, Secret}; Perm is never readable, secrets are write-only.
+    assert DMACC == "urn:oma:mo:oma-dm-dmacc:1.2"
     account = tree.get(f"{DMACC}/lab-server/")
     assert account == {
-        "ServerID": "lab-server",
-        "ServerURI": "https://dm.example/",
+        "SrvID": "lab-server",
+        "SrvURI": "https://dm.example/",
         "Name": "lab-server",
-        "AppAuth": {"AAuthType": "HTTP-BASIC", "AAuthName": ""},
+        "Auth": {
+            "Noti": {"Type": 1, "Data": base64.b64encode(b"auth-data").decode()},
+            "Trsp": {"Data": ""},
+        },
     }
     assert "s3cret" not in repr(account) and "n0tif" not in repr(account)
+    perm = tree.get(f"{DMACC}/lab-server/Perm", force=True)
+    assert perm["1"] == {"MOID": DEVINFO}
+    assert noti_credentials(tree, "lab-server") == (b"n0tif", b"auth-data")
+    assert noti_credentials(tree, "no-such-server") is None
 
 
 def test_credentials_are_not_readable(tree: ManagementTree) -> None:
-    for path in ("AppAuth/Secret", "NotifSecret"):
+    for path in ("Auth/Trsp/Secret", "Auth/Noti/Secret", "Perm", "Perm/1/MOID"):
         with pytest.raises(PermissionDenied) as info:
             tree.get(f"{DMACC}/lab-server/{path}")
         assert info.value.status == 403
     # ... but the device itself reads them
-    assert tree.get(f"{DMACC}/lab-server/AppAuth/Secret", force=True) == "s3cret"
-    assert tree.get(f"{DMACC}/lab-server/", force=True)["NotifSecret"] == "n0tif"
+    assert tree.get(f"{DMACC}/lab-server/Auth/Trsp/Secret", force=True) == "s3cret"
+    noti = tree.get(f"{DMACC}/lab-server/", force=True)["Auth"]["Noti"]
+    assert noti["Secret"] == base64.b64encode(b"n0tif").decode()
 
 
 def test_get_missing_is_404(tree: ManagementTree) -> None:
@@ -223,12 +237,12 @@ def test_wildcard_skips_instances_without_the_node(tree: ManagementTree) -> None
 
 def test_wildcard_respects_acls(tree: ManagementTree) -> None:
     tree.add_instance(*dmacc("other", "https://other/", secret="x"))
-    assert tree.get(f"{DMACC}/*/ServerURI") == {
+    assert tree.get(f"{DMACC}/*/SrvURI") == {
         "lab-server": "https://dm.example/",
         "other": "https://other/",
     }
     with pytest.raises(PermissionDenied):
-        tree.get(f"{DMACC}/*/AppAuth/Secret")
+        tree.get(f"{DMACC}/*/Auth/Trsp/Secret")
 
 
 def test_wildcard_is_only_for_reading(tree: ManagementTree) -> None:
@@ -247,7 +261,7 @@ def test_wildcard_is_only_for_reading(tree: ManagementTree) -> None:
 def test_set_needs_write(tree: ManagementTree) -> None:
     tree.set(f"{FUMO}/fw1/Download/PkgURL", "https://dl/pkg")
     assert tree.get(f"{FUMO}/fw1/Download/PkgURL") == "https://dl/pkg"
-    for uri in (FWV, f"{FUMO}/fw1/State", f"{DMACC}/lab-server/ServerURI"):
+    for uri in (FWV, f"{FUMO}/fw1/State", f"{DMACC}/lab-server/SrvURI"):
         with pytest.raises(PermissionDenied):
             tree.set(uri, "hacked")
     assert tree.get(FWV) == "1.0.0"
@@ -261,8 +275,8 @@ def test_force_bypasses_acls(tree: ManagementTree) -> None:
 
 
 def test_write_only_secret_can_be_rotated_not_read(tree: ManagementTree) -> None:
-    tree.set(f"{DMACC}/lab-server/AppAuth/Secret", "new")
-    assert tree.get(f"{DMACC}/lab-server/AppAuth/Secret", force=True) == "new"
+    tree.set(f"{DMACC}/lab-server/Auth/Trsp/Secret", "new")
+    assert tree.get(f"{DMACC}/lab-server/Auth/Trsp/Secret", force=True) == "new"
 
 
 def test_set_creates_leaves_under_writable_interior(tree: ManagementTree) -> None:
@@ -366,9 +380,9 @@ def test_iteration_and_contains(tree: ManagementTree) -> None:
     leaves = dict(tree)
     assert leaves[FWV] == "1.0.0"
     assert leaves[f"{FUMO}/fw1/State"] == 10
-    assert leaves[f"{DMACC}/lab-server/AppAuth/Secret"] == "s3cret"  # device side: no ACLs
+    assert leaves[f"{DMACC}/lab-server/Auth/Trsp/Secret"] == "s3cret"  # device side: no ACLs
     assert leaves[f"{SETTINGS}/Interval"] == 60
-    assert len(leaves) == 10 + 7 + 6 + 1
+    assert len(leaves) == 10 + 11 + 6 + 1
     assert FWV in tree and f"{FWV}/x" not in tree and "junk" not in tree and 3 not in tree
 
 

@@ -23,7 +23,7 @@ import httpx
 from ..protocol import Alert, AlertType, Command, Report, Status, media, parse_commands
 from ..protocol.notification import NotificationGuard, NotificationRejected, notification_key
 from .executor import Behaviour, Executor
-from .objects import standard_tree
+from .objects import noti_credentials, standard_tree
 
 #: A session that keeps handing out commands past this many rounds is cut off.
 MAX_ROUNDS = 50
@@ -89,13 +89,20 @@ class VirtualDevice:
         man: str = "dmlab",
         mod: str = "Virtual Device",
         fw_version: str = "1.0.0",
+        noti_secret: bytes | None = None,
+        noti_data: bytes = b"",
         behaviour: Behaviour = Behaviour(),
         clock: Callable[[], float] = time.time,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_exchange: Callable[[str], None] | None = None,
     ) -> None:
         self.dev_id = dev_id
+        self.server_id = server_id
         self.server_url = server_url.rstrip("/")
+        # DMAcc Auth/Noti: the specification's secret and auth data when given, else the
+        # lab's key derived from the password (lab choice notification-secret).
+        if noti_secret is None:
+            noti_secret, noti_data = notification_key(secret), b""
         self.tree = standard_tree(
             dev_id,
             man,
@@ -105,8 +112,10 @@ class VirtualDevice:
             fw_version=fw_version,
             auth_name=dev_id,
             secret=secret,
+            noti_secret=noti_secret,
+            noti_data=noti_data,
         )
-        self.guard = NotificationGuard(server_id, notification_key(secret), clock=clock)
+        self.guard = NotificationGuard(server_id, noti_secret, auth_data=noti_data, clock=clock)
         self.executor = Executor(self.tree, self, behaviour)
         self.runs: list[SessionRun] = []
         self.dropped: list[tuple[str, str]] = []
@@ -139,8 +148,13 @@ class VirtualDevice:
 
     # Triggers ----------------------------------------------------------------
     async def on_notification(self, package: bytes) -> SessionRun | None:
-        """Package 0: verify it, then open the session it asks for (flow 1)."""
+        """Package 0: verify it with the DMAcc's Auth/Noti, then open the session it asks
+        for (flow 1). Without Auth/Noti for the server, the notification is ignored."""
         try:
+            credentials = noti_credentials(self.tree, self.server_id)
+            if credentials is None:
+                raise NotificationRejected("digest", "no DMAcc Auth/Noti for this server")
+            self.guard.rekey(*credentials)
             notification = self.guard.check(package)
         except NotificationRejected as rejected:
             self.dropped.append((rejected.reason, rejected.detail))

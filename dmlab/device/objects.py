@@ -9,14 +9,16 @@ executable ones. Every standard node is permanent.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from enum import IntEnum
 from typing import Final, NamedTuple
 
-from .tree import ManagementTree, Node, Value
+from .tree import ClientURI, ManagementTree, Node, TreeError, Value
 
 DEVINFO: Final = "urn:oma:mo:oma-dm-devinfo:1.0"
-DMACC: Final = "urn:oma:mo:oma-dm-dmacc:1.0"
+#: DM 2.0's DM Account (specification §11.2; OMA-SUP-MO_DM_DMAcc-V1_2).
+DMACC: Final = "urn:oma:mo:oma-dm-dmacc:1.2"
 FUMO: Final = "urn:oma:mo:oma-fumo:1.0"
 #: The lab's own writable MO, so HGET and DELETE have somewhere to act.
 EXT: Final = "urn:oma:mo:dmlab-ext:1.0"
@@ -95,31 +97,74 @@ def devinfo(
     return MOInstance(DEVINFO, "", _interior("", info))
 
 
+#: ``<x>/Auth/Noti/Type`` for the SHA256-DIGEST option (lab choice ``noti-auth-type``).
+NOTI_SHA256_DIGEST: Final = 1
+
+
 def dmacc(
     server_id: str,
     server_uri: str,
     *,
     name: str | None = None,
-    auth_type: str = "HTTP-BASIC",
     auth_name: str = "",
     secret: str = "",
-    notif_secret: str = "",
+    noti_secret: bytes = b"",
+    noti_data: bytes = b"",
+    moids: tuple[str, ...] = (),
 ) -> MOInstance:
-    """A DM account, one instance per server id: ``DMACC/<server_id>/ServerURI``."""
+    """A DM 2.0 account (DMAcc 1.2), one instance per server id: ``DMACC/<server_id>/SrvURI``.
+
+    ``Perm`` lists the MOIDs the server may manage and is never readable (specification).
+    ``Auth/Noti`` holds the notification secret and auth data, base64 text as the tree
+    holds ``bin`` values; the notification is only trusted when it is present. The HTTP
+    Basic name and password sit in ``Auth/Trsp`` (lab choice ``http-credentials``).
+    Secrets are write-only: a server may rotate them but never read them back.
+    """
+    perm = _interior(
+        "Perm",
+        *(
+            _interior(str(i), _leaf("MOID", moid, acl=""), acl="")
+            for i, moid in enumerate(moids, start=1)
+        ),
+        acl="",
+    )
     root = _interior(
         server_id,
-        _leaf("ServerID", server_id),
-        _leaf("ServerURI", server_uri),
+        _leaf("SrvID", server_id),
+        _leaf("SrvURI", server_uri),
         _leaf("Name", server_id if name is None else name),
+        perm,
         _interior(
-            "AppAuth",
-            _leaf("AAuthType", auth_type),
-            _leaf("AAuthName", auth_name),
-            _leaf("Secret", secret, acl="w"),
+            "Auth",
+            # Optional in the specification, so not permanent (the device may drop them).
+            Node.interior(
+                "Noti",
+                _leaf("Type", NOTI_SHA256_DIGEST),
+                _leaf("Data", _b64(noti_data)),
+                _leaf("Secret", _b64(noti_secret), acl="w"),
+            ),
+            Node.interior("Trsp", _leaf("Data", auth_name), _leaf("Secret", secret, acl="w")),
         ),
-        _leaf("NotifSecret", notif_secret, acl="w"),
     )
     return MOInstance(DMACC, server_id, root)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def noti_credentials(tree: ManagementTree, server_id: str) -> tuple[bytes, bytes] | None:
+    """The (secret, auth data) of a server's DMAcc ``Auth/Noti``; ``None`` without one, so
+    the device ignores that server's notifications (specification §2.1.2.2)."""
+    base = ClientURI(DMACC, server_id, ("Auth", "Noti"))
+    try:
+        secret = tree.get(base.child("Secret"), force=True)
+        data = tree.get(base.child("Data"), force=True)
+    except TreeError:
+        return None
+    if not isinstance(secret, str) or not secret:
+        return None
+    return base64.b64decode(secret), base64.b64decode(data or "")
 
 
 def fumo(
@@ -162,7 +207,8 @@ def standard_tree(
     oem: str | None = None,
     auth_name: str = "",
     secret: str = "",
-    notif_secret: str = "",
+    noti_secret: bytes = b"",
+    noti_data: bytes = b"",
     fumo_instance: str = "fw1",
     pkg_name: str = "firmware",
     settings: Mapping[str, Value] | None = None,
@@ -183,7 +229,15 @@ def standard_tree(
         )
     )
     tree.add_instance(
-        *dmacc(server_id, server_uri, auth_name=auth_name, secret=secret, notif_secret=notif_secret)
+        *dmacc(
+            server_id,
+            server_uri,
+            auth_name=auth_name,
+            secret=secret,
+            noti_secret=noti_secret,
+            noti_data=noti_data,
+            moids=(DEVINFO, FUMO, EXT),
+        )
     )
     tree.add_instance(*fumo(fumo_instance, pkg_name=pkg_name, pkg_version=fw_version))
     tree.add_instance(*ext(settings))

@@ -17,10 +17,14 @@ DM 2.0 form (brief §5), big-endian::
 The DM 1.2 form (:func:`encode_dm12`) is here for the backward-compatibility
 story: an MD5 digest in front of a fixed 64-bit header and the server id.
 
-Lab choices (the brief or the proposal leaves these open) are marked
-"lab choice" below. One principle runs through the decoders: they accept
-exactly what the encoders produce (canonical form), so a decoded message
-re-encodes to the same bytes and a teaching table never hides an ambiguity.
+The specification fixes the header, the option numbers, the 4-bit delta, the
+PREFERRED-CON-TYPE values and the digest rule. Where it could not be confirmed
+(VER's value, the length's width and extensions, TIMESTAMP's length, the
+one-byte PREFERRED-CON-TYPE) the code names the lab choice from
+:mod:`dmlab.protocol.provenance` it follows, and :func:`describe` says per row
+which is which. One principle runs through the decoders: they accept exactly
+what the encoders produce (canonical form), so a decoded message re-encodes to
+the same bytes and a teaching table never hides an ambiguity.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "MAX_NOTIFICATION_SIZE",
     "MAX_SERVER_ID_BYTES",
     "VERSION",
+    "ConType",
     "Notification",
     "NotificationError",
     "NotificationGuard",
@@ -58,7 +63,7 @@ __all__ = [
     "verify_dm12",
 ]
 
-#: Header version nibble. Lab choice: 2, for DM 2.0 (the brief gives no value).
+#: Header version nibble. Lab choice ``notification-version``: 2, for DM 2.0.
 VERSION: Final = 2
 #: Whole notifications larger than this are refused before parsing. Lab choice:
 #: 1 KiB is far above any valid message (about 330 bytes at most) yet small
@@ -78,7 +83,8 @@ _COUNT_SHIFT: Final = 7  # option count sits in the next 5 bits
 _COUNT_MASK: Final = 0x1F  # 5 bits: at most 31 options
 _RESERVED_MASK: Final = 0x7F  # the low 7 bits, which must be zero
 
-# CoAP-style nibble extension (RFC 7252 §3.1), used for both delta and length:
+# Lab choice ``option-framing``: a CoAP-style nibble extension (RFC 7252 §3.1),
+# used for both delta and length:
 # nibbles 0..12 are the value itself; 13 means "one more byte, value - 13";
 # 14 means "two more bytes, value - 269" (269 = 13 + 256, where the one-byte
 # form stops); 15 is reserved and makes the message invalid.
@@ -89,10 +95,7 @@ _RESERVED_NIBBLE: Final = 15
 _MAX_EXTENDED: Final = _EXT16_BASE + 0xFFFF  # the largest value two bytes can say
 
 _UINT16_MAX: Final = 0xFFFF
-# Lab choice: PREFERRED-CON-TYPE is a number from a registry the brief does not
-# give; the lab keeps the raw number and caps it at 4 bytes.
-_CON_TYPE_MAX_BYTES: Final = 4
-# TIMESTAMP is POSIX seconds in 4 bytes until 2106, 8 bytes after that.
+# Lab choice ``timestamp-length``: POSIX seconds in 4 bytes until 2106, 8 after.
 _TIMESTAMP_SHORT: Final = 4
 _TIMESTAMP_LONG: Final = 8
 
@@ -106,6 +109,16 @@ class Option(IntEnum):
     SHA256_DIGEST = 4
     TIMESTAMP = 5
     REQ_MOS = 6
+
+
+class ConType(IntEnum):
+    """PREFERRED-CON-TYPE values (specification); on the wire one byte (lab choice
+    ``con-type-encoding``), so "any available" is the byte 0x00, never an empty value."""
+
+    ANY_AVAILABLE = 0x00
+    CELLULAR = 0x01
+    WLAN = 0x02
+    WIRELINE = 0x03
 
 
 class NotificationError(ValueError):
@@ -140,7 +153,7 @@ class Notification:
 
     server_id: str
     notification_id: int | None = None
-    preferred_con_type: int | None = None
+    preferred_con_type: ConType | int | None = None
     timestamp: int | None = None
     req_mos: bool = False
     version: int = VERSION
@@ -159,10 +172,13 @@ class Notification:
             )
         if self.notification_id is not None and not _is_uint(self.notification_id, _UINT16_MAX):
             raise NotificationError("notification_id must be an integer from 0 to 65535")
-        if self.preferred_con_type is not None and not _is_uint(
-            self.preferred_con_type, 2 ** (8 * _CON_TYPE_MAX_BYTES) - 1
-        ):
-            raise NotificationError("preferred_con_type must be an integer from 0 to 2**32-1")
+        if self.preferred_con_type is not None:
+            if not _is_uint(self.preferred_con_type, max(ConType)):
+                raise NotificationError(
+                    "preferred_con_type must be 0x00 (any), 0x01 (cellular), 0x02 (WLAN) "
+                    "or 0x03 (wireline)"
+                )
+            object.__setattr__(self, "preferred_con_type", ConType(self.preferred_con_type))
         if self.timestamp is not None and not _is_uint(
             self.timestamp, 2 ** (8 * _TIMESTAMP_LONG) - 1
         ):
@@ -190,15 +206,10 @@ def _nibble(value: int) -> tuple[int, bytes]:
     raise NotificationError(f"{value} is too large for an option delta or length")
 
 
-def _uint_minimal(value: int) -> bytes:
-    # CoAP's uint: the fewest bytes, so zero is the empty value.
-    return value.to_bytes((value.bit_length() + 7) // 8, "big")
-
-
 def _options(n: Notification) -> list[tuple[Option, bytes]]:
     out = [(Option.SERVER_ID, n.server_id.encode("utf-8"))]
     if n.preferred_con_type is not None:
-        out.append((Option.PREFERRED_CON_TYPE, _uint_minimal(n.preferred_con_type)))
+        out.append((Option.PREFERRED_CON_TYPE, bytes([n.preferred_con_type])))
     if n.notification_id is not None:
         out.append((Option.NOTIFICATION_ID, n.notification_id.to_bytes(2, "big")))
     out.append((Option.SHA256_DIGEST, bytes(DIGEST_SIZE)))  # zeroed until signed
@@ -247,6 +258,7 @@ class _Row:
     raw: bytes
     field: str
     value: Any
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,13 +302,14 @@ def _option_value(number: Option, value: bytes) -> Any:
         except UnicodeDecodeError:
             raise NotificationError("SERVER-ID is not valid UTF-8") from None
     if number is Option.PREFERRED_CON_TYPE:
-        if len(value) > _CON_TYPE_MAX_BYTES:
+        if len(value) != 1:
+            raise NotificationError(f"PREFERRED-CON-TYPE must be 1 byte, got {len(value)}")
+        if value[0] > max(ConType):
             raise NotificationError(
-                f"PREFERRED-CON-TYPE is {len(value)} bytes; the limit is {_CON_TYPE_MAX_BYTES}"
+                f"PREFERRED-CON-TYPE {value[0]:#04x} is none of 0x00-0x03 "
+                "(any, cellular, WLAN, wireline)"
             )
-        if value[:1] == b"\x00":
-            raise NotificationError("PREFERRED-CON-TYPE has a leading zero byte (not minimal)")
-        return int.from_bytes(value, "big")
+        return ConType(value[0])
     if number is Option.NOTIFICATION_ID:
         if len(value) != 2:
             raise NotificationError(f"NOTIFICATION-ID must be 2 bytes, got {len(value)}")
@@ -356,7 +369,13 @@ def _parse(data: bytes) -> _Parsed:
     if reserved:
         raise NotificationError(f"reserved header bits must be zero, got {reserved:#04x}")
     rows = [
-        _Row(0, data[:_HEADER_SIZE], "header", f"version {version}, {count} option(s), reserved 0")
+        _Row(
+            0,
+            data[:_HEADER_SIZE],
+            "header",
+            f"version {version}, {count} option(s), reserved 0",
+            _SOURCES["header"],
+        )
     ]
 
     fields: dict[str, Any] = {}
@@ -387,10 +406,24 @@ def _parse(data: bytes) -> _Parsed:
         parsed = _option_value(option, value)
         fields[_OPTION_FIELDS[option]] = parsed
         layout = f"delta {delta} (option {number}), length {length}"
-        rows.append(_Row(start, data[start:pos], f"{_wire_name(option)} option header", layout))
+        rows.append(
+            _Row(
+                start,
+                data[start:pos],
+                f"{_wire_name(option)} option header",
+                layout,
+                _SOURCES["option header"],
+            )
+        )
         if length:
-            shown = parsed.hex() if isinstance(parsed, bytes) else parsed
-            rows.append(_Row(pos, value, _wire_name(option), shown))
+            shown = (
+                parsed.hex()
+                if isinstance(parsed, bytes)
+                else f"{parsed:#04x} {parsed.name}"
+                if isinstance(parsed, ConType)
+                else parsed
+            )
+            rows.append(_Row(pos, value, _wire_name(option), shown, _SOURCES[option]))
         if option is Option.SHA256_DIGEST:
             digest_at = pos
         pos += length
@@ -399,6 +432,19 @@ def _parse(data: bytes) -> _Parsed:
     if "server_id" not in fields:
         raise NotificationError("SERVER-ID is required")
     return _Parsed(Notification(version=version, **fields), tuple(rows), digest_at)
+
+
+#: What confirms each row of :func:`describe`: the specification, or a named lab
+#: choice (ids from :mod:`dmlab.protocol.provenance`) where it could not be confirmed.
+_SOURCES: Final[dict[object, str]] = {
+    "header": "specification (layout); lab choice notification-version (VER = 2)",
+    "option header": "specification (4-bit delta); lab choice option-framing (length)",
+    Option.SERVER_ID: "specification",
+    Option.PREFERRED_CON_TYPE: "specification (0x00-0x03); lab choice con-type-encoding",
+    Option.NOTIFICATION_ID: "specification",
+    Option.SHA256_DIGEST: "specification",
+    Option.TIMESTAMP: "specification (POSIX time); lab choice timestamp-length",
+}
 
 
 def decode(data: bytes) -> Notification:
@@ -430,12 +476,19 @@ def describe(data: bytes) -> list[dict[str, Any]]:
     """A field-by-field table of a notification for teaching.
 
     One row per contiguous piece (``offset``, ``bytes`` as hex, ``field``,
-    ``value``); the rows cover every byte once, in order, so
+    ``value``, and ``source``: whether the specification fixes the row or a named
+    lab choice does); the rows cover every byte once, in order, so
     ``pandas.DataFrame(describe(data))`` reads like a packet dissector.
     Raises :class:`NotificationError` for bytes that do not parse.
     """
     return [
-        {"offset": r.offset, "bytes": r.raw.hex(), "field": r.field, "value": r.value}
+        {
+            "offset": r.offset,
+            "bytes": r.raw.hex(),
+            "field": r.field,
+            "value": r.value,
+            "source": r.source,
+        }
         for r in _parse(data).rows
     ]
 
@@ -479,6 +532,14 @@ class NotificationGuard:
         self._seen: OrderedDict[object, None] = OrderedDict()
         self._lock = threading.Lock()
 
+    def rekey(self, secret: bytes, auth_data: bytes = b"") -> None:
+        """Use another Auth/Noti secret and auth data from now on (a server rotated them);
+        the replay memory stays."""
+        if not secret:
+            raise ValueError("a guard without a secret cannot authenticate anything")
+        with self._lock:
+            self._secret, self._auth_data = bytes(secret), bytes(auth_data)
+
     @property
     def remembered(self) -> int:
         """How many notification keys the replay memory holds now (≤ ``remember``)."""
@@ -497,7 +558,9 @@ class NotificationGuard:
             )
         if n.digest is None:
             raise NotificationRejected("digest", "no SHA256-DIGEST option")
-        if not verify_digest(data, self._secret, self._auth_data):
+        with self._lock:
+            secret, auth_data = self._secret, self._auth_data
+        if not verify_digest(data, secret, auth_data):
             raise NotificationRejected(
                 "digest", "SHA256-DIGEST does not match this server's secret"
             )
@@ -658,10 +721,13 @@ def verify_dm12(data: bytes, server_id: str, password: str, nonce: bytes) -> boo
 
 
 def notification_key(secret: str) -> bytes:
-    """The key of a device's notification digests, derived one-way from its secret.
+    """The Auth/Noti secret of a device's notification digests, derived one-way from
+    its password (auth data empty).
 
-    Lab choice: the server must compute digests but keeps only a hash of the
-    secret for authentication, so both sides derive this key from the secret
-    (the DMAcc's notification secret, in DM terms).
+    Lab choice ``notification-secret`` (option ``derived``): the server must compute
+    digests but keeps only a hash of the password, so both sides derive this key from
+    it. The specification's way (option ``dmacc``) provisions a separate secret and
+    auth data in DMAcc ``<x>/Auth/Noti``; :func:`encode`, :func:`verify_digest` and
+    :class:`NotificationGuard` take both, whichever way they were provisioned.
     """
     return hashlib.sha256(b"dmlab notification key\0" + secret.encode()).digest()

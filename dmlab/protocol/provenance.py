@@ -1,0 +1,521 @@
+"""Where each rule of the lab's protocol comes from: the DM 2.0 specification, the CR, or the lab.
+
+The change request (CR) adds REST resources on top of OMA DM 2.0 (OMA-TS-DM_Protocol-V2_0);
+everything it does not restate comes from that specification. Working-group readers need to
+see, point by point, which rules are the specification's, which the CR's, and which the lab
+chose where both are silent or could not be confirmed. This module holds that as data:
+``docs/protocol.md`` is rendered from it (:func:`markdown`), tables in the notebooks and
+:func:`dmlab.protocol.notification.describe` cite its choice ids, and a test fails when the
+document or a cited id drifts.
+
+Specification rules were read from a section-by-section digest of OMA-TS-DM_Protocol-V2_0
+(approved 2016), OMA's published DDF for DMAcc 1.2 and a third-party DM 2.0 client (the C++
+proof of concept bendelec/Grandma), not from the specification's own text; section numbers
+are the digest's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Source = Literal["specification", "CR", "lab choice"]
+
+SPEC: Final = "specification"
+CR: Final = "CR"
+LAB: Final = "lab choice"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One rule the lab follows, and whose it is."""
+
+    topic: str
+    rule: str
+    source: Source
+    #: The digest's section (§) for specification rules, the CR's section for CR rules,
+    #: the choice id for lab choices.
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabChoice:
+    """A place where the specification and the CR are silent, or could not be confirmed."""
+
+    id: str
+    topic: str
+    #: What the lab does.
+    reading: str
+    #: The other readings a working group might take ("" when none was weighed).
+    other: str
+    why: str
+
+
+# --- the lab's choices, one row each; ids are what users and tests cite -------
+
+CHOICES: Final[tuple[LabChoice, ...]] = (
+    LabChoice(
+        "notification-version",
+        "Package 0",
+        "VER (4 bits) is 2; other versions are refused",
+        "",
+        "the specification names the field but its value could not be confirmed",
+    ),
+    LabChoice(
+        "option-framing",
+        "Package 0",
+        "option length is a 4-bit nibble beside the 4-bit delta; values 13 and 14 take one or "
+        "two extension bytes (CoAP, RFC 7252 §3.1); 15 is reserved",
+        "an 8-bit length byte",
+        "the 4-bit delta is confirmed; the length's width and any extension are not",
+    ),
+    LabChoice(
+        "con-type-encoding",
+        "Package 0",
+        "PREFERRED-CON-TYPE is exactly one byte (0x00 is a byte, not an empty value); "
+        "values above 0x03 are refused",
+        "a minimal unsigned integer (0 as an empty value)",
+        "the option is Opaque and its four values are single bytes 0x00-0x03",
+    ),
+    LabChoice(
+        "timestamp-length",
+        "Package 0",
+        "TIMESTAMP is POSIX seconds in 4 bytes (8 bytes from 2106 on)",
+        "8 bytes always",
+        "the specification says POSIX time; the length could not be confirmed",
+    ),
+    LabChoice(
+        "notification-secret",
+        "Package 0",
+        "`derived`: the Auth/Noti secret is SHA-256 of a label and the device's password, "
+        "with empty auth data; the device reads both from its DMAcc Auth/Noti",
+        "`dmacc`: a separate secret and auth data provisioned in DMAcc <x>/Auth/Noti/{Secret, "
+        "Data} (the specification's way; the lab's device verifies either)",
+        "the server stores no device password, only a hash, and still has to sign notifications",
+    ),
+    LabChoice(
+        "notification-freshness",
+        "Package 0",
+        "the device drops a notification without TIMESTAMP, older or newer than 300 s, or "
+        "whose NOTIFICATION-ID it has accepted before",
+        "accept notifications without TIMESTAMP",
+        "the specification makes TIMESTAMP and NOTIFICATION-ID optional for clients and "
+        "leaves the replay window open",
+    ),
+    LabChoice(
+        "notification-transport",
+        "Package 0",
+        "in process, a listener; across processes, a long-poll `GET /notifications` "
+        "answering `application/vnd.oma.dm.notification`",
+        "SMS, WAP push, a push service (DMAcc Push)",
+        "the specification lists transports in an appendix the lab cannot use on one host",
+    ),
+    LabChoice(
+        "notification-id-in-alert",
+        "Package 1",
+        'ServerInitiatedMgmt carries the NOTIFICATION-ID as `Data: {"NOTIFICATION-ID": n}`',
+        "a bare number",
+        "the specification says the alert carries the id, and that Data is an object, "
+        "but not under which name",
+    ),
+    LabChoice(
+        "lenient-input",
+        "Package 1",
+        "the server also accepts `application/json`, `application/vnd.oma.dm.response+json`, "
+        "the request type and the CR's command type as a package 1 or 3 body",
+        "only the specification's type for each package",
+        "devices written against the CR alone cannot know which type to send",
+    ),
+    LabChoice(
+        "mos-ddf",
+        "Package 1",
+        "the lab's device lists DDF only where OMA's published DDF URL is known "
+        "(DMAcc 1.2); DDF is optional, MIID required",
+        "",
+        "a DDF URL that cannot be confirmed would mislead a server that fetches it",
+    ),
+    LabChoice(
+        "get-data",
+        "Package 3",
+        'a GET status carries the value (or subtree) as `"Data"`',
+        "results in a separate field",
+        "the specification sends GET data in the session; the field is not confirmed",
+    ),
+    LabChoice(
+        "session-end",
+        "Package 3",
+        "the answer to the last package 3 is `204` with an `OMADM-Result: OK|failure` header",
+        "a package 2 holding only END",
+        "the CR's response to PUT may carry commands; it does not say what ends a session",
+    ),
+    LabChoice(
+        "argument-order",
+        "Commands",
+        "ServerURI first for HGET/HPUT/HPOST; ClientURI first for EXEC, SUB and UNSUB; "
+        "DEFAULT takes MOID, then ServerURI",
+        "",
+        "the order is confirmed for GET, HGET, HPOST and END only",
+    ),
+    LabChoice(
+        "unknown-command",
+        "Commands",
+        "the device answers a command it does not know with status 501 and runs the rest; "
+        "the server relays any upper-case command name so devices can be tested with one",
+        "400 for the unknown command",
+        "one status per command keeps package 3 aligned with package 2",
+    ),
+    LabChoice(
+        "default-status",
+        "Commands",
+        "DEFAULT gets a status (200) in package 3 like any command but END; the later fetch "
+        "from the stored ServerURI reports nothing",
+        "no status for DEFAULT itself",
+        "package 3 has one status per command in order, END excepted",
+    ),
+    LabChoice(
+        "hget-place",
+        "Commands",
+        "HGET without ClientURI stores the data under `urn:oma:mo:dmlab-ext:1.0//Downloads/<n>` "
+        "(a new node per fetch) and returns that ClientURI in `URI`",
+        "create a new MO instance with a client-assigned MIID",
+        "the specification lets the client pick the place and return it",
+    ),
+    LabChoice(
+        "mo-serialization-type",
+        "Commands",
+        "the MO serialization `[{DDF, ClientURI, CV, MOData}]` travels as `application/json`; "
+        "the device can also send DM 1.x TNDS (`application/vnd.syncml.dmtnds+xml`) when "
+        "`OMADM-Accept` asks for it after a 415",
+        "",
+        "the serialization's own media type name could not be confirmed",
+    ),
+    LabChoice(
+        "mo-data-shape",
+        "Commands",
+        "MOData is an object keyed by the named node's name (an MO instance root: its "
+        "children); a leaf's value is a JSON string, integer or null",
+        "",
+        "the specification's example serializes a whole instance only",
+    ),
+    LabChoice(
+        "cache-validator",
+        "Commands",
+        "each MO instance's CV is the first 16 hex digits of SHA-256 over its canonical JSON; "
+        "a ClientURI query `?cv=` equal to it answers 304 without data",
+        "a change counter",
+        "the specification requires a validator that changes with the instance, not its form",
+    ),
+    LabChoice(
+        "fumo-alert",
+        "Alerts",
+        "FUMO results use `urn:oma:at:fumo:1.0:<Operation>` (DownloadAndUpdate, Download, "
+        'Update), `DataType: "int"`, `Data: {"DM1x": <FUMO result code>}`; the server also '
+        "reads FUMO 1.0's `org.openmobilealliance.dm.firmwareupdate.*` names",
+        "FUMO 1.0's DM 1.2 names",
+        "DM 2.0 names alert types `urn:oma:at:…` and carries DM 1.x data as `DM1x`; no FUMO "
+        "alert type for DM 2.0 could be confirmed",
+    ),
+    LabChoice(
+        "http-credentials",
+        "Management objects",
+        "the device's HTTP Basic name and password sit in DMAcc `<x>/Auth/Trsp/{Data, Secret}`",
+        "X.509 client certificates (also in Auth/Trsp)",
+        "the CR's resources use HTTP authentication; Basic is the one every client supports",
+    ),
+    LabChoice(
+        "noti-auth-type",
+        "Management objects",
+        "DMAcc `<x>/Auth/Noti/Type` is 1, meaning the SHA256-DIGEST option",
+        "",
+        "the node is an int whose values could not be confirmed",
+    ),
+    LabChoice(
+        "tls-floor",
+        "Transport",
+        "TLS 1.2 or newer only, server and device",
+        "also TLS 1.1, as the specification requires",
+        "a deliberate deviation: RFC 8996 deprecates TLS 1.0 and 1.1",
+    ),
+    LabChoice(
+        "browser-entry",
+        "Browser flows",
+        "both browser flows POST to `/devices/{devId}/sessions`",
+        "",
+        "the CR does not say what the browser POSTs to",
+    ),
+)
+
+# --- every rule, point by point --------------------------------------------------
+
+POINTS: Final[tuple[Point, ...]] = (
+    # Package 0
+    Point(
+        "Package 0",
+        "binary, big-endian; 2-byte header: VER (4 bits), option count (5), reserved (7)",
+        SPEC,
+        "§6.1.1.1",
+    ),
+    Point("Package 0", "VER's value", LAB, "notification-version"),
+    Point(
+        "Package 0",
+        "options in rising number, each an option delta (4 bits), a length and a value",
+        SPEC,
+        "§6.1.1.2",
+    ),
+    Point("Package 0", "option length width and extensions", LAB, "option-framing"),
+    Point(
+        "Package 0",
+        "1 SERVER-ID (String), 2 PREFERRED-CON-TYPE, 3 NOTIFICATION-ID (2-byte Uint), "
+        "4 SHA256-DIGEST (32 bytes), 5 TIMESTAMP (POSIX time), 6 REQ-MOS (no value)",
+        SPEC,
+        "§2.1.2",
+    ),
+    Point(
+        "Package 0",
+        "PREFERRED-CON-TYPE: 0x00 any available, 0x01 cellular, 0x02 WLAN, 0x03 wireline",
+        SPEC,
+        "§2.1.2.2",
+    ),
+    Point("Package 0", "PREFERRED-CON-TYPE on the wire", LAB, "con-type-encoding"),
+    Point("Package 0", "TIMESTAMP length", LAB, "timestamp-length"),
+    Point(
+        "Package 0",
+        "digest = SHA-256(Auth/Noti secret | notification with the digest zeroed | auth data); "
+        "the client ignores a notification whose digest is wrong or whose server has no "
+        "Auth/Noti",
+        SPEC,
+        "§2.1.2.2",
+    ),
+    Point("Package 0", "where the secret and auth data come from", LAB, "notification-secret"),
+    Point("Package 0", "replay and freshness checks", LAB, "notification-freshness"),
+    Point("Package 0", "how the notification reaches the device", LAB, "notification-transport"),
+    # Package 1
+    Point(
+        "Package 1",
+        "an HTTP POST with `Content-Type: application/vnd.oma.dm.initiation+json`, "
+        "`Accept: application/vnd.oma.dm.request+json` and `OMADM-DevID`",
+        SPEC,
+        "§2.2, §6.2",
+    ),
+    Point(
+        "Package 1",
+        'body `{"MOS": [{"DDF", "MOID", "MIID": [...]}], "Alert": [...]}`; MOS when package '
+        "0 carried REQ-MOS",
+        SPEC,
+        "§2.2, §6.2",
+    ),
+    Point(
+        "Package 1",
+        "alert ServerInitiatedMgmt (with the NOTIFICATION-ID), ClientInitiatedMgmt or "
+        "BootstrapComplete",
+        SPEC,
+        "§2.2",
+    ),
+    Point("Package 1", "how the NOTIFICATION-ID is carried", LAB, "notification-id-in-alert"),
+    Point(
+        "Package 1",
+        "sent to `POST /sessions/next`, `POST /sessions/id/{sessionId}` or `POST /alert`",
+        CR,
+        "CR x.1.1, x.1.3",
+    ),
+    Point("Package 1", "other body types accepted", LAB, "lenient-input"),
+    Point("Package 1", "which DDF URLs the lab's device lists", LAB, "mos-ddf"),
+    # Package 2
+    Point(
+        "Package 2",
+        '`{"CMD": [[name, parameters in order], ...]}`, run in order',
+        SPEC,
+        "§2.3, §6.3",
+    ),
+    Point(
+        "Package 2",
+        "media type `application/vnd.omadm-cmd+json` (the specification's is "
+        "`application/vnd.oma.dm.request+json`)",
+        CR,
+        "CR x.2.3",
+    ),
+    Point(
+        "Package 2",
+        'a `"SessionID"` field, and a newly assigned session id for every round',
+        CR,
+        "CR x.1.1",
+    ),
+    # Package 3
+    Point(
+        "Package 3",
+        '`{"Status": [{"sc": n, "URI": [...]}], "Alert": [...]}`: one status per command '
+        "in order; none after END",
+        SPEC,
+        "§2.4, §6.4",
+    ),
+    Point(
+        "Package 3",
+        "`PUT /sessions/id/{sessionId}` (the specification POSTs), answered with the next "
+        "package 2",
+        CR,
+        "CR x.1.1",
+    ),
+    Point("Package 3", "where a GET's data travels", LAB, "get-data"),
+    Point("Package 3", "how the end of a session is answered", LAB, "session-end"),
+    # Commands
+    Point(
+        "Commands",
+        "MUST: HGET, HPUT, HPOST, DELETE, EXEC, CONT, END; SHOULD: GET, SHOW, DEFAULT, SUB, UNSUB",
+        SPEC,
+        "§3",
+    ),
+    Point(
+        "Commands",
+        "HGET without ClientURI: the client picks the place and returns it in `URI`",
+        SPEC,
+        "§3.1",
+    ),
+    Point(
+        "Commands",
+        "EXEC with a ServerURI: 202 now, the generic alert later in a new session to that "
+        "ServerURI",
+        SPEC,
+        "§3.5, §4.1",
+    ),
+    Point(
+        "Commands",
+        "DEFAULT: one ServerURI per MOID, replaced by the next DEFAULT; fetched like HGET when "
+        "that MOID is needed and missing",
+        SPEC,
+        "§3.10",
+    ),
+    Point(
+        "Commands",
+        "HPUT/HPOST/SUB send the data at the ClientURIs; a 415 with `OMADM-Accept` is retried "
+        "in a listed type; if none is supported the command's status is 406",
+        SPEC,
+        "§3.2, §3.3, §3.11, §4.2",
+    ),
+    Point(
+        "Commands",
+        'MO serialization `[{"DDF", "ClientURI", "CV", "MOData"}]`',
+        SPEC,
+        "§6.5",
+    ),
+    Point(
+        "Commands",
+        "a ClientURI `cv` field naming the current cache validator answers 304 without data",
+        SPEC,
+        "§10",
+    ),
+    Point("Commands", "parameter order", LAB, "argument-order"),
+    Point("Commands", "a command the device does not know", LAB, "unknown-command"),
+    Point("Commands", "DEFAULT's own status", LAB, "default-status"),
+    Point("Commands", "where HGET without ClientURI stores", LAB, "hget-place"),
+    Point("Commands", "media type of the MO serialization", LAB, "mo-serialization-type"),
+    Point("Commands", "MOData for a node that is not an instance root", LAB, "mo-data-shape"),
+    Point("Commands", "the cache validator's form", LAB, "cache-validator"),
+    # Status codes
+    Point(
+        "Status codes",
+        "202 accepted (asynchronous), 304 not modified, 404 not found, 405 command not "
+        "allowed (permanent node), 406 Not Acceptable, 415 unsupported media type",
+        SPEC,
+        "§3, §4.1, §4.2, §5.5.1.2, §10",
+    ),
+    # Alerts
+    Point(
+        "Alerts",
+        "generic alert `{AlertType, SourceURI, TargetURI, Mark, DataType, Data}`; Data is a "
+        "JSON object; never answered",
+        SPEC,
+        "§4, §6.6",
+    ),
+    Point("Alerts", "generic alerts to `POST /alert`, answered 204", CR, "CR x.1.3"),
+    Point("Alerts", "FUMO's alert types and data", LAB, "fumo-alert"),
+    # Management objects
+    Point("Management objects", "DevInfo `urn:oma:mo:oma-dm-devinfo:1.0`, DmV 2.0", SPEC, "§11.1"),
+    Point(
+        "Management objects",
+        "DMAcc `urn:oma:mo:oma-dm-dmacc:1.2`: SrvID, SrvURI, Name, Perm, Auth/{Bootstrap, "
+        "Noti/{Type, Data, Secret}, Trsp/{Data, Secret}}, Push",
+        SPEC,
+        "§11.2",
+    ),
+    Point("Management objects", "where HTTP credentials live", LAB, "http-credentials"),
+    Point("Management objects", "Auth/Noti/Type's value", LAB, "noti-auth-type"),
+    # Transport
+    Point("Transport", "HTTPS for device and browser component", CR, "CR x.2"),
+    Point("Transport", "DM client and server SHALL support TLS 1.1", SPEC, "§8.2.2"),
+    Point("Transport", "the TLS versions the lab accepts", LAB, "tls-floor"),
+    # REST resources and browser flows
+    Point(
+        "REST resources",
+        "sessions, devices and alert resources; sessions listed as pending/completed with a "
+        "brief result",
+        CR,
+        "CR x.1",
+    ),
+    Point(
+        "Browser flows",
+        "a browser component POSTs with `Accept: application/vnd.omadm-cmd+json` and gets "
+        "commands; a plain browser makes the server send a notification",
+        CR,
+        "CR x.2.3, x.2.4",
+    ),
+    Point("Browser flows", "what the browser POSTs to", LAB, "browser-entry"),
+)
+
+CHOICE_IDS: Final = frozenset(c.id for c in CHOICES)
+
+
+def choice(choice_id: str) -> LabChoice:
+    """The lab choice with this id; ``KeyError`` names an id nobody declared."""
+    for c in CHOICES:
+        if c.id == choice_id:
+            return c
+    raise KeyError(f"no lab choice {choice_id!r}")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown() -> str:
+    """``docs/protocol.md``: every point with its source, then the lab choices as a table."""
+    lines = [
+        "# Where the lab's protocol comes from",
+        "",
+        "<!-- Generated from dmlab/protocol/provenance.py by "
+        "`python -m dmlab.protocol.provenance > docs/protocol.md`; do not edit by hand. -->",
+        "",
+        "The CR adds REST resources on top of OMA DM 2.0 (OMA-TS-DM_Protocol-V2_0); everything",
+        "it does not restate comes from that specification. Each rule below is marked",
+        "**specification**, **CR**, or **lab choice** (the specification and the CR are silent,",
+        "or the specification could not be confirmed). Specification rules were read from a",
+        "section-by-section digest of the specification, OMA's DDF for DMAcc 1.2 and a",
+        "third-party DM 2.0 client (bendelec/Grandma); § numbers are the digest's.",
+        "",
+    ]
+    topic = ""
+    for p in POINTS:
+        if p.topic != topic:
+            topic = p.topic
+            lines += ["", f"## {topic}", "", "| rule | source | where |", "|---|---|---|"]
+        where = f"`{p.ref}`" if p.source == LAB else p.ref
+        lines.append(f"| {_cell(p.rule)} | {p.source} | {where} |")
+    lines += [
+        "",
+        "## Lab choices",
+        "",
+        "One row per choice; the `choice id` is what tests, notebooks and",
+        "`notification.describe` cite.",
+        "",
+        "| choice id | topic | the lab's reading | other readings | why |",
+        "|---|---|---|---|---|",
+    ]
+    for c in CHOICES:
+        lines.append(
+            f"| {c.id} | {c.topic} | {_cell(c.reading)} | {_cell(c.other) or '—'} | "
+            f"{_cell(c.why)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
