@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab serve test lint clean
+.PHONY: lab serve serve-postgres test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ lab: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/python -m dmlab serve --port 8443 --data .dmlab-data --account demo:demo-password
+
+# The same server with its state in a throwaway PostgreSQL (removed when it stops).
+serve-postgres: $(STAMP)
+	$(BIN)/python -m dmlab serve --port 8443 --data .dmlab-data --account demo:demo-password \
+		--database throwaway-postgresql
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _account(text: str) -> tuple[str, str]:
@@ -20,20 +21,41 @@ def _account(text: str) -> tuple[str, str]:
     return name, password
 
 
+#: ``--database`` value that starts a PostgreSQL cluster for this run only.
+THROWAWAY = "throwaway-postgresql"
+
+
+def _open_store(database: str | None, data: Path, exits: contextlib.ExitStack) -> Any:
+    """SQLite in the data directory by default; PostgreSQL for a ``postgresql://`` URL
+    (or a throwaway cluster), so that several servers can share one database."""
+    if database is None:
+        from .store.sqlite import SQLiteStore
+
+        return exits.enter_context(SQLiteStore(data / "dmlab.sqlite3"))
+    from .store.postgres import PostgresStore
+
+    if database == THROWAWAY:
+        from .runtime.postgres import throwaway_postgres
+
+        database = exits.enter_context(throwaway_postgres())
+        print(f"dmlab started a throwaway PostgreSQL: {database}", flush=True)
+    return exits.enter_context(PostgresStore(database))
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
     from .runtime import LabCA, ServerThread
     from .server import build_services, create_app
     from .server.auth import verify_secret
     from .server.routes.events import close_streams
-    from .store.sqlite import SQLiteStore
     from .trace import Trace
 
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     ca = LabCA.load_or_create(data)
     ca.write_ca(data / "ca.pem")
-    store = SQLiteStore(data / "dmlab.sqlite3")
+    exits = contextlib.ExitStack()
+    store = _open_store(args.database, data, exits)
     # The trace is kept in the store too: a restart shows what happened before it.
     services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
     for name, password in args.account:
@@ -52,7 +74,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         close_streams(app)
         server.stop()
-        store.close()
+        exits.close()
     return 0
 
 
@@ -131,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an account to create (repeatable)",
     )
     s.add_argument("--server-id", default="dmlab")
+    s.add_argument(
+        "--database",
+        metavar="URL",
+        help="postgresql://USER@HOST:PORT/DB to keep state in PostgreSQL (default: SQLite "
+        f"in --data); '{THROWAWAY}' starts a temporary local PostgreSQL for this run",
+    )
     s.set_defaults(run=serve)
 
     d = commands.add_parser("device", help="run a virtual device against a server")

@@ -3,7 +3,8 @@ raw HTTPS clients, and device registration. Plain helpers live in helpers.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -64,3 +65,34 @@ def register(lab: Lab):
 
     yield make
     lab.settle()
+
+
+# PostgreSQL -------------------------------------------------------------------------
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The DSN of a throwaway PostgreSQL cluster shared by the whole run. Skips (and
+    says why) only where no PostgreSQL server binaries exist; .ci/run installs them."""
+    from dmlab.runtime.postgres import PostgresNotFound, throwaway_postgres
+
+    try:
+        with throwaway_postgres() as dsn:
+            yield dsn
+    except PostgresNotFound as missing:
+        pytest.skip(f"PostgreSQL tests need a server: {missing}")
+
+
+@pytest.fixture
+def new_database(postgres_server: str) -> Callable[[], str]:
+    """``new_database()`` → the DSN of a new, empty database in the shared cluster."""
+    import psycopg
+
+    def make() -> str:
+        name = f"dmlab_test_{next(_databases)}"
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+    return make

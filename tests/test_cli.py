@@ -117,9 +117,13 @@ class Process:
             self.popen.stdout.close()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[Process, str, Path]]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Process, str, Path]]:
+    """``dmlab serve`` with its state in SQLite (the default) or in PostgreSQL."""
     data = tmp_path / "data"
+    database = []
+    if request.param == "postgres":
+        database = ["--database", request.getfixturevalue("new_database")()]
     process = Process.start(
         "serve",
         "--port",
@@ -128,6 +132,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Process, str, Path]]:
         str(data),
         "--account",
         ":".join(ACCOUNT),
+        *database,
         cwd=tmp_path,
     )
     try:

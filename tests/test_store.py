@@ -4,6 +4,7 @@ durability across close, SIGKILL and failed transactions, and its schema version
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import sqlite3
 import subprocess
@@ -30,6 +31,7 @@ from dmlab.store import (
     State,
     Store,
 )
+from dmlab.store.postgres import PostgresStore
 from dmlab.store.sqlite import SCHEMA_VERSION, SchemaVersionError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,16 +39,21 @@ ROOT = Path(__file__).resolve().parents[1]
 MakeStore = Callable[..., Store]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
-    """A factory, so a test can pass options (``alerts_per_device``); every SQLite
-    store it made is closed afterwards."""
-    made: list[SQLiteStore] = []
+    """A factory, so a test can pass options (``alerts_per_device``); every SQL
+    store it made is closed afterwards. PostgreSQL stores get a new database each."""
+    made: list[SQLiteStore | PostgresStore] = []
+    new_database = request.getfixturevalue("new_database") if request.param == "postgres" else None
 
     def make(**options: Any) -> Store:
+        store: SQLiteStore | PostgresStore
         if request.param == "memory":
             return MemoryStore(**options)
-        store = SQLiteStore(tmp_path / f"store{len(made)}.sqlite3", **options)
+        if new_database is not None:
+            store = PostgresStore(new_database(), **options)
+        else:
+            store = SQLiteStore(tmp_path / f"store{len(made)}.sqlite3", **options)
         made.append(store)
         return store
 
@@ -588,10 +595,9 @@ def test_lookups_use_indexes(db: Path) -> None:
 
 def test_the_store_protocol_is_met() -> None:
     names = {n for n in dir(MemoryStore) if not n.startswith("_")}
-    assert names <= {n for n in dir(SQLiteStore) if not n.startswith("_")}
-    import inspect
-
-    for name in names:
-        assert inspect.signature(getattr(MemoryStore, name)) == inspect.signature(
-            getattr(SQLiteStore, name)
-        ), name
+    for backend in (SQLiteStore, PostgresStore):
+        assert names <= {n for n in dir(backend) if not n.startswith("_")}
+        for name in names:
+            assert inspect.signature(getattr(MemoryStore, name)) == inspect.signature(
+                getattr(backend, name)
+            ), (backend, name)

@@ -10,7 +10,6 @@ and, on disk, against a crash.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -18,9 +17,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..protocol import Alert, Command, Status
 from ..trace import Exchange
-from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
+from .model import Account, AlertRecord, Device, Session, State
+from .rows import (
+    DEVICE_COLUMNS,
+    SESSION_COLUMNS,
+    alert_from,
+    alert_json,
+    device_from,
+    job_json,
+    rounds_json,
+    session_from,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
@@ -131,102 +139,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
 }
-
-
-# JSON for the structured fields ---------------------------------------------------
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _job_json(job: JobSpec) -> str:
-    return _dumps(
-        {"name": job.name, "params": job.params, "commands": [c.to_json() for c in job.commands]}
-    )
-
-
-def _job_from(text: str) -> JobSpec:
-    value = json.loads(text)
-    return JobSpec(
-        value["name"], value["params"], tuple(Command.from_json(c) for c in value["commands"])
-    )
-
-
-def _rounds_json(rounds: tuple[Round, ...]) -> str:
-    return _dumps(
-        [
-            {
-                "session_id": r.session_id,
-                "commands": [c.to_json() for c in r.commands],
-                # None (not reported yet) and [] (reported, nothing due) must stay apart.
-                "statuses": None if r.statuses is None else [s.to_json() for s in r.statuses],
-                "alerts": [a.to_json() for a in r.alerts],
-            }
-            for r in rounds
-        ]
-    )
-
-
-def _rounds_from(text: str) -> tuple[Round, ...]:
-    return tuple(
-        Round(
-            r["session_id"],
-            tuple(Command.from_json(c) for c in r["commands"]),
-            None if r["statuses"] is None else tuple(Status.from_json(s) for s in r["statuses"]),
-            tuple(Alert.from_json(a) for a in r["alerts"]),
-        )
-        for r in json.loads(text)
-    )
-
-
-_SESSION_COLUMNS = (
-    "key, dev_id, account, job, origin, state, result, session_id, rounds, "
-    "created_at, started_at, ended_at, expires_at, reason"
-)
-
-
-def _session_from(row: tuple[Any, ...]) -> Session:
-    (
-        key,
-        dev_id,
-        account,
-        job,
-        origin,
-        state,
-        result,
-        session_id,
-        rounds,
-        created_at,
-        started_at,
-        ended_at,
-        expires_at,
-        reason,
-    ) = row
-    return Session(
-        key=key,
-        dev_id=dev_id,
-        account=account,
-        job=_job_from(job),
-        origin=Origin(origin),
-        state=State(state),
-        result=None if result is None else Result(result),
-        session_id=session_id,
-        rounds=_rounds_from(rounds),
-        created_at=created_at,
-        started_at=started_at,
-        ended_at=ended_at,
-        expires_at=expires_at,
-        reason=reason,
-    )
-
-
-_DEVICE_COLUMNS = "dev_id, account, secret_hash, notify_key, man, mod, name, registered_at"
-
-
-def _device_from(row: tuple[Any, ...]) -> Device:
-    dev_id, account, secret_hash, notify_key, man, mod, name, registered_at = row
-    return Device(dev_id, account, secret_hash, bytes(notify_key), man, mod, name, registered_at)
 
 
 class SQLiteStore:
@@ -380,7 +292,7 @@ class SQLiteStore:
         # rowid, moving it to the end of devices_of().
         with self.transaction():
             self._db().execute(
-                f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (dev_id) DO UPDATE SET account = excluded.account, "
                 "secret_hash = excluded.secret_hash, notify_key = excluded.notify_key, "
                 "man = excluded.man, mod = excluded.mod, name = excluded.name, "
@@ -398,8 +310,8 @@ class SQLiteStore:
             )
 
     def get_device(self, dev_id: str) -> Device | None:
-        row = self._one(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE dev_id = ?", (dev_id,))
-        return None if row is None else _device_from(row)
+        row = self._one(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_id = ?", (dev_id,))
+        return None if row is None else device_from(row)
 
     def delete_device(self, dev_id: str) -> None:
         """Its sessions (and their ids), alerts and data go with it, by cascade."""
@@ -408,9 +320,9 @@ class SQLiteStore:
 
     def devices_of(self, account: str) -> list[Device]:
         rows = self._all(
-            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE account = ? ORDER BY rowid", (account,)
+            f"SELECT {DEVICE_COLUMNS} FROM devices WHERE account = ? ORDER BY rowid", (account,)
         )
-        return [_device_from(row) for row in rows]
+        return [device_from(row) for row in rows]
 
     # Sessions ----------------------------------------------------------------------------
     def put_session(self, session: Session) -> None:
@@ -453,8 +365,8 @@ class SQLiteStore:
                     session.ended_at,
                     session.expires_at,
                     session.reason,
-                    _job_json(session.job),
-                    _rounds_json(session.rounds),
+                    job_json(session.job),
+                    rounds_json(session.rounds),
                 ),
             )
             conn.executemany(
@@ -464,34 +376,34 @@ class SQLiteStore:
             )
 
     def get_session(self, key: str) -> Session | None:
-        row = self._one(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
-        return None if row is None else _session_from(row)
+        row = self._one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
+        return None if row is None else session_from(row)
 
     def session_by_id(self, session_id: str) -> Session | None:
         """The session that has (or had) this id, current or spent."""
         row = self._one(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = "
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = "
             "(SELECT key FROM session_ids WHERE id = ?)",
             (session_id,),
         )
-        return None if row is None else _session_from(row)
+        return None if row is None else session_from(row)
 
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
         """In the order they entered ``state``: pending ones form a FIFO queue per device."""
         rows = self._all(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE dev_id = ? "
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE dev_id = ? "
             "AND state = ? ORDER BY position",
             (dev_id, state.value),
         )
-        return [_session_from(row) for row in rows]
+        return [session_from(row) for row in rows]
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]:
         rows = self._all(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE account = ? "
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account = ? "
             "AND state = ? ORDER BY position",
             (account, state.value),
         )
-        return [_session_from(row) for row in rows]
+        return [session_from(row) for row in rows]
 
     # Alerts and device data ---------------------------------------------------------------
     def add_alert(self, record: AlertRecord) -> None:
@@ -500,7 +412,7 @@ class SQLiteStore:
             conn = self._db()
             conn.execute(
                 "INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (?, ?, ?, ?)",
-                (record.dev_id, record.at, record.session_key, _dumps(record.alert.to_json())),
+                (record.dev_id, record.at, record.session_key, alert_json(record.alert)),
             )
             conn.execute(
                 "DELETE FROM alerts WHERE dev_id = ? AND id <= (SELECT id FROM alerts "
@@ -516,10 +428,7 @@ class SQLiteStore:
             "ORDER BY id DESC LIMIT ?",
             (dev_id, max(limit, 0)),
         )
-        return [
-            AlertRecord(d, Alert.from_json(json.loads(a)), at, key)
-            for d, a, at, key in reversed(rows)
-        ]
+        return [AlertRecord(d, alert_from(a), at, key) for d, a, at, key in reversed(rows)]
 
     def put_data(self, dev_id: str, key: str, content_type: str, body: bytes) -> None:
         with self.transaction():

@@ -1,0 +1,123 @@
+"""Records to and from the rows a database keeps: the structured fields (a
+session's job and rounds, an alert) as compact JSON text. Shared by the SQL stores."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..protocol import Alert, Command, Status
+from .model import Device, JobSpec, Origin, Result, Round, Session, State
+
+__all__ = [
+    "DEVICE_COLUMNS",
+    "SESSION_COLUMNS",
+    "alert_from",
+    "alert_json",
+    "device_from",
+    "dumps",
+    "job_json",
+    "rounds_json",
+    "session_from",
+]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def job_json(job: JobSpec) -> str:
+    return dumps(
+        {"name": job.name, "params": job.params, "commands": [c.to_json() for c in job.commands]}
+    )
+
+
+def job_from(text: str) -> JobSpec:
+    value = json.loads(text)
+    return JobSpec(
+        value["name"], value["params"], tuple(Command.from_json(c) for c in value["commands"])
+    )
+
+
+def rounds_json(rounds: tuple[Round, ...]) -> str:
+    return dumps(
+        [
+            {
+                "session_id": r.session_id,
+                "commands": [c.to_json() for c in r.commands],
+                # None (not reported yet) and [] (reported, nothing due) must stay apart.
+                "statuses": None if r.statuses is None else [s.to_json() for s in r.statuses],
+                "alerts": [a.to_json() for a in r.alerts],
+            }
+            for r in rounds
+        ]
+    )
+
+
+def rounds_from(text: str) -> tuple[Round, ...]:
+    return tuple(
+        Round(
+            r["session_id"],
+            tuple(Command.from_json(c) for c in r["commands"]),
+            None if r["statuses"] is None else tuple(Status.from_json(s) for s in r["statuses"]),
+            tuple(Alert.from_json(a) for a in r["alerts"]),
+        )
+        for r in json.loads(text)
+    )
+
+
+SESSION_COLUMNS = (
+    "key, dev_id, account, job, origin, state, result, session_id, rounds, "
+    "created_at, started_at, ended_at, expires_at, reason"
+)
+
+
+def session_from(row: tuple[Any, ...]) -> Session:
+    (
+        key,
+        dev_id,
+        account,
+        job,
+        origin,
+        state,
+        result,
+        session_id,
+        rounds,
+        created_at,
+        started_at,
+        ended_at,
+        expires_at,
+        reason,
+    ) = row
+    return Session(
+        key=key,
+        dev_id=dev_id,
+        account=account,
+        job=job_from(job),
+        origin=Origin(origin),
+        state=State(state),
+        result=None if result is None else Result(result),
+        session_id=session_id,
+        rounds=rounds_from(rounds),
+        created_at=created_at,
+        started_at=started_at,
+        ended_at=ended_at,
+        expires_at=expires_at,
+        reason=reason,
+    )
+
+
+DEVICE_COLUMNS = "dev_id, account, secret_hash, notify_key, man, mod, name, registered_at"
+
+
+def device_from(row: tuple[Any, ...]) -> Device:
+    dev_id, account, secret_hash, notify_key, man, mod, name, registered_at = row
+    return Device(dev_id, account, secret_hash, bytes(notify_key), man, mod, name, registered_at)
+
+
+def alert_json(alert: Alert) -> str:
+    return dumps(alert.to_json())
+
+
+def alert_from(text: str) -> Alert:
+    return Alert.from_json(json.loads(text))
