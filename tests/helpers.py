@@ -35,8 +35,8 @@ def new_dev_id() -> str:
 
 def new_name(prefix: str) -> str:
     """A fresh name without a colon: an account, or a DevID for tests that send
-    wrong credentials (the server counts failed logins per name and locks a name
-    out after ten, so such tests must not spend the shared names' allowance)."""
+    wrong credentials (the server counts failed logins per name and address and
+    makes a name wait after ten, so such tests must not spend the shared names' allowance)."""
     return f"{prefix}-{next(_serial)}"
 
 

@@ -66,7 +66,7 @@ def no_lockout(lab: Lab) -> Iterator[None]:
     """Schemathesis sends wrong credentials for the real names hundreds of times on
     purpose; the brute-force lockout would answer 429 (tested in test_hostile.py)."""
     auth = lab.services.auth
-    saved, auth.throttle = auth.throttle, Throttle(max_failures=10**9)
+    saved, auth.throttle = auth.throttle, Throttle(free_failures=10**9, name_ceiling=10**9)
     yield
     auth.throttle = saved
 

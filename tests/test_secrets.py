@@ -106,7 +106,8 @@ def test_the_store_keeps_hashes_only(tmp_path: Path) -> None:
         device = store.get_device("IMEI:111111111")
         assert account is not None and device is not None
         assert account.password_hash.startswith("scrypt$") and PASSWORD not in account.password_hash
-        assert device.secret_hash.startswith("scrypt$") and secret not in device.secret_hash
+        # A device secret has 128 random bits: a salted SHA-256 verifier (see auth.py).
+        assert device.secret_hash.startswith("sha256$") and secret not in device.secret_hash
         assert verify_secret(secret, device.secret_hash)
         assert (
             device.notify_key == notification_key(secret)

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from ..events import EventBus
 from ..store import MemoryStore, Store
 from ..trace import Trace
-from .auth import Authenticator
+from .auth import Authenticator, AuthMiddleware
 from .context import Services
 from .engine import SessionEngine, new_session_id
 from .notifier import Notifier
@@ -60,5 +60,6 @@ def create_app(services: Services) -> Starlette:
         exception_handlers={Problem: handle_problem, HTTPException: handle_http_exception},
     )
     app.state.services = services
+    app.add_middleware(AuthMiddleware, auth=services.auth)
     app.add_middleware(TraceMiddleware, trace=services.trace)
     return app

@@ -2,10 +2,25 @@
 
 Accounts log in as ``name:password``; devices as ``devId:secret`` (a DevID such
 as ``IMEI:490154203237518`` holds colons, so the secret is what follows the
-*last* colon; secrets never contain one). Both are stored only as salted scrypt
-hashes. Verifying scrypt on every request would cost more than the rest of a
-DM exchange, so a successful check is remembered under a keyed digest of the
-exact credentials, and forgotten as soon as the stored hash changes.
+*last* colon; secrets never contain one).
+
+Two kinds of verifier, because the two kinds of secret differ:
+
+- An account's password is chosen by a person, so it is kept as a salted scrypt
+  hash, and checking it costs tens of milliseconds: that work runs in a small
+  worker pool (:data:`HASH_WORKERS` threads), never on the event loop. A success
+  is remembered (per process) under a keyed digest of the exact credentials.
+- A device's secret is made by the server with 128 random bits, so a salted
+  SHA-256 verifier (``sha256$…``) is as safe as scrypt would be: no one can
+  search 2^128 guesses, online or from a stolen database (which, besides, holds
+  the device's notification key, already a fast one-way function of the secret).
+  Checking it costs microseconds, so a restarted server does not make its fleet
+  queue behind hashing. Older ``scrypt$`` device hashes still verify, and are
+  rewritten as ``sha256$`` on their first success.
+
+A failed login always costs one scrypt, whether the name is an account, a
+device or nobody (a dummy hash stands in), so timing does not tell which names
+exist. Brute force is throttled by :class:`Throttle`.
 """
 
 from __future__ import annotations
@@ -17,22 +32,41 @@ import hmac
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..store import Store
+import anyio
+import anyio.to_thread
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..store import Device, Store
 
 # scrypt cost: n=2**14, r=8, p=1 is the interactive-login setting from the
 # scrypt paper (about 16 MiB and some tens of milliseconds here).
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _CACHE_SIZE = 50_000
-#: Brute force: this many failed logins for one name within WINDOW seconds
-#: lock that name out for LOCKOUT seconds (correct credentials included).
-MAX_FAILURES = 10
+#: Threads that may run scrypt at once: two cores' worth. More would only make
+#: every hash slower; fewer would queue a burst of first logins.
+HASH_WORKERS = 2
+
+#: Brute force, per (name, client address): this many failures are free; each
+#: further one doubles the wait before the next attempt (2 s, 4 s, … ``MAX_BACKOFF``).
+FREE_FAILURES = 10
+MAX_BACKOFF = 60.0
+#: A (name, address) that fails nothing for this long starts afresh.
+FORGET_AFTER = 900.0
+#: Per name, from every address together: this many failures within ``WINDOW``
+#: make the name accept only credentials it can check without scrypt (a device's
+#: secret, an account's password proven earlier and not locked for this address)
+#: for ``LOCKOUT`` seconds.
+NAME_CEILING = 50
 WINDOW = 60.0
 LOCKOUT = 60.0
+#: Bound on the throttle's tables: the oldest entries go first.
+MAX_TRACKED = 10_000
 
 Kind = Literal["account", "device"]
 
@@ -50,6 +84,7 @@ def new_secret() -> str:
 
 
 def hash_secret(secret: str, *, cost: dict[str, int] | None = None) -> str:
+    """A salted scrypt hash: for passwords that a person chose."""
     params = cost or _SCRYPT
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **params)
@@ -58,13 +93,32 @@ def hash_secret(secret: str, *, cost: dict[str, int] | None = None) -> str:
     )
 
 
+def device_verifier(secret: str) -> str:
+    """A salted SHA-256 verifier: for secrets of 128 random bits (see the module doc)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.sha256(b"dmlab device secret\0" + salt + secret.encode()).digest()
+    return f"sha256${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def is_cheap(encoded: str) -> bool:
+    """Whether checking against ``encoded`` takes microseconds rather than scrypt."""
+    return encoded.startswith("sha256$")
+
+
 def verify_secret(secret: str, encoded: str) -> bool:
     try:
-        scheme, n, r, p, salt, digest = encoded.split("$")
+        scheme, *fields = encoded.split("$")
+        if scheme == "sha256" and len(fields) == 2:
+            salt, expected = (base64.b64decode(f) for f in fields)
+            actual = hashlib.sha256(b"dmlab device secret\0" + salt + secret.encode()).digest()
+            return hmac.compare_digest(actual, expected)
+        if scheme != "scrypt" or len(fields) != 5:
+            return False
+        n, r, p, salt_text, digest = fields
         expected = base64.b64decode(digest)
         actual = hashlib.scrypt(
             secret.encode(),
-            salt=base64.b64decode(salt),
+            salt=base64.b64decode(salt_text),
             dklen=len(expected),
             n=int(n),
             r=int(r),
@@ -72,7 +126,7 @@ def verify_secret(secret: str, encoded: str) -> bool:
         )
     except (ValueError, binascii.Error):
         return False
-    return scheme == "scrypt" and hmac.compare_digest(actual, expected)
+    return hmac.compare_digest(actual, expected)
 
 
 def basic_credentials(header: str | None) -> str | None:
@@ -90,56 +144,98 @@ def basic_credentials(header: str | None) -> str | None:
 
 
 class LockedOut(Exception):
-    """Too many failed logins for this name; try again after ``retry_after`` seconds."""
+    """Too many failed logins; try again after ``retry_after`` seconds."""
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"locked out for {retry_after:.0f} s")
         self.retry_after = retry_after
 
 
-class Throttle:
-    """Counts failed logins per name and refuses a name for a while after too many.
+@dataclass(slots=True)
+class _Pair:
+    failures: int = 0
+    last: float = 0.0
+    locked_until: float = 0.0
 
-    Keyed by name rather than address: every lab client is on loopback. The
-    price, acceptable in a lab, is that anyone can lock a name out for a minute.
+
+class Throttle:
+    """Counts failed logins per (name, client address), with backoff, and per name.
+
+    Per address, so that a guesser elsewhere cannot lock a party out; per name
+    too, because every lab client shares 127.0.0.1 and addresses are cheap. The
+    per-name ceiling only withholds the *expensive* check: credentials that can be
+    verified without scrypt (a device's secret, whose 128 bits no lockout needs
+    to protect) still get in, so a device that fails on purpose, or a guesser
+    naming it, cannot stop the real device from finishing its session or
+    receiving notifications. Tables are bounded (``MAX_TRACKED``, oldest out).
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, *, max_failures: int = MAX_FAILURES
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        free_failures: int = FREE_FAILURES,
+        name_ceiling: int = NAME_CEILING,
+        max_tracked: int = MAX_TRACKED,
     ) -> None:
         self._clock = clock
-        self._max_failures = max_failures
+        self._free = free_failures
+        self._ceiling = name_ceiling
+        self._max = max_tracked
         self._lock = threading.Lock()
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
+        self._pairs: OrderedDict[tuple[str, str], _Pair] = OrderedDict()
+        self._names: OrderedDict[str, tuple[int, float, float]] = OrderedDict()
 
-    def check(self, names: tuple[str, ...]) -> None:
+    def check(self, names: tuple[str, ...], client: str, *, proven: bool = False) -> None:
+        """Raise :class:`LockedOut` if these names may not be tried now from ``client``.
+        ``proven`` credentials were checked without scrypt: only the pair lock applies."""
         now = self._clock()
         with self._lock:
             for name in names:
-                until = self._locked_until.get(name, 0.0)
+                pair = self._pairs.get((name, client))
+                if pair is not None and pair.locked_until > now:
+                    raise LockedOut(pair.locked_until - now)
+                if proven:
+                    continue
+                _, _, until = self._names.get(name, (0, 0.0, 0.0))
                 if until > now:
                     raise LockedOut(until - now)
-                self._locked_until.pop(name, None)
 
-    def failed(self, names: tuple[str, ...]) -> None:
+    def failed(self, names: tuple[str, ...], client: str) -> None:
         now = self._clock()
         with self._lock:
             for name in names:
-                times = self._failures.setdefault(name, deque())
-                times.append(now)
-                while times and times[0] < now - WINDOW:
-                    times.popleft()
-                if len(times) >= self._max_failures:
-                    self._locked_until[name] = now + LOCKOUT
-                    times.clear()
-            if len(self._failures) > _CACHE_SIZE:  # bound memory under a spray of names
-                self._failures.clear()
+                pair = self._pairs.pop((name, client), None) or _Pair()
+                if now - pair.last > FORGET_AFTER:
+                    pair = _Pair()
+                pair.failures += 1
+                pair.last = now
+                if pair.failures > self._free:
+                    pair.locked_until = now + min(2.0 ** (pair.failures - self._free), MAX_BACKOFF)
+                self._pairs[(name, client)] = pair  # (re)inserted last: the newest
+                count, since, until = self._names.pop(name, (0, now, 0.0))
+                if now - since > WINDOW:
+                    count, since = 0, now
+                count += 1
+                if count >= self._ceiling:
+                    until, count, since = now + LOCKOUT, 0, now
+                self._names[name] = (count, since, until)
+            for table in (self._pairs, self._names):
+                while len(table) > self._max:
+                    table.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pairs) + len(self._names)
 
 
 class Authenticator:
     def __init__(
-        self, store: Store, *, cost: dict[str, int] | None = None, throttle: Throttle | None = None
+        self,
+        store: Store,
+        *,
+        cost: dict[str, int] | None = None,
+        throttle: Throttle | None = None,
+        workers: int = HASH_WORKERS,
     ) -> None:
         self._store = store
         self._cost = cost
@@ -147,19 +243,48 @@ class Authenticator:
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()
+        self._workers = workers
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._dummy: str | None = None
 
     def hash(self, secret: str) -> str:
+        """A scrypt hash for a password (blocking: call it off the event loop)."""
         return hash_secret(secret, cost=self._cost)
 
-    def authenticate(self, header: str | None) -> Principal | None:
+    @staticmethod
+    def device_verifier(secret: str) -> str:
+        return device_verifier(secret)
+
+    async def authenticate(self, header: str | None, client: str = "") -> Principal | None:
         """The principal for these credentials, ``None`` if they are wrong or absent;
-        raises :class:`LockedOut` for a name under brute-force lockout."""
+        raises :class:`LockedOut` under brute-force lockout. Scrypt runs in the
+        worker pool; everything else here takes microseconds."""
         credentials = basic_credentials(header)
         if credentials is None:
             return None
-        names = self._claimed_names(credentials)
-        self.throttle.check(names)
         fingerprint = hmac.new(self._key, credentials.encode(), hashlib.sha256).digest()
+        proven = self._cheap(credentials, fingerprint)
+        if proven is not None:
+            if proven.kind == "account":
+                self.throttle.check((proven.name,), client, proven=True)
+            return proven
+        names = self._claimed_names(credentials)
+        self.throttle.check(names, client)
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._workers)
+        found = await anyio.to_thread.run_sync(self._check, credentials, limiter=self._limiter)
+        if found is not None:
+            with self._lock:
+                self._verified[fingerprint] = found
+                while len(self._verified) > _CACHE_SIZE:
+                    self._verified.popitem(last=False)
+            return found[0]
+        self.throttle.failed(names, client)
+        return None
+
+    def _cheap(self, credentials: str, fingerprint: bytes) -> Principal | None:
+        """Credentials proven without scrypt: remembered from an earlier success
+        (and the stored hash unchanged since), or a device's ``sha256$`` verifier."""
         with self._lock:
             remembered = self._verified.get(fingerprint)
         if remembered is not None:
@@ -168,14 +293,14 @@ class Authenticator:
                 return principal
             with self._lock:
                 self._verified.pop(fingerprint, None)
-        found = self._check(credentials)
-        if found is not None:
-            with self._lock:
-                self._verified[fingerprint] = found
-                while len(self._verified) > _CACHE_SIZE:
-                    self._verified.popitem(last=False)
-            return found[0]
-        self.throttle.failed(names)
+        dev_id, _, secret = credentials.rpartition(":")
+        device = self._store.get_device(dev_id)
+        if (
+            device is not None
+            and is_cheap(device.secret_hash)
+            and verify_secret(secret, device.secret_hash)
+        ):
+            return Principal("device", dev_id, device.account)
         return None
 
     def _claimed_names(self, credentials: str) -> tuple[str, ...]:
@@ -205,15 +330,63 @@ class Authenticator:
         return device.secret_hash if device else None
 
     def _check(self, credentials: str) -> tuple[Principal, str] | None:
+        """The slow check, in a worker thread: exactly one scrypt when the
+        credentials are wrong (two only if both readings name an account and a
+        device with an old scrypt hash), whatever the names."""
+        hashed = False
         name, _, password = credentials.partition(":")
         account = self._store.get_account(name)
-        if account is not None and verify_secret(password, account.password_hash):
-            return Principal("account", name, name), account.password_hash
+        if account is not None:
+            hashed = True
+            if verify_secret(password, account.password_hash):
+                return Principal("account", name, name), account.password_hash
         dev_id, _, secret = credentials.rpartition(":")
         device = self._store.get_device(dev_id)
-        if device is not None and verify_secret(secret, device.secret_hash):
-            return Principal("device", dev_id, device.account), device.secret_hash
+        if device is not None and not is_cheap(device.secret_hash):
+            hashed = True
+            if verify_secret(secret, device.secret_hash):
+                return Principal("device", dev_id, device.account), self._upgrade(device, secret)
+        if not hashed:
+            verify_secret(password, self._dummy_hash())
         return None
+
+    def _upgrade(self, device: Device, secret: str) -> str:
+        """Rewrite an old scrypt device hash as a ``sha256$`` verifier (module doc)."""
+        verifier = device_verifier(secret)
+        with self._store.transaction():
+            current = self._store.get_device(device.dev_id)
+            if current is None or current.secret_hash != device.secret_hash:
+                return device.secret_hash
+            self._store.put_device(replace(current, secret_hash=verifier))
+        return verifier
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = hash_secret(secrets.token_urlsafe(16), cost=self._cost)
+        return self._dummy
+
+
+class AuthMiddleware:
+    """Checks the ``Authorization`` header before routing, off the event loop where
+    it is slow, and leaves the outcome in ``scope["state"]["auth"]`` (a
+    :class:`Principal`, ``None`` or a :class:`LockedOut`) for the routes to read."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = Headers(scope=scope).get("authorization")
+            outcome: Principal | LockedOut | None = None
+            if header:
+                client = scope.get("client") or ("", 0)
+                try:
+                    outcome = await self.auth.authenticate(header, client[0])
+                except LockedOut as locked:
+                    outcome = locked
+            scope.setdefault("state", {})["auth"] = outcome
+        await self.app(scope, receive, send)
 
 
 def csrf_token(key: bytes, account: str) -> str:

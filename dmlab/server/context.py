@@ -50,16 +50,17 @@ REALM = 'Basic realm="dmlab", charset="UTF-8"'
 
 def authenticate(request: Request, *kinds: str) -> Principal:
     """The caller, if its credentials are valid and of an allowed kind; else 401/403."""
-    try:
-        principal = services(request).auth.authenticate(request.headers.get("authorization"))
-    except LockedOut as locked:
+    # AuthMiddleware has checked the credentials already, off the event loop.
+    principal = request.scope.get("state", {}).get("auth")
+    if isinstance(principal, LockedOut):
+        locked = principal
         note(request, source=_guess_role(request))
         raise Problem(
             429,
             "too-many-attempts",
             f"too many failed logins for this name; try again in {locked.retry_after:.0f} s",
             {"Retry-After": str(max(1, round(locked.retry_after)))},
-        ) from None
+        )
     if principal is None:
         note(request, source=_guess_role(request))
         raise Problem(

@@ -114,7 +114,7 @@ async def register(request: Request) -> Response:
     device = Device(
         dev_id=dev_id,
         account=principal.account,
-        secret_hash=svc.auth.hash(secret),
+        secret_hash=svc.auth.device_verifier(secret),
         notify_key=notification_key(secret),
         registered_at=time.time(),
         **text,
