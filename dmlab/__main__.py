@@ -1,4 +1,5 @@
-"""Command line: ``python -m dmlab serve`` and ``python -m dmlab device``."""
+"""Command line: ``python -m dmlab serve``, ``python -m dmlab device`` and
+``python -m dmlab conform server|device``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .conformance.cli import add_parser as add_conform_parser
 
 
 def _account(text: str) -> tuple[str, str]:
@@ -109,6 +112,8 @@ def device(args: argparse.Namespace) -> int:
             tasks = [asyncio.create_task(_listen(dev))]
             if args.alert_now:
                 await dev.fire_alert(AlertType.CLIENT_INITIATED, trigger="ui")
+            if args.browser_component:
+                await dev.browser_component(job="inventory")
             if args.every:
                 tasks.append(asyncio.create_task(dev.every(args.every)))
             if args.once:
@@ -171,8 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--every", type=float, default=0.0, help="fire a client-initiated alert every SECONDS"
     )
     d.add_argument("--alert-now", action="store_true", help="fire one alert at start")
+    d.add_argument(
+        "--browser-component",
+        action="store_true",
+        help="start one session through the browser component at start (flow 3)",
+    )
     d.add_argument("--once", action="store_true", help="exit after --alert-now's session")
     d.set_defaults(run=device)
+    add_conform_parser(commands)
     return parser
 
 
