@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .device.objects import FumoResult
 from .events import Event
-from .protocol import AlertType
+from .protocol.alerts import fumo_operation, result_code
 
 if TYPE_CHECKING:
     from .runtime import Lab
@@ -90,12 +90,9 @@ def staged_rollout(
                 queued_at.setdefault(event.dev_id, event.at)
             elif (
                 event.kind == "alert.received"
-                and event.data.get("alert_type") == AlertType.FUMO_DOWNLOAD_AND_UPDATE
+                and fumo_operation(str(event.data.get("alert_type"))) == "DownloadAndUpdate"
             ):
-                code = event.data.get("data")
-                reported.setdefault(
-                    event.dev_id, (code if isinstance(code, int) else None, event.at)
-                )
+                reported.setdefault(event.dev_id, (result_code(event.data.get("data")), event.at))
                 changed.notify_all()
 
     outcomes = [GroupOutcome(name, list(members)) for name, members in groups]

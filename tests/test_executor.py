@@ -25,9 +25,12 @@ from dmlab.device import (
     parse_package,
     standard_tree,
 )
+from dmlab.device.serialize import cache_validator
+from dmlab.protocol.alerts import FUMO_ALERT_TYPES, result_code
+from dmlab.protocol.media import TNDS
 from dmlab.protocol.messages import (
+    STATUS_TEXT,
     Alert,
-    AlertType,
     Command,
     Status,
     expects_status,
@@ -51,8 +54,11 @@ class FakePort:
         self.unreachable: set[str] = set()
         self.gets: list[str] = []
         self.sent: list[tuple[str, str, Any, str]] = []
+        #: URL -> (media types taken, OMADM-Accept): other types are answered 415
+        self.takes: dict[str, tuple[set[str], str]] = {}
         self.shown: list[str] = []
         self.alerts: list[Alert] = []
+        self.alert_urls: list[str | None] = []
         self.gate: asyncio.Event | None = None  # when set, http_get waits for it
 
     async def http_get(self, url: str) -> tuple[int, bytes, str]:
@@ -63,11 +69,16 @@ class FakePort:
             raise ConnectionError(f"cannot reach {url}")
         return self.resources.get(url, (404, b"not found", "text/plain"))
 
-    async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
+    async def http_send(
+        self, method: str, url: str, body: bytes, content_type: str
+    ) -> tuple[int, str]:
         if url in self.unreachable:
             raise ConnectionError(f"cannot reach {url}")
-        self.sent.append((method, url, json.loads(body), content_type))
-        return self.send_status.get(url, 200)
+        if url in self.takes and content_type not in self.takes[url][0]:
+            return 415, self.takes[url][1]
+        decoded = json.loads(body) if content_type == JSON else body.decode()
+        self.sent.append((method, url, decoded, content_type))
+        return self.send_status.get(url, 200), ""
 
     async def show(self, url: str) -> None:
         await asyncio.sleep(0)
@@ -75,8 +86,14 @@ class FakePort:
             raise ConnectionError("no browser")
         self.shown.append(url)
 
-    async def alert(self, alert: Alert) -> None:
+    async def alert(self, alert: Alert, url: str | None = None) -> None:
         self.alerts.append(alert)
+        self.alert_urls.append(url)
+
+
+def modata(body: list[dict[str, Any]]) -> dict[str, Any]:
+    """An MO serialization as ``{ClientURI: MOData}``."""
+    return {item["ClientURI"]: item["MOData"] for item in body}
 
 
 @pytest.fixture
@@ -282,18 +299,73 @@ def test_hget_errors(executor: Executor, port: FakePort, tree: ManagementTree) -
 # -- HPUT / HPOST ----------------------------------------------------------
 
 
-def test_hpost_and_hput_send_json(executor: Executor, port: FakePort) -> None:
+def test_hpost_and_hput_send_the_mo_serialization(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    # Issue 17 point 6: [{"DDF", "ClientURI", "CV", "MOData"}], not {uri: value}.
     result = run(
         executor,
         cmd("HPOST", "https://s/results", f"{DEVINFO}//"),
-        cmd("HPUT", "https://s/state", FWV, f"{FUMO}/*/State"),
+        cmd("HPUT", "https://s/state", FWV, f"{FUMO}/*/State", f"{DMACC}/lab-server/"),
     )
     assert codes(result) == [200, 200]
     (m1, u1, body1, ct1), (m2, u2, body2, ct2) = port.sent
     assert (m1, u1, ct1) == ("POST", "https://s/results", JSON)
-    assert body1[f"{DEVINFO}//"]["DevInfo"]["DmV"] == "2.0"
+    (whole,) = body1
+    assert set(whole) == {"ClientURI", "CV", "MOData"}  # no published DDF URL for DevInfo
+    assert whole["ClientURI"] == f"{DEVINFO}//"
+    assert whole["MOData"]["DevInfo"]["DmV"] == "2.0"
+    assert whole["CV"] == cache_validator(tree, DEVINFO, "")
     assert (m2, u2, ct2) == ("PUT", "https://s/state", JSON)
-    assert body2 == {FWV: "1.0.0", f"{FUMO}/*/State": {"fw1": 10}}
+    assert modata(body2) == {
+        FWV: {"FwV": "1.0.0"},
+        f"{FUMO}/fw1/State": {"State": 10},
+        f"{DMACC}/lab-server/": tree.get(f"{DMACC}/lab-server/"),
+    }
+    assert body2[2]["DDF"].endswith("/dm_dmacc-v1_2.ddf")
+    assert "CV" not in body2[0] and "CV" in body2[2]  # CV only for an instance root
+
+
+def test_415_with_omadm_accept_is_retried_in_a_listed_type(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    port.takes["https://s/xml"] = ({TNDS}, f"application/cbor, {TNDS};q=0.5")
+    port.takes["https://s/cbor"] = ({"application/cbor"}, "application/cbor")
+    result = run(
+        executor,
+        cmd("HPUT", "https://s/xml", FWV),
+        cmd("HPOST", "https://s/cbor", FWV),
+        cmd("SUB", SETTINGS, "https://s/xml"),
+    )
+    # Issue 17 points 6 and 7: retried as TNDS; none supported -> 406 "Not Acceptable"
+    assert codes(result) == [200, 406, 200]
+    assert STATUS_TEXT[406] == "Not Acceptable"
+    ((method, url, body, content_type),) = port.sent
+    assert (method, url, content_type) == ("PUT", "https://s/xml", TNDS)
+    assert "<NodeName>FwV</NodeName>" in body and "<Value>1.0.0</Value>" in body
+    tree.set(f"{SETTINGS}/Mode", "eco")
+    asyncio.run(executor.drain())
+    assert port.sent[-1][3] == TNDS and "<NodeName>Mode</NodeName>" in port.sent[-1][2]
+
+
+def test_cache_validator_answers_304_while_the_instance_is_unchanged(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    # Issue 17 point 7: 304 with the cache validator CV
+    cv = cache_validator(tree, FUMO, "fw1")
+    result = run(
+        executor,
+        cmd("GET", f"{STATE}?cv={cv}"),
+        cmd("HPOST", "https://s/r", f"{FUMO}/fw1/?cv={cv}"),
+        cmd("GET", f"{STATE}?cv=stale"),
+        cmd("GET", f"{STATE}?nv=(x)/ID:1"),
+    )
+    assert codes(result) == [304, 304, 200, 501]
+    assert result.statuses[0].data is None and port.sent == []
+    tree.set(f"{FUMO}/fw1/Download/PkgURL", "https://dl/x")
+    changed = run(executor, cmd("GET", f"{STATE}?cv={cv}"))
+    assert changed.statuses == [Status(200, 10)]
+    assert cache_validator(tree, FUMO, "fw1") != cv
 
 
 def test_hput_errors(executor: Executor, port: FakePort) -> None:
@@ -390,22 +462,18 @@ def test_fumo_download_and_update(executor: Executor, port: FakePort, tree: Mana
     assert tree.get(FWV) == "2.0.0"
     assert tree.get(f"{FUMO}/fw1/PkgVersion") == "2.0.0"
     assert tree.get(f"{FUMO}/fw1/PkgName") == "acme-fw"
-    assert port.alerts == [
-        Alert(
-            alert_type=AlertType.FUMO_DOWNLOAD_AND_UPDATE,
-            source_uri=f"{FUMO}/fw1/",
-            target_uri=ALERTS,
-            mark="informational",
-            data=200,
-        )
+    # Issue 17 points 3 and 6: Data is an object; the alert goes to the EXEC's
+    # ServerURI, not to /alert with TargetURI set.
+    assert port.alert_urls == [ALERTS]
+    assert [a.to_json() for a in port.alerts] == [
+        {
+            "AlertType": "urn:oma:at:fumo:1.0:DownloadAndUpdate",
+            "SourceURI": "urn:oma:mo:oma-fumo:1.0/fw1/DownloadAndUpdate",
+            "Mark": "informational",
+            "DataType": "int",
+            "Data": {"DM1x": 200},
+        }
     ]
-    assert port.alerts[0].to_json() == {
-        "AlertType": "org.openmobilealliance.dm.firmwareupdate.downloadandupdate",
-        "SourceURI": "urn:oma:mo:oma-fumo:1.0/fw1/",
-        "TargetURI": ALERTS,
-        "Mark": "informational",
-        "Data": 200,
-    }
 
 
 def test_fumo_answers_202_before_the_job_runs(
@@ -434,8 +502,8 @@ def test_drain_waits_for_a_slow_job(tree: ManagementTree, port: FakePort) -> Non
         return during, tree.get(STATE)
 
     assert asyncio.run(go()) == (30, 100)
-    assert [a.data for a in port.alerts] == [200]
-    assert port.alerts[0].target_uri is None
+    assert [result_code(a) for a in port.alerts] == [200]
+    assert port.alert_urls == [None] and port.alerts[0].target_uri is None
 
 
 def test_fumo_download_then_update(
@@ -447,9 +515,9 @@ def test_fumo_download_then_update(
     assert states == [30, 40] and tree.get(FWV) == "1.0.0"
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update", ALERTS))) == [202]
     assert states == [30, 40, 60, 100] and tree.get(FWV) == "2.0.0"
-    assert [(a.alert_type, a.mark, a.data) for a in port.alerts] == [
-        (AlertType.FUMO_DOWNLOAD, "informational", 200),
-        (AlertType.FUMO_UPDATE, "informational", 200),
+    assert [(a.alert_type, a.mark, result_code(a)) for a in port.alerts] == [
+        (FUMO_ALERT_TYPES["Download"], "informational", 200),
+        (FUMO_ALERT_TYPES["Update"], "informational", 200),
     ]
     # the package was used up: a second Update has nothing to install
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [409]
@@ -472,11 +540,11 @@ def test_fumo_update_with_corrupt_pkg_data(
     states = states_of(tree)
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/Update"))) == [202]
     assert states == [60, 80] and tree.get(FWV) == "1.0.0"
-    assert [(a.mark, a.data) for a in port.alerts] == [("critical", 402)]
+    assert [(a.mark, result_code(a)) for a in port.alerts] == [("critical", 402)]
 
 
 @pytest.mark.parametrize(
-    ("setup", "result_code"),
+    ("setup", "expected"),
     [
         ("remote 404", 500),
         ("network", 503),
@@ -486,7 +554,7 @@ def test_fumo_update_with_corrupt_pkg_data(
     ],
 )
 def test_fumo_download_failures(
-    tree: ManagementTree, port: FakePort, setup: str, result_code: int
+    tree: ManagementTree, port: FakePort, setup: str, expected: int
 ) -> None:
     executor = Executor(tree, port, Behaviour(download_fails=setup == "behaviour"))
     url = PKG
@@ -506,11 +574,11 @@ def test_fumo_download_failures(
     assert states == [30, 20]
     assert tree.get(FWV) == "1.0.0" and tree.get(f"{FUMO}/fw1/PkgVersion") == "1.0.0"
     (alert,) = port.alerts
-    assert (alert.alert_type, alert.mark, alert.data, alert.target_uri) == (
-        AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+    assert (alert.alert_type, alert.mark, result_code(alert), port.alert_urls) == (
+        FUMO_ALERT_TYPES["DownloadAndUpdate"],
         "critical",
-        result_code,
-        ALERTS,
+        expected,
+        [ALERTS],
     )
 
 
@@ -521,7 +589,7 @@ def test_fumo_update_fails(tree: ManagementTree, port: FakePort) -> None:
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))) == [202]
     assert states == [30, 40, 60, 80]
     assert tree.get(FWV) == "1.0.0"
-    assert [(a.mark, a.data) for a in port.alerts] == [("critical", 410)]
+    assert [(a.mark, result_code(a)) for a in port.alerts] == [("critical", 410)]
     # a lab can make the device healthy again
     executor.behaviour = Behaviour()
     assert codes(run(executor, cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))) == [202]
@@ -547,7 +615,7 @@ def test_second_exec_while_a_job_runs_is_409(
 
 
 def test_failing_alert_is_logged(executor: Executor, port: FakePort, tree: ManagementTree) -> None:
-    async def refuse(alert: Alert) -> None:
+    async def refuse(alert: Alert, url: str | None = None) -> None:
         raise ConnectionError("server down")
 
     port.alert = refuse  # type: ignore[method-assign]
@@ -561,7 +629,7 @@ def test_failing_alert_is_logged(executor: Executor, port: FakePort, tree: Manag
 
 
 def puts_to(port: FakePort, url: str) -> list[Any]:
-    return [body for method, u, body, _ in port.sent if method == "PUT" and u == url]
+    return [modata(body) for method, u, body, _ in port.sent if method == "PUT" and u == url]
 
 
 def test_sub_puts_the_subtree_on_change(
@@ -575,7 +643,10 @@ def test_sub_puts_the_subtree_on_change(
     assert codes(result) == [200, 200] and port.sent == []
     assert executor.subscriptions == [(SETTINGS, hook)]
     run(executor, cmd("HGET", "https://s/v", f"{SETTINGS}/Mode"), cmd("DELETE", f"{SETTINGS}/Mode"))
-    assert puts_to(port, hook) == [{SETTINGS: {"Mode": "eco"}}, {SETTINGS: {}}]
+    assert puts_to(port, hook) == [
+        {SETTINGS: {"Settings": {"Mode": "eco"}}},
+        {SETTINGS: {"Settings": {}}},
+    ]
     assert all(ct == JSON for *_, ct in port.sent)
 
 
@@ -583,15 +654,15 @@ def test_sub_follows_a_fumo_job(executor: Executor, port: FakePort, tree: Manage
     hook = "https://s/fumo"
     tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
     run(executor, cmd("SUB", STATE, hook), cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate"))
-    assert puts_to(port, hook) == [{STATE: s} for s in (30, 40, 60, 100)]
+    assert puts_to(port, hook) == [{STATE: {"State": s}} for s in (30, 40, 60, 100)]
 
 
-def test_sub_of_a_deleted_node_sends_null(
+def test_sub_of_a_deleted_node_sends_nothing(
     executor: Executor, port: FakePort, tree: ManagementTree
 ) -> None:
     tree.set(f"{SETTINGS}/Tmp", 1)
     run(executor, cmd("SUB", f"{SETTINGS}/Tmp", "https://s/h"), cmd("DELETE", f"{SETTINGS}/Tmp"))
-    assert puts_to(port, "https://s/h") == [{f"{SETTINGS}/Tmp": None}]
+    assert puts_to(port, "https://s/h") == [{}]
 
 
 def test_sub_errors(executor: Executor) -> None:
@@ -627,7 +698,7 @@ def test_change_from_another_thread_is_sent(
         await executor.drain()
 
     asyncio.run(go())
-    assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"Settings": {"A": 1}}}]
 
 
 def test_change_while_no_loop_runs_is_sent_by_drain(
@@ -637,7 +708,7 @@ def test_change_while_no_loop_runs_is_sent_by_drain(
     tree.set(f"{SETTINGS}/A", 1)  # the loop that ran SUB is closed
     assert port.sent == []
     asyncio.run(executor.drain())
-    assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"Settings": {"A": 1}}}]
 
 
 def test_failing_notification_is_logged(
@@ -647,7 +718,7 @@ def test_failing_notification_is_logged(
     run(executor, cmd("SUB", SETTINGS, "https://down/"), cmd("SUB", SETTINGS, "https://s/h"))
     tree.set(f"{SETTINGS}/A", 1)
     asyncio.run(executor.drain())
-    assert puts_to(port, "https://s/h") == [{SETTINGS: {"A": 1}}]
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"Settings": {"A": 1}}}]
     assert any(line.startswith("SUB notify https://down/ failed") for line in executor.history)
 
 

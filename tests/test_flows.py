@@ -70,8 +70,9 @@ def test_client_initiated_session_and_generic_alert(lab, register):
         phone.device.alert(
             AlertType.FUMO_DOWNLOAD_AND_UPDATE,
             trigger="timer",
-            data=200,
-            source_uri=f"{FUMO}/fw1/",
+            data={"DM1x": 200},
+            data_type="int",
+            source_uri=f"{FUMO}/fw1/DownloadAndUpdate",
             mark="informational",
         )
         is None
@@ -90,7 +91,7 @@ def test_client_initiated_session_and_generic_alert(lab, register):
     alerts = frame[(frame["dev_id"] == phone.dev_id) & (frame["path"] == "/alert")]
     assert [a.split()[1] for a in alerts["request"]] == [
         "ClientInitiatedMgmt",
-        "downloadandupdate(200)",
+        "DownloadAndUpdate(200)",
         "ClientInitiatedMgmt",
     ]
     assert list(alerts["response"])[1:] == ["recorded; no session"] * 2
@@ -198,8 +199,8 @@ def test_firmware_update_rotates_ids_and_ends_with_a_fumo_alert(lab, register):
         for e in events
         if e.kind == "alert.received" and e.data["alert_type"] == AlertType.FUMO_DOWNLOAD_AND_UPDATE
     ]
-    assert len(fumo) == 1 and fumo[0].data["data"] == 200
-    assert fumo[0].data["source"] == f"{FUMO}/fw1/"
+    assert len(fumo) == 1 and fumo[0].data["data"] == {"DM1x": 200}
+    assert fumo[0].data["source"] == f"{FUMO}/fw1/DownloadAndUpdate"
 
     session_rows = [
         r for r in device_rows(lab, since, phone.dev_id) if "/sessions" in r[2] or r[1] == "NOTIFY"
@@ -235,4 +236,4 @@ def test_failed_firmware_update_is_reported_by_alert_not_by_the_session(lab, reg
     assert phone.device.firmware == "1.0.0"
     assert phone.device.get(f"{FUMO}/fw1/State") == 80
     page = html(clients.browser().get(f"/devices/{phone.dev_id}"), 200)
-    assert f"{AlertType.FUMO_DOWNLOAD_AND_UPDATE}</code> 410" in page
+    assert f'{AlertType.FUMO_DOWNLOAD_AND_UPDATE}</code> {{"DM1x": 410}}' in page

@@ -70,8 +70,8 @@ def test_fumo_generic_alert(lab: Lab) -> None:
     assert panel.last.startswith(f"{TABLET} sent alert FUMO generic alert")
     record = lab.services.store.alerts_of(TABLET, 1)[0]
     assert (record.alert.alert_type, record.alert.data) == (
-        "org.openmobilealliance.dm.firmwareupdate.downloadandupdate",
-        200,
+        "urn:oma:at:fumo:1.0:DownloadAndUpdate",
+        {"DM1x": 200},
     )
 
 

@@ -289,20 +289,24 @@ class VirtualDevice:
         response = await self._request("GET", url)
         return response.status_code, response.content, response.headers.get("content-type", "")
 
-    async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
+    async def http_send(
+        self, method: str, url: str, body: bytes, content_type: str
+    ) -> tuple[int, str]:
         response = await self._request(
             method, url, content=body, headers={"Content-Type": content_type}
         )
-        return response.status_code
+        return response.status_code, response.headers.get(media.ACCEPT_HEADER, "")
 
     async def show(self, url: str) -> None:
         """The browser component opens the page (it must be the lab's own server)."""
         await self._request("GET", url, headers={"Accept": media.HTML})
 
-    async def alert(self, alert: Alert) -> None:
-        """A generic alert from background work (a FUMO result) in a new exchange."""
-        response = await self._post("/alert", Report(alerts=(alert,)).to_json())
-        await self._run(response, "generic alert")
+    async def alert(self, alert: Alert, url: str | None = None) -> None:
+        """A generic alert from background work (a FUMO result) in a new exchange: to the
+        EXEC's ServerURI when it named one, else to the server's ``/alert``."""
+        async with self._session_lock:
+            response = await self._post(url or "/alert", Report(alerts=(alert,)).to_json())
+            await self._run(response, "generic alert")
 
     # Lifecycle ---------------------------------------------------------------
     async def settle(self) -> None:

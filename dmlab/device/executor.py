@@ -13,14 +13,20 @@ Lab choices made here, each the lab's reading where the brief is silent:
 * HGET stores text (UTF-8) or, for a JSON content type, the decoded JSON: an
   object becomes a subtree, unless the ClientURI names an existing leaf, which
   keeps the JSON text. A body that cannot be decoded as its type is a ``415``.
-* HPUT/HPOST and SUB notifications send ``{ClientURI: value}`` as
-  ``application/json``; a SUB notification for a deleted node sends ``null``.
-* EXEC on a FUMO operation answers ``202`` and reports by a generic alert whose
-  ``Data`` is the integer FUMO result code (:class:`FumoResult`); ``DataType`` is
-  left out because the alert type already says what the code means. ``Mark`` is
-  ``informational`` on success, ``critical`` on failure. ``SourceURI`` is the FUMO
-  instance (``urn:oma:mo:oma-fumo:1.0/fw1/``). EXEC while a job runs on the same
-  instance, or Update with nothing to install, is a ``409`` at once.
+* HPUT/HPOST and SUB notifications send the specification's MO serialization
+  (:mod:`.serialize`), as ``application/json``; a receiver that answers ``415`` with
+  ``OMADM-Accept`` gets one retry in the first listed type the device can write, and
+  if it lists none the command's status is ``406`` Not Acceptable (specification
+  §4.2). A SUB notification for a deleted node sends ``[]``.
+* A ClientURI may carry the query ``?cv=<validator>`` (specification §10): GET, HPUT
+  and HPOST answer ``304`` and send nothing when the MO instance's cache validator
+  is still that one. Other query fields are not implemented (``501``).
+* EXEC on a FUMO operation answers ``202`` and reports by a generic alert
+  (:func:`dmlab.protocol.alerts.generic_alert`, lab choice ``fumo-alert``), sent to
+  the EXEC's ServerURI when it has one (specification §3.5), else to the device's
+  server's ``/alert``. ``SourceURI`` is the operation node
+  (``urn:oma:mo:oma-fumo:1.0/fw1/DownloadAndUpdate``). EXEC while a job runs on the
+  same instance, or Update with nothing to install, is a ``409`` at once.
 * A firmware package is a JSON object (:func:`firmware_package` makes one):
   ``{"version": "2.0.0", "name": ..., "image": <base64>, "size": n, "sha256": hex}``;
   only ``version`` is required; ``size`` and ``sha256`` are checked against the
@@ -37,21 +43,17 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from ..protocol import media
+from ..protocol.alerts import FUMO_ALERT_TYPES, generic_alert
 from ..protocol.firmware import Package, PackageError, parse_package
-from ..protocol.messages import Alert, AlertType, Command, Status
+from ..protocol.messages import Alert, Command, Status
+from . import serialize
 from .objects import DEVINFO, FUMO, FUMO_OPERATIONS, FumoResult, FumoState
 from .tree import ClientURI, ManagementTree, NodeNotFound, NotAllowed, TreeError
 
 logger = logging.getLogger(__name__)
-
-FUMO_ALERTS: Final = {
-    "Download": AlertType.FUMO_DOWNLOAD,
-    "Update": AlertType.FUMO_UPDATE,
-    "DownloadAndUpdate": AlertType.FUMO_DOWNLOAD_AND_UPDATE,
-}
 
 
 class DevicePort(Protocol):
@@ -61,16 +63,19 @@ class DevicePort(Protocol):
         """GET a URL: (status, body, content type)."""
         ...
 
-    async def http_send(self, method: str, url: str, body: bytes, content_type: str) -> int:
-        """PUT or POST a body; the HTTP status."""
+    async def http_send(
+        self, method: str, url: str, body: bytes, content_type: str
+    ) -> tuple[int, str]:
+        """PUT or POST a body; the HTTP status and the ``OMADM-Accept`` header ("" if none)."""
         ...
 
     async def show(self, url: str) -> None:
         """Open the browser component on the URL."""
         ...
 
-    async def alert(self, alert: Alert) -> None:
-        """Send a generic alert in a new session (``POST /alert``)."""
+    async def alert(self, alert: Alert, url: str | None = None) -> None:
+        """Send a generic alert in a new session: to ``url`` (an EXEC's ServerURI), or
+        without one to the device's server (``POST /alert``)."""
         ...
 
 
@@ -161,7 +166,7 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subs: dict[tuple[str, str], Callable[[str], None]] = {}
-        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox: deque[tuple[str, list[serialize.Entry]]] = deque()
         self._sender: asyncio.Task[None] | None = None
         self._packages: dict[str, Package] = {}
         self._busy: set[str] = set()
@@ -229,8 +234,25 @@ class Executor:
 
     # -- commands ------------------------------------------------------------
 
+    def _unchanged(self, client_uri: str) -> tuple[str, bool]:
+        """The ClientURI without its query, and whether its ``cv`` names the MO
+        instance's current cache validator (then the command answers 304)."""
+        uri, _, query = client_uri.partition("?")
+        if not query:
+            return uri, False
+        fields = dict(part.partition("=")[::2] for part in query.split("&"))
+        if set(fields) != {"cv"}:
+            raise _Failed(501, f"ClientURI query {query!r}: only cv is implemented")
+        parsed = ClientURI.parse(uri)
+        if parsed.wildcard:
+            raise _Failed(400, "cv names one MO instance, not '*'")
+        return uri, fields["cv"] == serialize.cache_validator(
+            self.tree, parsed.moid, parsed.instance
+        )
+
     async def _get(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
-        return Status(200, self.tree.get(args[0]))
+        uri, unchanged = self._unchanged(args[0])
+        return Status(304) if unchanged else Status(200, self.tree.get(uri))
 
     async def _hget(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
         server_uri, client_uri = args[0], args[1] if len(args) > 1 else None
@@ -264,11 +286,31 @@ class Executor:
         return await self._send("POST", args)
 
     async def _send(self, method: str, args: tuple[str, ...]) -> Status:
-        data = {uri: self.tree.get(uri) for uri in args[1:]}
-        code = await self.port.http_send(method, args[0], json.dumps(data).encode(), media.JSON)
+        checked = [self._unchanged(uri) for uri in args[1:]]
+        if all(unchanged for _, unchanged in checked):
+            return Status(304)  # the server's copy is current: nothing to send
+        items = serialize.entries(self.tree, [uri for uri, _ in checked])
+        code = await self._deliver(method, args[0], items)
+        if code == 406:
+            return Status(406)
         if not 200 <= code < 300:
             raise _Failed(500, f"{args[0]} answered {code}")
         return Status(200)
+
+    async def _deliver(self, method: str, url: str, items: list[serialize.Entry]) -> int:
+        """Send an MO serialization; after a 415 with ``OMADM-Accept``, once more in the
+        first listed type the device writes. 406 when it writes none of them."""
+        kind = media.JSON
+        code, accept = await self.port.http_send(method, url, serialize.to_json(items), kind)
+        if code == 415 and accept:
+            chosen = serialize.choose(accept)
+            if chosen is None:
+                return 406
+            if chosen != kind:
+                code, _ = await self.port.http_send(
+                    method, url, serialize.WRITERS[chosen](items), chosen
+                )
+        return code
 
     async def _delete(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
         self.tree.delete(args[0])
@@ -313,10 +355,10 @@ class Executor:
         task sends the queue in order.
         """
         try:
-            value = self.tree.get(client_uri)
+            items = serialize.entries(self.tree, [client_uri])
         except TreeError:
-            value = None
-        self._outbox.append((server_uri, json.dumps({client_uri: value}).encode()))
+            items = []  # the subscribed node is gone
+        self._outbox.append((server_uri, items))
         self._kick()
 
     def _kick(self) -> None:
@@ -339,9 +381,9 @@ class Executor:
 
     async def _send_outbox(self) -> None:
         while self._outbox:
-            url, body = self._outbox.popleft()
+            url, items = self._outbox.popleft()
             try:
-                code = await self.port.http_send("PUT", url, body, media.JSON)
+                code = await self._deliver("PUT", url, items)
             except Exception as exc:
                 self._log(f"SUB notify {url} failed ({type(exc).__name__}: {exc})")
             else:
@@ -389,14 +431,13 @@ class Executor:
             code = FumoResult.UNDEFINED_ERROR
         finally:
             self._busy.discard(instance)
-        alert = Alert(
-            alert_type=FUMO_ALERTS[operation],
-            source_uri=str(ClientURI(FUMO, instance)),
-            target_uri=target,
-            mark="informational" if code == FumoResult.SUCCESSFUL else "critical",
-            data=int(code),
+        alert = generic_alert(
+            FUMO_ALERT_TYPES[operation],
+            str(ClientURI(FUMO, instance, (operation,))),
+            result=int(code),
+            ok=code == FumoResult.SUCCESSFUL,
         )
-        await self._background(f"alert {alert}", self.port.alert(alert))
+        await self._background(f"alert {alert}", self.port.alert(alert, target))
         self._log(f"FUMO {instance} {operation} -> {int(code)}; alert {alert}")
 
     async def _state(self, instance: str, state: FumoState) -> None:

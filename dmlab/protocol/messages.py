@@ -38,7 +38,8 @@ MARKS: Final = frozenset(
     {"fatal", "critical", "minor", "warning", "informational", "harmless", "indeterminate"}
 )
 
-#: Status codes a device may report, with the brief's meaning.
+#: Status codes a device may report, with their DM 2.0 meaning (406 is HTTP's Not
+#: Acceptable in DM 2.0, not SyncML's "optional feature not supported").
 STATUS_TEXT: Final[dict[int, str]] = {
     200: "OK",
     202: "Accepted for processing",
@@ -48,7 +49,7 @@ STATUS_TEXT: Final[dict[int, str]] = {
     403: "Forbidden",
     404: "Not found",
     405: "Command not allowed",
-    406: "Optional feature not supported",
+    406: "Not Acceptable",
     409: "Conflict",
     415: "Unsupported media type",
     500: "Command failed",
@@ -62,9 +63,10 @@ class AlertType:
     SERVER_INITIATED: Final = "urn:oma:at:dm:2.0:ServerInitiatedMgmt"
     CLIENT_INITIATED: Final = "urn:oma:at:dm:2.0:ClientInitiatedMgmt"
     BOOTSTRAP_COMPLETE: Final = "urn:oma:at:dm:2.0:BootstrapComplete"
-    FUMO_DOWNLOAD_AND_UPDATE: Final = "org.openmobilealliance.dm.firmwareupdate.downloadandupdate"
-    FUMO_DOWNLOAD: Final = "org.openmobilealliance.dm.firmwareupdate.download"
-    FUMO_UPDATE: Final = "org.openmobilealliance.dm.firmwareupdate.update"
+    # FUMO results: DM 2.0-style names (lab choice fumo-alert; see protocol.alerts).
+    FUMO_DOWNLOAD_AND_UPDATE: Final = "urn:oma:at:fumo:1.0:DownloadAndUpdate"
+    FUMO_DOWNLOAD: Final = "urn:oma:at:fumo:1.0:Download"
+    FUMO_UPDATE: Final = "urn:oma:at:fumo:1.0:Update"
 
     #: Types that ask for a management session rather than report an event.
     SESSION_OPENERS: Final = frozenset({SERVER_INITIATED, CLIENT_INITIATED, BOOTSTRAP_COMPLETE})
@@ -221,7 +223,10 @@ class Alert:
 
     def __str__(self) -> str:
         short = self.alert_type.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        return short if self.data is None else f"{short}({self.data})"
+        data = self.data
+        if isinstance(data, dict) and len(data) == 1:  # {"DM1x": 200} reads as 200
+            (data,) = data.values()
+        return short if data is None else f"{short}({data})"
 
 
 @dataclass(frozen=True, slots=True)

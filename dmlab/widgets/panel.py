@@ -25,11 +25,16 @@ from ..store import State
 #: Alert choices: label → (AlertType, extra alert fields).
 ALERTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ClientInitiatedMgmt": (AlertType.CLIENT_INITIATED, {}),
-    # What a FUMO job reports when it has finished (brief §4): a generic alert
-    # with the FUMO result code (200 successful) and the instance it concerns.
+    # What a FUMO job reports when it has finished: a generic alert with the FUMO
+    # result code (200 successful) about the operation node (protocol.alerts).
     "FUMO generic alert": (
         AlertType.FUMO_DOWNLOAD_AND_UPDATE,
-        {"source_uri": "urn:oma:mo:oma-fumo:1.0/fw1", "mark": "informational", "data": 200},
+        {
+            "source_uri": "urn:oma:mo:oma-fumo:1.0/fw1/DownloadAndUpdate",
+            "mark": "informational",
+            "data_type": "int",
+            "data": {"DM1x": 200},
+        },
     ),
 }
 JOBS = ("inventory", "firmware-update", "commands")
