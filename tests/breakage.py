@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from dmlab.protocol.notification import describe
+
 ASGIApp = Callable[..., Any]
 Scope = dict[str, Any]
 COMMANDS = "application/vnd.omadm-cmd+json"
@@ -62,6 +64,11 @@ async def answer(
     kept.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": kept})
     await send({"type": "http.response.body", "body": body})
+
+
+async def reply(send: Any, result: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    status, headers, body = result
+    await answer(send, status, body, headers)
 
 
 def _header(scope: Scope, name: bytes) -> bytes:
@@ -227,3 +234,238 @@ class Switchable:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         await self.current(scope, receive, send)
+
+
+# --- generic breakages: one rewrite each, for the matrix that fails every purpose ---------
+
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]
+
+
+class Rewrite(Breakage):
+    """Rewrite matching requests (``request``), their answers (``response``), or
+    answer them without the lab at all (``instead``)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        method: str,
+        path: str,
+        *,
+        request: Callable[[Scope, bytes], tuple[Scope, bytes]] | None = None,
+        response: Callable[[Answer], Answer] | None = None,
+        instead: Answer | None = None,
+    ) -> None:
+        super().__init__(app)
+        self.method, self.path = method, path
+        self._request, self._response, self._instead = request, response, instead
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        if self._instead is not None:
+            await reply(send, self._instead)
+            return
+        if self._request:
+            scope, body = self._request(scope, body)
+        result = await call(self.app, scope, body)
+        if self._response:
+            result = self._response(result)
+        await reply(send, result)
+
+
+def rewrite(method: str, path: str, **how: Any) -> Callable[[ASGIApp], ASGIApp]:
+    return lambda app: Rewrite(app, method, path, **how)
+
+
+JSON_TYPE = [(b"content-type", b"application/json")]
+
+
+def accepting(method: str, path: str) -> Callable[[ASGIApp], ASGIApp]:
+    """Every refusal (4xx) on the route becomes ``200 {}``: wrong actors, other
+    accounts' devices and sessions, unknown and spent ids, bad bodies all "work"."""
+
+    def accept(result: Answer) -> Answer:
+        return (200, JSON_TYPE, b"{}") if 400 <= result[0] < 500 else result
+
+    return rewrite(method, path, response=accept)
+
+
+def on_json(fn: Callable[[Any], Any], status: int = 200) -> Callable[[Answer], Answer]:
+    """Rewrite a JSON answer's body with ``fn`` (other answers pass)."""
+
+    def change(result: Answer) -> Answer:
+        code, headers, body = result
+        if code != status:
+            return result
+        return code, headers, json.dumps(fn(json.loads(body))).encode()
+
+    return change
+
+
+def drop_last_command(package: dict[str, Any]) -> dict[str, Any]:
+    return {**package, "CMD": package["CMD"][:-1]}
+
+
+def without_header(name: bytes) -> Callable[[Answer], Answer]:
+    def strip(result: Answer) -> Answer:
+        status, headers, body = result
+        return status, [(k, v) for k, v in headers if k.lower() != name], body
+
+    return strip
+
+
+def retyped(old: bytes, new: bytes) -> Callable[[Answer], Answer]:
+    def change(result: Answer) -> Answer:
+        status, headers, body = result
+        return (
+            status,
+            [
+                (k, new if k.lower() == b"content-type" and v.startswith(old) else v)
+                for k, v in headers
+            ],
+            body,
+        )
+
+    return change
+
+
+def request_header(
+    name: bytes, value: bytes | None
+) -> Callable[[Scope, bytes], tuple[Scope, bytes]]:
+    return lambda scope, body: (_with_header(scope, name, value), body)
+
+
+class LeakyListings(Breakage):
+    """Every session listing also shows every account's sessions, whoever asks."""
+
+    method, path = "GET", "/sessions/(pending|completed)"
+
+    def __init__(self, app: ASGIApp, accounts: list[tuple[str, str]]) -> None:
+        super().__init__(app)
+        self.accounts = accounts
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        status, headers, out = await call(self.app, scope, body)
+        if status != 200:
+            await answer(send, status, out, headers)
+            return
+        listing = json.loads(out)
+        for name, password in self.accounts:
+            auth = b"Basic " + base64.b64encode(f"{name}:{password}".encode())
+            _, _, theirs = await call(self.app, _with_header(scope, b"authorization", auth), b"")
+            listing["Sessions"] += json.loads(theirs)["Sessions"]
+        await answer(send, status, json.dumps(listing).encode(), headers)
+
+
+class CompletedListsPending(Breakage):
+    """``GET /sessions/completed`` also lists the caller's pending sessions."""
+
+    method, path = "GET", "/sessions/completed"
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        status, headers, out = await call(self.app, scope, body)
+        pending_scope = {**scope, "path": "/sessions/pending", "raw_path": b"/sessions/pending"}
+        _, _, pending = await call(self.app, pending_scope, b"")
+        if status == 200:
+            listing = json.loads(out)
+            listing["Sessions"] += json.loads(pending)["Sessions"]
+            out = json.dumps(listing).encode()
+        await answer(send, status, out, headers)
+
+
+class StartedStaysPending(Breakage):
+    """Sessions started with ``POST /sessions/next`` are still listed as pending."""
+
+    path = "/sessions/(next|pending)"
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        self.started: list[str] = []
+
+    def matches(self, scope: Scope) -> bool:
+        return scope["type"] == "http" and re.fullmatch(self.path, scope["path"]) is not None
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        status, headers, out = await call(self.app, scope, body)
+        if status == 200 and scope["path"].endswith("/next"):
+            self.started.append(json.loads(out)["SessionID"])
+        elif status == 200:
+            listing = json.loads(out)
+            listing["Sessions"] += [{"SessionID": s, "State": "pending"} for s in self.started]
+            out = json.dumps(listing).encode()
+        await answer(send, status, out, headers)
+
+
+class LeakyDevices(Breakage):
+    """``GET /devices`` also lists every other account's devices."""
+
+    method, path = "GET", "/devices"
+
+    def __init__(self, app: ASGIApp, accounts: list[tuple[str, str]]) -> None:
+        super().__init__(app)
+        self.accounts = accounts
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        scope = _with_header(scope, b"accept", b"application/json")
+        status, headers, out = await call(self.app, scope, body)
+        if status == 200:
+            listing = json.loads(out)
+            for name, password in self.accounts:
+                auth = b"Basic " + base64.b64encode(f"{name}:{password}".encode())
+                _, _, theirs = await call(
+                    self.app, _with_header(scope, b"authorization", auth), b""
+                )
+                listing["Devices"] += json.loads(theirs)["Devices"]
+            out = json.dumps(listing).encode()
+        await answer(send, status, out, headers)
+
+
+class NoNotifications(Breakage):
+    """``GET /notifications`` never delivers: the server does not notify."""
+
+    method, path = "GET", "/notifications"
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        await answer(send, 204)
+
+
+class BadDigest(Breakage):
+    """Notifications arrive with their last digest byte flipped."""
+
+    method, path = "GET", "/notifications"
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        status, headers, out = await call(self.app, scope, body)
+        if status == 200:
+            row = next(r for r in describe(out) if r["field"] == "SHA256-DIGEST")
+            at = int(row["offset"]) + len(row["bytes"]) // 2 - 1
+            out = out[:at] + bytes([out[at] ^ 1]) + out[at + 1 :]
+        await answer(send, status, out, headers)
+
+
+class AnyDevicesSession(Breakage):
+    """An idle ``POST /sessions/next`` starts another device's pending session of
+    the same account (it reaches into the lab's engine: a test-only wrapper)."""
+
+    method, path = "POST", "/sessions/next"
+
+    def __init__(self, app: ASGIApp, services: Any) -> None:
+        super().__init__(app)
+        self.services = services
+
+    async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
+        result = await call(self.app, scope, body)
+        dev_id = _header(scope, b"omadm-devid").decode()
+        device = self.services.store.get_device(dev_id)
+        if result[0] == 204 and device is not None:
+            for other in self.services.engine.pending_of_account(device.account):
+                if other.dev_id != dev_id:
+                    started = self.services.engine.start(
+                        other.dev_id, other.session_id, "https://x"
+                    )
+                    package = {
+                        "SessionID": started.session_id,
+                        "CMD": [c.to_json() for c in started.rounds[-1].commands],
+                    }
+                    result = (200, JSON_TYPE, json.dumps(package).encode())
+                    break
+        await reply(send, result)

@@ -8,7 +8,7 @@ carries each one out, keyed by id; the README's table, the reports and the CLI's
 
 ``clause`` is a section of the CR (``x.1.1``, ``x.2.3`` …), ``HTTP`` for the
 conventions the CR relies on without saying so, or the id of a lab choice (a
-reading of a place where the CR is silent). ``strength`` says what a broken rule
+reading of a place where the CR is silent, from the lab's registry of choices). ``strength`` says what a broken rule
 costs: a MUST of the CR, what the CR states, or the DM 2.0 specification it leans
 on is a FAIL; an HTTP convention or a lab reading is a WARN.
 """
@@ -403,10 +403,10 @@ PURPOSES: tuple[TestPurpose, ...] = (
        "PASS if the notification arrives, the session runs and ends OK; FAIL if the server "
        "sends no notification or the session does not run; INCONCLUSIVE without GET "
        "/notifications"),
-    _p("TP/FLOW/SI/002", "notification-key", "", SERVER_INITIATED,
+    _p("TP/FLOW/SI/002", "notification-secret", "", SERVER_INITIATED,
        "the notification's digest verifies with the device's key",
        (DEVICE, QUEUE, NOTIFICATIONS), ("decode package 0", "check SHA256-DIGEST"),
-       "PASS if the digest matches the key derived from D's secret (lab choice); WARN otherwise",
+       "PASS if the digest matches the key derived from D's secret; WARN otherwise",
        "reading"),
     _p("TP/FLOW/CI/001", "x.2.2", "", CLIENT_INITIATED, "client-initiated session, end to end",
        (DEVICE, PENDING_S + " (not notified)", QUEUE),
@@ -462,12 +462,12 @@ PURPOSES: tuple[TestPurpose, ...] = (
     _p("TP/DEV/NOTI/002", "x.2.1", "", SERVER_INITIATED, "a forged notification is ignored",
        ("the device polls the checking server",), ("send package 0 with a wrong digest",),
        "PASS if the device polls again without calling in; FAIL if it calls in", "TS", "device"),
-    _p("TP/DEV/NOTI/003", "x.2.1", "", SERVER_INITIATED, "a replayed notification is ignored",
+    _p("TP/DEV/NOTI/003", "notification-freshness", "", SERVER_INITIATED, "a replayed notification is ignored",
        ("a genuine notification was acted on",), ("send the same package 0 again",),
-       "PASS if the device polls again without calling in; FAIL if it calls in", "TS", "device"),
-    _p("TP/DEV/NOTI/004", "x.2.1", "", SERVER_INITIATED, "a stale notification is ignored",
+       "PASS if the device polls again without calling in; WARN if it calls in", "reading", "device"),
+    _p("TP/DEV/NOTI/004", "notification-freshness", "", SERVER_INITIATED, "a stale notification is ignored",
        ("the device polls the checking server",), ("send package 0 stamped an hour ago",),
-       "PASS if the device polls again without calling in; FAIL if it calls in", "TS", "device"),
+       "PASS if the device polls again without calling in; WARN if it calls in", "reading", "device"),
     _p("TP/DEV/SESS/001", S11, PP, REPORT, "one status per command, in order",
        ("a session started by the device",), ("answer with GET, GET, END", "read the PUT"),
        "PASS if the report holds one status per command before END, in order, with the GETs' "
@@ -483,11 +483,11 @@ PURPOSES: tuple[TestPurpose, ...] = (
        "PASS if every alert has an AlertType and a known Mark; FAIL otherwise", side="device"),
     _p("TP/DEV/ALRT/002", "x.2.1", "", SERVER_INITIATED, "the call-in names ServerInitiatedMgmt",
        ("a genuine notification",), ("read the package 1 that follows",),
-       "PASS if it carries a ServerInitiatedMgmt alert; WARN otherwise", "reading", "device"),
+       "PASS if it carries a ServerInitiatedMgmt alert; FAIL otherwise", "TS", "device"),
     _p("TP/DEV/CI/001", "x.2.2", "", CLIENT_INITIATED, "a device event opens a session",
        ("the device fires a timer or UI event",), ("read POST /alert", "answer with commands"),
-       "PASS if a ClientInitiatedMgmt alert arrives and its session runs to the end; "
-       "INCONCLUSIVE if the device sends none", side="device"),
+       "PASS if a ClientInitiatedMgmt alert arrives and its session runs to the end; FAIL if "
+       "its reports are wrong; INCONCLUSIVE if the device sends none", side="device"),
     _p("TP/DEV/BC/001", "x.2.3", "", COMPONENT_ACCEPT,
        "the browser component sends Accept: application/vnd.omadm-cmd+json",
        ("the device's browser component starts a session",), ("read its POST",),
