@@ -1,20 +1,51 @@
 """The JSON messages of a DM 2.0 session: commands, statuses and alerts.
 
-A package 2 is ``{"CMD": [[name, arg, ...], ...]}``; a package 3 is
-``{"Status": [{"sc": 200, "Data": ...}, ...], "Alert": [...]}``. Parsing is
-strict: anything that is not of this shape raises :class:`ProtocolError`,
-which the server turns into a ``400`` and a device into a ``400`` status.
+A package 2 is ``{"SessionID": …, "CMD": [[name, arg, ...], ...]}``; a package 3 is
+``{"Status": [{"sc": 200, "Data": ...}, ...], "Alert": [...]}``. Each body is a
+typed model (pydantic), and the model is the one place its shape and limits are
+written: parsing (:func:`parse`) and the JSON Schema in ``/openapi.json`` both come
+from it. Parsing is strict: anything not of this shape raises
+:class:`ProtocolError`, which the server answers with ``400`` and a device with a
+``400`` status.
+
+Why pydantic (not msgspec): it is already in the dependency tree (through
+openapi-spec-validator and schemathesis); its JSON Schema output is 2020-12
+(``prefixItems``, ``const``), which OpenAPI 3.1 uses as is; and bodies are parsed
+first by the lab's own depth-limited JSON reader, so the validator only sees
+plain Python values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass as wire_dataclass
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+from . import media
 
 
 class ProtocolError(ValueError):
     """A message does not have the shape the protocol requires."""
 
+
+#: Most commands in one package 2, statuses in one package 3, alerts in one message.
+MAX_COMMANDS: Final = 1000
+MAX_STATUSES: Final = 1000
+MAX_ALERTS: Final = 100
 
 # Argument counts: (least, most); None means "any number more" (HPUT/HPOST
 # send one or more ClientURIs). The order beyond GET, HGET, HPOST and END is
@@ -34,9 +65,10 @@ ARITY: Final[dict[str, tuple[int, int | None]]] = {
     "UNSUB": (2, 2),  # ClientURI, ServerURI
 }
 
-MARKS: Final = frozenset(
-    {"fatal", "critical", "minor", "warning", "informational", "harmless", "indeterminate"}
-)
+Mark = Literal[
+    "critical", "fatal", "harmless", "indeterminate", "informational", "minor", "warning"
+]
+MARKS: Final = frozenset(get_args(Mark))
 
 #: Status codes a device may report, with their DM 2.0 meaning (406 is HTTP's Not
 #: Acceptable in DM 2.0, not SyncML's "optional feature not supported").
@@ -81,10 +113,30 @@ DM12_ALERT_CODES: Final[dict[int, str]] = {
     1226: "generic alert",
 }
 
+#: Wire models refuse fields they do not know, and take Python names or wire names.
+#: JSON Schema titles are the wire names.
+WIRE: Final = ConfigDict(
+    extra="forbid",
+    validate_by_name=True,
+    validate_by_alias=True,
+    field_title_generator=lambda name, info: info.alias or name,
+)
+
+Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+def _arity_text(least: int, most: int | None) -> str:
+    if least == most:
+        return f"{least}"
+    return f"{least} or more" if most is None else f"{least} to {most}"
+
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One management command: its name and positional arguments."""
+    """One management command: its name and positional arguments.
+
+    On the wire a JSON array, ``[name, argument, ...]``: the name is one of the
+    protocol brief's commands (upper case), each argument a non-empty string."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -94,13 +146,7 @@ class Command:
             raise ProtocolError(f"unknown command {self.name!r}")
         least, most = ARITY[self.name]
         if len(self.args) < least or (most is not None and len(self.args) > most):
-            want = (
-                f"{least}"
-                if least == most
-                else f"{least} or more"
-                if most is None
-                else f"{least} to {most}"
-            )
+            want = _arity_text(least, most)
             raise ProtocolError(f"{self.name} takes {want} argument(s), got {len(self.args)}")
         for arg in self.args:
             if not isinstance(arg, str) or not arg:
@@ -112,9 +158,11 @@ class Command:
 
     @classmethod
     def from_json(cls, value: Any) -> Command:
-        if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        if isinstance(value, Command):
+            return value
+        if not isinstance(value, (list, tuple)) or not value or not isinstance(value[0], str):
             raise ProtocolError("a command is a list: [name, argument, ...]")
-        return cls(value[0].upper(), tuple(value[1:]))
+        return cls(value[0], tuple(value[1:]))
 
     def to_json(self) -> list[str]:
         return [self.name, *self.args]
@@ -122,16 +170,203 @@ class Command:
     def __str__(self) -> str:
         return " ".join(self.to_json())
 
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.from_json,
+            ref="Command",
+            serialization=core_schema.plain_serializer_function_ser_schema(cls.to_json),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A tuple-like array: ``prefixItems`` names the command, a plain ``items``
+        covers every element (what code generators can read); ``ARITY`` becomes one
+        ``if``/``then`` per command, which validators apply and generators skip."""
+        arity = ", ".join(f"{n} {_arity_text(*a)}" for n, a in ARITY.items())
+        return {
+            "title": "Command",
+            "description": "One management command: `[name, argument, ...]`. Arguments per "
+            f"command: {arity}. The argument order beyond GET, HGET, HPOST and END is the "
+            "lab's choice (protocol brief §3).",
+            "type": "array",
+            "prefixItems": [{"enum": list(ARITY)}],
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "allOf": [
+                {
+                    "if": {"prefixItems": [{"const": name}]},
+                    "then": {"minItems": 1 + least}
+                    | ({} if most is None else {"maxItems": 1 + most}),
+                }
+                for name, (least, most) in ARITY.items()
+            ],
+            "examples": [["GET", "./DevInfo/FwV"], ["END"]],
+        }
+
+
+def _end_last(commands: tuple[Command, ...]) -> tuple[Command, ...]:
+    if any(c.name == "END" for c in commands[:-1]):
+        raise ValueError("END may only be the last command")
+    return commands
+
+
+CommandList = Annotated[
+    tuple[Command, ...],
+    Field(
+        min_length=1,
+        max_length=MAX_COMMANDS,
+        description="An ordered list of commands; END may only be the last one.",
+    ),
+    AfterValidator(_end_last),
+]
+
+
+@wire_dataclass(frozen=True, slots=True, config=WIRE)
+class Commands:
+    """Package 2: the commands of one round under the session id in force (a new id
+    every round)."""
+
+    session_id: Annotated[Text, Field(alias="SessionID")]
+    commands: Annotated[CommandList, Field(alias="CMD")]
+
+
+@wire_dataclass(frozen=True, slots=True, config=WIRE)
+class Status:
+    """The result of one command: an HTTP-like code, and data for GET (``Data``
+    carries a GET's value: lab choice)."""
+
+    sc: Annotated[StrictInt, Field(ge=100, le=599)]
+    data: Annotated[Any, Field(alias="Data")] = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.sc < 300
+
+    @classmethod
+    def from_json(cls, value: Any) -> Status:
+        return parse(Status, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return dump(Status, self)
+
+
+@wire_dataclass(frozen=True, slots=True, config=WIRE)
+class Alert:
+    """A device event (brief §2); only ``AlertType`` is required. Session-opening
+    types (ClientInitiatedMgmt, ServerInitiatedMgmt, BootstrapComplete) ask for a
+    session; anything else (such as a FUMO result) is a generic alert."""
+
+    alert_type: Annotated[
+        Text,
+        Field(
+            alias="AlertType",
+            examples=[AlertType.CLIENT_INITIATED, AlertType.FUMO_DOWNLOAD_AND_UPDATE],
+        ),
+    ]
+    source_uri: Annotated[StrictStr | None, Field(alias="SourceURI")] = None
+    target_uri: Annotated[StrictStr | None, Field(alias="TargetURI")] = None
+    mark: Annotated[Mark | None, Field(alias="Mark")] = None
+    data_type: Annotated[StrictStr | None, Field(alias="DataType")] = None
+    data: Annotated[Any, Field(alias="Data")] = None
+
+    @property
+    def opens_session(self) -> bool:
+        return self.alert_type in AlertType.SESSION_OPENERS
+
+    @classmethod
+    def from_json(cls, value: Any) -> Alert:
+        return parse(Alert, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return dump(Alert, self)
+
+    def __str__(self) -> str:
+        short = self.alert_type.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        data = self.data
+        if isinstance(data, dict) and len(data) == 1:  # {"DM1x": 200} reads as 200
+            (data,) = data.values()
+        return short if data is None else f"{short}({data})"
+
+
+@wire_dataclass(frozen=True, slots=True, config=WIRE)
+class Report:
+    """Package 3: one status per command of the round (END gets none), plus alerts.
+    Package 1 uses the same shape (alerts only, such as ServerInitiatedMgmt)."""
+
+    statuses: Annotated[tuple[Status, ...], Field(alias="Status", max_length=MAX_STATUSES)] = ()
+    alerts: Annotated[tuple[Alert, ...], Field(alias="Alert", max_length=MAX_ALERTS)] = ()
+
+    @classmethod
+    def from_json(cls, value: Any) -> Report:
+        return parse(Report, value)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"Status": [s.to_json() for s in self.statuses]}
+        if self.alerts:
+            body["Alert"] = [a.to_json() for a in self.alerts]
+        return body
+
+
+@wire_dataclass(frozen=True, slots=True, config=WIRE)
+class AlertReport:
+    """The body of ``POST /alert``: at least one alert, and no statuses (they belong
+    to ``PUT /sessions/id/{sessionId}``)."""
+
+    alerts: Annotated[tuple[Alert, ...], Field(alias="Alert", min_length=1, max_length=MAX_ALERTS)]
+    statuses: Annotated[tuple[Status, ...], Field(alias="Status", max_length=0)] = ()
+
+
+#: The request body media types of package 1 and 3 (``POST /alert`` included), and
+#: what each is: the DM 2.0 names first, then plain JSON.
+REPORT_MEDIA: Final[dict[str, str]] = {
+    media.DM20_RESPONSE: "DM 2.0's package 3 type",
+    media.DM20_REQUEST: "DM 2.0's request type (accepted, as a device may label package 1 so)",
+    media.JSON: "plain JSON",
+}
+
+M = TypeVar("M")
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def adapter(model: Any) -> TypeAdapter[Any]:
+    """The (cached) pydantic adapter of a wire model or type."""
+    found = _ADAPTERS.get(model)
+    if found is None:
+        found = _ADAPTERS[model] = TypeAdapter(model)
+    return found
+
+
+def describe_error(exc: ValidationError) -> str:
+    """A validation failure as one readable line: ``Status.0.sc: …``."""
+    error = exc.errors(include_url=False)[0]  # the first is the cause; others follow from it
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "unexpected_keyword_argument":
+        return f"unknown field {where}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def parse(model: type[M] | Any, value: Any) -> M:
+    """``value`` (plain JSON data) as ``model``, or :class:`ProtocolError`."""
+    try:
+        return adapter(model).validate_python(value)
+    except ValidationError as exc:
+        raise ProtocolError(describe_error(exc)) from None
+
+
+def dump(model: Any, value: Any) -> Any:
+    """``value`` as JSON data, with wire names and without absent (``None``) fields."""
+    return adapter(model).dump_python(value, by_alias=True, exclude_none=True)
+
 
 def parse_commands(value: Any) -> tuple[Command, ...]:
-    """Validate a ``CMD`` list: non-empty, and ``END`` only as the last command."""
-    if not isinstance(value, list) or not value:
-        raise ProtocolError('"CMD" must be a non-empty list of commands')
-    if len(value) > 1000:
-        raise ProtocolError('"CMD" holds more than 1000 commands')
-    commands = tuple(Command.from_json(item) for item in value)
-    if any(c.name == "END" for c in commands[:-1]):
-        raise ProtocolError("END may only be the last command")
+    """Validate a ``CMD`` list: 1 to ``MAX_COMMANDS`` commands, ``END`` only last."""
+    commands: tuple[Command, ...] = parse(CommandList, value)
     return commands
 
 
@@ -142,124 +377,6 @@ def commands_json(commands: tuple[Command, ...] | list[Command]) -> list[list[st
 def expects_status(commands: tuple[Command, ...] | list[Command]) -> int:
     """How many statuses a package 3 must carry for these commands (END gets none)."""
     return sum(1 for c in commands if c.name != "END")
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """The result of one command: an HTTP-like code, and data for GET."""
-
-    sc: int
-    data: Any = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.sc, bool) or not isinstance(self.sc, int) or not 100 <= self.sc <= 599:
-            raise ProtocolError('"sc" must be an integer status code from 100 to 599')
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.sc < 300
-
-    @classmethod
-    def from_json(cls, value: Any) -> Status:
-        if not isinstance(value, dict) or "sc" not in value:
-            raise ProtocolError('a status is an object with "sc"')
-        unknown = set(value) - {"sc", "Data"}
-        if unknown:
-            raise ProtocolError(f"unknown status field(s): {', '.join(sorted(unknown))}")
-        return cls(value["sc"], value.get("Data"))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"sc": self.sc} if self.data is None else {"sc": self.sc, "Data": self.data}
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A device event (brief §2). Only ``AlertType`` is required."""
-
-    alert_type: str
-    source_uri: str | None = None
-    target_uri: str | None = None
-    mark: str | None = None
-    data_type: str | None = None
-    data: Any = None
-
-    _FIELDS: ClassVar[dict[str, str]] = {
-        "AlertType": "alert_type",
-        "SourceURI": "source_uri",
-        "TargetURI": "target_uri",
-        "Mark": "mark",
-        "DataType": "data_type",
-        "Data": "data",
-    }
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.alert_type, str) or not self.alert_type:
-            raise ProtocolError('"AlertType" must be a non-empty string')
-        if self.mark is not None and (not isinstance(self.mark, str) or self.mark not in MARKS):
-            raise ProtocolError(f'"Mark" must be one of {", ".join(sorted(MARKS))}')
-        for name in ("source_uri", "target_uri", "data_type"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ProtocolError(f"alert field {name} must be a string")
-
-    @property
-    def opens_session(self) -> bool:
-        return self.alert_type in AlertType.SESSION_OPENERS
-
-    @classmethod
-    def from_json(cls, value: Any) -> Alert:
-        if not isinstance(value, dict):
-            raise ProtocolError("an alert is a JSON object")
-        unknown = set(value) - set(cls._FIELDS)
-        if unknown:
-            raise ProtocolError(f"unknown alert field(s): {', '.join(sorted(unknown))}")
-        if "AlertType" not in value:
-            raise ProtocolError('an alert needs "AlertType"')
-        return cls(**{cls._FIELDS[k]: v for k, v in value.items()})
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, a) for k, a in self._FIELDS.items() if getattr(self, a) is not None
-        }
-
-    def __str__(self) -> str:
-        short = self.alert_type.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        data = self.data
-        if isinstance(data, dict) and len(data) == 1:  # {"DM1x": 200} reads as 200
-            (data,) = data.values()
-        return short if data is None else f"{short}({data})"
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A package 3 (or the body of a package 1): statuses and alerts."""
-
-    statuses: tuple[Status, ...] = ()
-    alerts: tuple[Alert, ...] = field(default=())
-
-    @classmethod
-    def from_json(cls, value: Any) -> Report:
-        if not isinstance(value, dict):
-            raise ProtocolError("the body must be a JSON object")
-        unknown = set(value) - {"Status", "Alert"}
-        if unknown:
-            raise ProtocolError(f"unknown field(s): {', '.join(sorted(unknown))}")
-        statuses, alerts = value.get("Status", []), value.get("Alert", [])
-        if not isinstance(statuses, list):
-            raise ProtocolError('"Status" must be a list')
-        if not isinstance(alerts, list):
-            raise ProtocolError('"Alert" must be a list')
-        if len(statuses) > 1000 or len(alerts) > 100:
-            raise ProtocolError("too many statuses or alerts in one message")
-        return cls(
-            tuple(Status.from_json(s) for s in statuses),
-            tuple(Alert.from_json(a) for a in alerts),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"Status": [s.to_json() for s in self.statuses]}
-        if self.alerts:
-            body["Alert"] = [a.to_json() for a in self.alerts]
-        return body
 
 
 def summarize_commands(commands: tuple[Command, ...] | list[Command]) -> str:

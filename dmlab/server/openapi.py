@@ -11,16 +11,18 @@ routes enforce, so the document and the server cannot drift apart silently.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
 from starlette.routing import BaseRoute, Route
 
 from ..protocol import media
-from ..protocol.messages import ARITY, MARKS, AlertType
-from ..store import Origin, Result, State
+from ..protocol.messages import AlertReport, CommandList, Commands, Report, adapter
+from ..protocol.resources import DeviceList, RegisteredDevice, SessionList
 from .jobs import PLANNERS
 from .negotiation import MAX_BODY
 from .routes.devices import DEV_ID, MAX_TEXT
@@ -38,25 +40,14 @@ ACCOUNT = "accountBasic"
 DEVICE = "deviceBasic"
 
 
+REF = "#/components/schemas/{model}"
+
+
 def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
 
 
 # Message bodies -----------------------------------------------------------------
-
-
-def _command_schema(name: str, least: int, most: int | None) -> dict[str, Any]:
-    argument = {"type": "string", "minLength": 1}
-    schema: dict[str, Any] = {
-        "type": "array",
-        "title": name,
-        "prefixItems": [{"const": name}],
-        "items": argument,
-        "minItems": 1 + least,
-    }
-    if most is not None:
-        schema["maxItems"] = 1 + most
-    return schema
 
 
 def _full(pattern: re.Pattern[str]) -> str:
@@ -64,133 +55,36 @@ def _full(pattern: re.Pattern[str]) -> str:
     return f"^(?:{pattern.pattern})$"
 
 
+def model_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schemas of the wire models, named as the components they become."""
+    models: dict[str, Any] = {
+        "Commands": Commands,
+        "CommandList": CommandList,
+        "Report": Report,
+        "AlertReport": AlertReport,
+        "SessionList": SessionList,
+        "DeviceList": DeviceList,
+        "RegisteredDevice": RegisteredDevice,
+    }
+    keyed, defs = TypeAdapter.json_schemas(
+        [(name, "validation", adapter(model)) for name, model in models.items()],
+        ref_template=REF,
+    )
+    schemas = dict(defs.get("$defs", {}))
+    for (name, _), schema in keyed.items():
+        if name not in schemas:
+            schemas[name] = schema
+    # docstrings say ``code``; Markdown (as /docs and generators read it) says `code`
+    return json.loads(json.dumps(schemas).replace("``", "`"))
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Command": {
-        "description": "One management command: its name, then its arguments (protocol brief §3). "
-        "The argument order beyond GET, HGET, HPOST and END is the lab's choice.",
-        "oneOf": [_command_schema(n, *arity) for n, arity in ARITY.items()],
-    },
-    "CommandList": {
-        "type": "array",
-        "items": ref("Command"),
-        "minItems": 1,
-        "maxItems": 1000,
-        "description": "An ordered list of commands; END may only be the last one.",
-    },
-    "Commands": {
-        "description": f"Package 2, `{media.COMMANDS}`: the commands of one round under the "
-        "session id in force (a new id every round).",
-        "type": "object",
-        "required": ["SessionID", "CMD"],
-        "properties": {"SessionID": {"type": "string", "minLength": 1}, "CMD": ref("CommandList")},
-        "additionalProperties": False,
-    },
-    "Status": {
-        "description": "The result of one command; `Data` carries a GET's value (lab choice).",
-        "type": "object",
-        "required": ["sc"],
-        "properties": {"sc": {"type": "integer", "minimum": 100, "maximum": 599}, "Data": {}},
-        "additionalProperties": False,
-    },
-    "Alert": {
-        "description": "A device event. Session-opening types: "
-        + ", ".join(sorted(AlertType.SESSION_OPENERS))
-        + "; anything else (such as a FUMO result) is a generic alert.",
-        "type": "object",
-        "required": ["AlertType"],
-        "properties": {
-            "AlertType": {
-                "type": "string",
-                "minLength": 1,
-                "examples": [AlertType.CLIENT_INITIATED, AlertType.FUMO_DOWNLOAD_AND_UPDATE],
-            },
-            "SourceURI": {"type": ["string", "null"]},
-            "TargetURI": {"type": ["string", "null"]},
-            "Mark": {"enum": [*sorted(MARKS), None]},
-            "DataType": {"type": ["string", "null"]},
-            "Data": {},
-        },
-        "additionalProperties": False,
-    },
-    "Report": {
-        "description": f"Package 3, `{media.DM20_RESPONSE}`: one status per command of the round "
-        "(END gets none), plus alerts. Package 1 and `/alert` use the same shape.",
-        "type": "object",
-        "properties": {
-            "Status": {"type": "array", "items": ref("Status"), "maxItems": 1000},
-            "Alert": {"type": "array", "items": ref("Alert"), "maxItems": 100},
-        },
-        "additionalProperties": False,
-    },
-    "AlertReport": {
-        "description": "The body of `POST /alert`: at least one alert and no statuses.",
-        "type": "object",
-        "required": ["Alert"],
-        "properties": {
-            "Alert": {"type": "array", "items": ref("Alert"), "minItems": 1, "maxItems": 100},
-            "Status": {"type": "array", "maxItems": 0},
-        },
-        "additionalProperties": False,
-        "example": {"Alert": [{"AlertType": AlertType.CLIENT_INITIATED}]},
-    },
+    **model_schemas(),
     "Problem": {
         "description": "Every refusal: a short error name and a readable detail.",
         "type": "object",
         "required": ["error", "detail"],
         "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-    },
-    "SessionBrief": {
-        "description": "A session as listings show it; `Result` is the CR's brief result.",
-        "type": "object",
-        "required": ["SessionID", "DevID", "Job", "Origin", "State", "Created"],
-        "properties": {
-            "SessionID": {"type": "string"},
-            "DevID": {"type": "string"},
-            "Job": {"type": "string"},
-            "Origin": {"enum": [o.value for o in Origin]},
-            "State": {"enum": [s.value for s in State]},
-            "Created": {"type": "number"},
-            "Result": {"enum": [*(r.value for r in Result), None]},
-            "Ended": {"type": ["number", "null"]},
-            "Rounds": {"type": "integer", "minimum": 0},
-            "IDs": {"type": "array", "items": {"type": "string"}},
-            "Reason": {"type": "string"},
-            "Expires": {"type": "number"},
-        },
-    },
-    "SessionList": {
-        "type": "object",
-        "required": ["Sessions"],
-        "properties": {"Sessions": {"type": "array", "items": ref("SessionBrief")}},
-    },
-    "DeviceInfo": {
-        "type": "object",
-        "required": ["devId", "name", "man", "mod", "account", "registered", "pending"],
-        "properties": {
-            "devId": {"type": "string"},
-            "name": {"type": "string"},
-            "man": {"type": "string"},
-            "mod": {"type": "string"},
-            "account": {"type": "string"},
-            "registered": {"type": "number"},
-            "pending": {"type": "integer", "minimum": 0},
-        },
-    },
-    "RegisteredDevice": {
-        "description": "The new device, with its secret: shown this once, the server keeps a hash.",
-        "allOf": [
-            ref("DeviceInfo"),
-            {
-                "type": "object",
-                "required": ["secret"],
-                "properties": {"secret": {"type": "string"}},
-            },
-        ],
-    },
-    "DeviceList": {
-        "type": "object",
-        "required": ["Devices"],
-        "properties": {"Devices": {"type": "array", "items": ref("DeviceInfo")}},
     },
     "Registration": {
         "type": "object",

@@ -7,34 +7,22 @@ store inside one transaction, so a reader never sees half a transition.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from ..protocol import Alert, Command, Status
+from ..protocol.resources import Origin, Result, SessionBrief, State
 
-
-class State(StrEnum):
-    PENDING = "pending"  # queued, waiting for the device to start it
-    ACTIVE = "active"  # started; the device holds a live session id
-    COMPLETED = "completed"  # ended, with a result
-
-
-class Result(StrEnum):
-    """The CR's brief result, plus the two ways a session ends without one."""
-
-    OK = "OK"
-    FAILURE = "failure"
-    ABORTED = "aborted"
-    EXPIRED = "expired"
-
-
-class Origin(StrEnum):
-    """Which of the CR's four flows (x.2.1 to x.2.4) opened a session."""
-
-    SERVER = "server-initiated"
-    CLIENT = "client-initiated"
-    BROWSER_COMPONENT = "browser-component-initiated"
-    BROWSER = "browser-initiated"
+__all__ = [
+    "Account",
+    "AlertRecord",
+    "Device",
+    "JobSpec",
+    "Origin",
+    "Result",
+    "Round",
+    "Session",
+    "State",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,25 +97,22 @@ class Session:
         return [s for r in self.rounds for s in (r.statuses or ())]
 
     def brief(self) -> dict[str, Any]:
-        """The JSON a listing shows for this session."""
-        body: dict[str, Any] = {
-            "SessionID": self.session_id,
-            "DevID": self.dev_id,
-            "Job": self.job.describe(),
-            "Origin": self.origin.value,
-            "State": self.state.value,
-            "Created": self.created_at,
-        }
-        if self.state is State.COMPLETED:
-            body["Result"] = self.result.value if self.result else None
-            body["Ended"] = self.ended_at
-            body["Rounds"] = len(self.rounds)
-            body["IDs"] = list(self.ids)
-            if self.reason:
-                body["Reason"] = self.reason
-        if self.expires_at is not None:
-            body["Expires"] = self.expires_at
-        return body
+        """The JSON a listing shows for this session (:class:`SessionBrief`)."""
+        done = self.state is State.COMPLETED
+        return SessionBrief(
+            session_id=self.session_id,
+            dev_id=self.dev_id,
+            job=self.job.describe(),
+            origin=self.origin,
+            state=self.state,
+            created=self.created_at,
+            result=self.result if done else None,
+            ended=self.ended_at if done else None,
+            rounds=len(self.rounds) if done else None,
+            ids=list(self.ids) if done else None,
+            reason=(self.reason or None) if done else None,
+            expires=self.expires_at,
+        ).to_json()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...protocol.messages import AlertReport
 from ..context import authenticate, note, services
-from ..problems import bad_request
 from .common import base_url, commands_answer, read_report
 
 
@@ -16,11 +16,7 @@ async def alert(request: Request) -> Response:
     starts the device's oldest pending session, if there is one; a generic alert
     (such as a FUMO result) is recorded and answered with ``204``."""
     principal = authenticate(request, "device")
-    report = await read_report(request)
-    if not report.alerts:
-        raise bad_request('an alert request carries at least one alert in "Alert"')
-    if report.statuses:
-        raise bad_request("statuses belong to PUT /sessions/id/{sessionId}, not to /alert")
+    report = await read_report(request, AlertReport)
     note(request, request="Alert " + " ".join(str(a) for a in report.alerts))
     svc = services(request)
     device = svc.store.get_device(principal.name)

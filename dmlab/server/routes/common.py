@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ...protocol import ProtocolError, Report, commands_json, media, summarize_commands
+from ...protocol.messages import AlertReport, parse
 from ...store import Session, State
 from ..context import note
 from ..negotiation import read_json
@@ -39,13 +40,16 @@ def _result(session: Session) -> str:
     return session.result.value if session.result else ""
 
 
-async def read_report(request: Request, *, optional: bool = False) -> Report:
-    """A package 1 or 3 body (statuses and alerts); a malformed one is a 400, and
-    an empty one, where ``optional``, is an empty report."""
+async def read_report(
+    request: Request, model: type[Report] | type[AlertReport] = Report, *, optional: bool = False
+) -> Report:
+    """A package 1 or 3 body (statuses and alerts) read as ``model``; a malformed
+    one is a 400, and an empty one, where ``optional``, is an empty report."""
     body = await read_json(request, optional=optional)
     if body is None:
         return Report()
     try:
-        return Report.from_json(body)
+        message: Report | AlertReport = parse(model, body)
     except ProtocolError as exc:
         raise bad_request(str(exc)) from None
+    return Report(message.statuses, message.alerts)
