@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .messages import Alert, AlertType
+from .messages import Alert, AlertType, Mark
 
 #: The key under which DM 1.x data (a result code, a DM 1.x payload) travels in ``Data``.
 DM1X: Final = "DM1x"
@@ -46,7 +46,7 @@ def generic_alert(
     data: Mapping[str, Any] | None = None,
     data_type: str | None = None,
     ok: bool | None = None,
-    mark: str | None = None,
+    mark: Mark | None = None,
     target_uri: str | None = None,
 ) -> Alert:
     """A generic alert about ``source_uri``.
