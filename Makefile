@@ -7,10 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: lab serve serve-postgres test lint clean
 
-$(STAMP): pyproject.toml
+# nbconvert reads .venv/etc/jupyter: executed notebooks then keep no widget state
+# (~65 KB each, never shown) and no per-cell timings (noise in every diff).
+$(STAMP): pyproject.toml jupyter_nbconvert_config.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
+	mkdir -p $(VENV)/etc/jupyter
+	cp jupyter_nbconvert_config.json $(VENV)/etc/jupyter/
 	touch $(STAMP)
 
 # Jupyter refuses to run as root unless told; containers often are root.

@@ -13,15 +13,33 @@ and goes on counting ``seq`` where it stopped.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: What ``Trace.frame()`` shows: ``elapsed`` changes on every run, so a stored
+#: notebook table leaves it out (the HAR export has it).
+FRAME_COLUMNS = [
+    "seq",
+    "time",
+    "source",
+    "target",
+    "dev_id",
+    "method",
+    "path",
+    "status",
+    "session",
+    "request",
+    "response",
+]
 
 #: The lifelines of a sequence diagram.
 ROLES = ("device", "browser-component", "browser", "operator", "server", "unknown")
@@ -40,6 +58,15 @@ class Exchange:
     session: str  # the session id the exchange concerns ("" if none)
     request: str  # one-line summary of what was sent
     response: str  # one-line summary of what came back
+    # Seconds from the request's arrival to its answer (0 for a notification, or
+    # unknown). A notification sent within that span of a request of the same
+    # session was sent while answering it: that is how the diagram places it.
+    elapsed: float = 0.0
+
+    @property
+    def started(self) -> float:
+        """When the request arrived (``time`` is when its answer went out)."""
+        return self.time - self.elapsed
 
 
 class TraceSink(Protocol):
@@ -89,6 +116,7 @@ class Trace:
         session: str = "",
         request: str = "",
         response: str = "",
+        elapsed: float = 0.0,
     ) -> Exchange:
         with self._lock:
             self._seq += 1
@@ -104,6 +132,7 @@ class Trace:
                 session,
                 request,
                 response,
+                elapsed,
             )
             self._records.append(exchange)
             listeners = list(self._listeners)
@@ -141,6 +170,10 @@ class Trace:
         with self._lock:
             return [r for r in self._records if r.seq > seq]
 
+    def now(self) -> float:
+        """The trace's clock (the middleware times requests with it)."""
+        return self._clock()
+
     @property
     def last_seq(self) -> int:
         return self._seq
@@ -155,7 +188,13 @@ class Trace:
         import pandas as pd
 
         rows = [asdict(r) for r in self.since(since)]
-        columns = list(Exchange.__dataclass_fields__)
+        columns = FRAME_COLUMNS
         frame = pd.DataFrame(rows, columns=columns)
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame.set_index("seq")
+
+    def to_har(self, path: str | os.PathLike[str], *, base_url: str, since: int = 0) -> Path:
+        """Write the exchanges after ``since`` as a HAR 1.2 file (see :mod:`dmlab.har`)."""
+        from .har import write_har
+
+        return write_har(self.since(since), path, base_url=base_url)

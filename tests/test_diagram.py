@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from dmlab.diagram import SequenceDiagram, arrows, lifelines, mermaid, svg, text
 from dmlab.trace import Exchange
 
@@ -24,6 +26,7 @@ def ex(
     request: str = "",
     response: str = "",
     dev_id: str = DEV,
+    elapsed: float = 0.0,
 ) -> Exchange:
     return Exchange(
         seq,
@@ -37,6 +40,7 @@ def ex(
         session,
         request,
         response,
+        elapsed,
     )
 
 
@@ -62,6 +66,7 @@ FLOW = [
         session=SID1,
         request="job firmware-update",
         response=f"queued {SID1}; device notified",
+        elapsed=1.5,  # in flight when the notification (1 s earlier) went out
     ),
     ex(
         3,
@@ -215,3 +220,148 @@ def test_long_labels_are_clipped() -> None:
     long = ex(8, "device", "POST", "/alert", 204, request="x" * 500)
     label = arrows([long])[0].label
     assert len(label) == 90 and label.endswith("…")
+
+
+# Where a notification goes: inside the request in flight for its session --------
+
+
+def test_a_device_request_that_queues_a_session_holds_its_notification() -> None:
+    """Finding 2: the request that caused it may come from a device (the browser
+    component without its Accept header); the notification still sits inside it."""
+    notify = FLOW[0]
+    queued = ex(
+        2,
+        "device",
+        "POST",
+        f"/devices/{DEV}/sessions",
+        202,
+        session=SID1,
+        response="queued; device notified",
+        elapsed=1.5,
+    )
+    started = ex(3, "device", "POST", "/sessions/next", 200, session=SID1, elapsed=0.5)
+    assert [(a.kind, a.seq) for a in arrows([notify, queued, started])] == [
+        ("request", 2),
+        ("notify", 1),
+        ("return", 2),
+        ("request", 3),
+        ("return", 3),
+    ]
+
+
+def test_a_request_that_began_after_the_notification_does_not_hold_it() -> None:
+    """The device's own call for the notified session starts after the notification
+    reached it, so the notification stays before it, whatever the trace order."""
+    notify = FLOW[0]
+    answer = ex(2, "device", "POST", "/sessions/next", 200, session=SID1, elapsed=0.5)
+    assert [a.kind for a in arrows([notify, answer])] == ["notify", "request", "return"]
+
+
+def test_a_request_of_another_session_does_not_hold_it() -> None:
+    other = ex(2, "operator", "POST", "/x", 202, session=SID2, elapsed=5)
+    assert [a.kind for a in arrows([FLOW[0], other])] == ["notify", "request", "return"]
+
+
+# What the pictures show --------------------------------------------------------
+
+
+INSPECTION = [
+    ex(10, "operator", "GET", "/sessions/pending", 200, response="1 pending"),
+    ex(11, "operator", "GET", "/sessions/completed", 200, response="0 completed"),
+]
+
+
+def test_the_operators_reads_are_not_part_of_the_flow() -> None:
+    """Finding 7: the notebook's own look at the session lists stays out of the diagram."""
+    from dmlab.trace import Trace
+
+    trace = Trace(clock=lambda: 0.0)
+    trace.record(source="operator", method="POST", path="/devices/x/sessions", status=202)
+    trace.record(source="operator", method="GET", path="/sessions/pending", status=200)
+    trace.record(source="device", method="GET", path="/sessions/pending", status=200)
+    drawn = [a.label for a in SequenceDiagram.of(trace).arrows if a.kind == "request"]
+    assert drawn == ["POST /devices/x/sessions", "GET /sessions/pending"]
+    every = SequenceDiagram.of(trace, inspection=True).arrows
+    assert len([a for a in every if a.kind == "request"]) == 3
+
+
+def test_the_crs_figure_names_the_crs_parties_and_nothing_else() -> None:
+    from dmlab.trace import Trace
+
+    trace = Trace(clock=lambda: 0.0)
+    for e in [*FLOW, *INSPECTION]:
+        trace.record(
+            source=e.source,
+            target=e.target,
+            dev_id=e.dev_id,
+            method=e.method,
+            path=e.path,
+            status=e.status,
+            session=e.session,
+            request=e.request,
+            response=e.response,
+        )
+    trace.record(source="browser", method="POST", path=f"/devices/{DEV}/sessions", status=202)
+    figure = SequenceDiagram.figure(trace, title="Figure 1: Server Initiated Session")
+    assert lifelines(figure.arrows) == ["DM Client", "Browser", "DM Server"]
+    assert not [a for a in figure.arrows if "operator" in (a.source, a.target)]
+    assert figure.text().splitlines()[:3] == [
+        "Figure 1: Server Initiated Session",
+        "sequence diagram: 9 arrows; lifelines: DM Client, Browser, DM Server",
+        "DM Server -) DM Client: package 0 · DM Notification id=1 (50 bytes)",
+    ]
+    assert figure.mermaid().startswith(
+        '---\ntitle: "Figure 1: Server Initiated Session"\n---\nsequenceDiagram\n'
+        "    participant P1 as DM Client\n"
+    )
+    root = ET.fromstring(figure.svg())
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert texts[0] == "Figure 1: Server Initiated Session" and "DM Server" in texts
+
+
+# Export -------------------------------------------------------------------------
+
+
+def test_save_writes_svg_png_and_mermaid_by_suffix(tmp_path) -> None:
+    diagram = SequenceDiagram(FLOW, title="Figure")
+    assert diagram.save(tmp_path / "f.svg").read_text() == diagram.svg()
+    assert diagram.save(tmp_path / "f.mmd").read_text() == diagram.mermaid()
+    png = diagram.save(tmp_path / "f.PNG").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # IHDR: the picture is the SVG's size, doubled for slides.
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    root = ET.fromstring(diagram.svg())
+    assert (width, height) == (
+        round(float(root.get("width", 0)) * 2),
+        round(float(root.get("height", 0)) * 2),
+    )
+    with pytest.raises(ValueError, match=r"'\.pdf'.*\.svg, \.png or \.mmd"):
+        diagram.save(tmp_path / "f.pdf")
+    assert not (tmp_path / "f.pdf").exists()
+
+
+def test_the_png_shows_the_labels_in_ink() -> None:
+    """The labels have a white halo under dark text: in the PNG, the band above an
+    arrow holds dark pixels (a halo painted over the text would leave it white)."""
+    import io
+
+    import cairocffi  # comes with CairoSVG; reads the PNG back as pixels
+
+    lone = ex(1, "device", "POST", "/alert", 204)
+    surface = cairocffi.ImageSurface.create_from_png(
+        io.BytesIO(SequenceDiagram([lone]).png(scale=1))
+    )
+    root = ET.fromstring(svg([lone]))
+    line = next(root.iter("{http://www.w3.org/2000/svg}line"))  # the lifeline comes first
+    arrow = next(e for e in root.iter("{http://www.w3.org/2000/svg}line") if e.get("marker-end"))
+    y = round(float(arrow.get("y1", 0)))
+    x1, x2 = sorted(round(float(arrow.get(k, 0))) for k in ("x1", "x2"))
+    assert line is not arrow
+    stride, data = surface.get_stride(), bytes(surface.get_data())
+    dark = sum(
+        1
+        for row in range(y - 16, y - 4)
+        for col in range(x1 + 10, x2 - 10)
+        if max(data[row * stride + 4 * col : row * stride + 4 * col + 3]) < 128
+    )
+    assert dark > 20, dark  # "POST /alert" leaves ~35 at scale 1; a hidden label 0

@@ -211,7 +211,7 @@ def test_a_version_1_database_gains_the_trace_table(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.get_account("old") == Account("old", "h")
         assert store.load_trace(10) == []
 
@@ -231,3 +231,22 @@ def test_a_failing_sink_loses_the_record_not_the_answer(caplog: pytest.LogCaptur
     exchange = trace.record(source="device", method="GET", path="/", status=200)
     assert list(trace) == [exchange]
     assert "could not keep trace record 1" in caplog.text
+
+
+def test_a_version_2_trace_gains_elapsed_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Version 3 adds each exchange's duration; rows written before it read as 0."""
+    db = tmp_path / "v2.sqlite3"
+    with SQLiteStore(db) as store:
+        store.append_trace(Trace().record(source="device", method="GET", path="/", status=200), 10)
+    raw = sqlite3.connect(db)
+    raw.execute("ALTER TABLE trace DROP COLUMN elapsed")
+    raw.execute("PRAGMA user_version = 2")
+    raw.commit()
+    raw.close()
+    with SQLiteStore(db) as store:
+        assert store.schema_version == 3
+        (old,) = store.load_trace(10)
+        assert (old.path, old.elapsed) == ("/", 0.0)
+        trace = Trace(sink=store, clock=iter([10.0, 10.0]).__next__)
+        timed = trace.record(source="device", method="PUT", path="/x", status=204, elapsed=0.25)
+        assert store.load_trace(10)[-1] == timed and timed.started == 9.75

@@ -562,7 +562,7 @@ class NotificationGuard:
             secret, auth_data = self._secret, self._auth_data
         if not verify_digest(data, secret, auth_data):
             raise NotificationRejected(
-                "digest", "SHA256-DIGEST does not match this server's secret"
+                "digest", "SHA256-DIGEST does not match the device's notification key"
             )
         if n.timestamp is None:
             raise NotificationRejected("stale", "no TIMESTAMP option, so freshness cannot be shown")

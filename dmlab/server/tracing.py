@@ -23,6 +23,7 @@ class TraceMiddleware:
             return
         status = 500
         recorded = False
+        arrived = self.trace.now()
 
         def record() -> None:
             nonlocal recorded
@@ -40,6 +41,7 @@ class TraceMiddleware:
                 request=fields.get("request", ""),
                 response=fields.get("response", "")
                 or scope.get("state", {}).get("trace_response", ""),
+                elapsed=max(self.trace.now() - arrived, 0.0),
             )
 
         async def send_and_watch(message: Message) -> None:

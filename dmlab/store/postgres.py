@@ -43,7 +43,7 @@ from .rows import (
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The advisory lock every write transaction holds ("dmlab" in ASCII).
 _WRITE_LOCK = 0x646D6C6162
@@ -119,8 +119,12 @@ _SCHEMA_1 = (
     )""",
 )
 
-#: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, tuple[str, ...]] = {0: _SCHEMA_1}
+#: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``. Version 2 keeps
+#: how long each exchange took (as ``SQLiteStore``'s version 3); older rows read as 0.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: _SCHEMA_1,
+    1: ("ALTER TABLE trace ADD COLUMN elapsed DOUBLE PRECISION NOT NULL DEFAULT 0",),
+}
 
 
 class SchemaVersionError(RuntimeError):
@@ -401,7 +405,8 @@ class PostgresStore:
 
     # The trace (a ``TraceSink``) -----------------------------------------------------
     _TRACE_COLUMNS = (
-        "seq, time, source, target, dev_id, method, path, status, session, request, response"
+        "seq, time, source, target, dev_id, method, path, status, session, request, response, "
+        "elapsed"
     )
 
     def append_trace(self, exchange: Exchange, limit: int) -> None:
@@ -410,12 +415,13 @@ class PostgresStore:
             conn = self._local.conn
             conn.execute(
                 f"INSERT INTO trace ({self._TRACE_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (seq) DO UPDATE SET time = excluded.time, "
                 "source = excluded.source, target = excluded.target, "
                 "dev_id = excluded.dev_id, method = excluded.method, path = excluded.path, "
                 "status = excluded.status, session = excluded.session, "
-                "request = excluded.request, response = excluded.response",
+                "request = excluded.request, response = excluded.response, "
+                "elapsed = excluded.elapsed",
                 (
                     exchange.seq,
                     exchange.time,
@@ -428,6 +434,7 @@ class PostgresStore:
                     exchange.session,
                     exchange.request,
                     exchange.response,
+                    exchange.elapsed,
                 ),
             )
             conn.execute("DELETE FROM trace WHERE seq <= %s", (exchange.seq - limit,))

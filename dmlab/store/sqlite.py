@@ -33,7 +33,7 @@ from .rows import (
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaVersionError(RuntimeError):
@@ -134,10 +134,17 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     )""")
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3 keeps how long each exchange took (HAR timings; where the diagram
+    draws a notification); older rows read as 0, "not known"."""
+    conn.execute("ALTER TABLE trace ADD COLUMN elapsed REAL NOT NULL DEFAULT 0")
+
+
 #: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
 }
 
 
@@ -447,7 +454,8 @@ class SQLiteStore:
 
     # The trace (a ``TraceSink``) ----------------------------------------------------------
     _TRACE_COLUMNS = (
-        "seq, time, source, target, dev_id, method, path, status, session, request, response"
+        "seq, time, source, target, dev_id, method, path, status, session, request, response, "
+        "elapsed"
     )
 
     def append_trace(self, exchange: Exchange, limit: int) -> None:
@@ -456,7 +464,7 @@ class SQLiteStore:
             conn = self._db()
             conn.execute(
                 f"INSERT OR REPLACE INTO trace ({self._TRACE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     exchange.seq,
                     exchange.time,
@@ -469,6 +477,7 @@ class SQLiteStore:
                     exchange.session,
                     exchange.request,
                     exchange.response,
+                    exchange.elapsed,
                 ),
             )
             conn.execute("DELETE FROM trace WHERE seq <= ?", (exchange.seq - limit,))

@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..diagram import SequenceDiagram, svg
+from ..diagram import SequenceDiagram, is_inspection, svg
 from ..runtime.lab import Lab
 from ..trace import Exchange
 
@@ -43,13 +43,15 @@ class TraceView(widgets.VBox):
         return self.since
 
     def exchanges(self) -> list[Exchange]:
-        return self.lab.trace.since(self.since)[-self.limit :]
+        """The newest exchanges since the marker, without the operator's reads."""
+        shown = [e for e in self.lab.trace.since(self.since) if not is_inspection(e)]
+        return shown[-self.limit :]
 
     def diagram(self) -> SequenceDiagram:
         return SequenceDiagram(self.exchanges())
 
     def _on_exchange(self, exchange: Exchange) -> None:
-        if exchange.seq > self.since:
+        if exchange.seq > self.since and not is_inspection(exchange):
             self._render()
 
     def _render(self) -> None:
