@@ -21,8 +21,16 @@ DEVID_HEADER: Final = "OMADM-DevID"
 #: A receiver answering 415 lists here the types it takes (HTTP Accept syntax).
 ACCEPT_HEADER: Final = "OMADM-Accept"
 
-#: Bodies a device may send with a package 1 or 3.
-DEVICE_BODY_TYPES: Final = frozenset({DM20_INITIATION, DM20_RESPONSE, DM20_REQUEST, COMMANDS, JSON})
+#: Bodies a device may send with a package 1 or 3 (and to ``/alert``), each with what it
+#: is; the server reads exactly these, and ``/openapi.json`` lists exactly these.
+DEVICE_BODY_MEDIA: Final[dict[str, str]] = {
+    DM20_INITIATION: "DM 2.0's package 1 type",
+    DM20_RESPONSE: "DM 2.0's package 3 type",
+    DM20_REQUEST: "DM 2.0's request type, accepted as a device may label any request so",
+    COMMANDS: "the CR's type, accepted for devices that label every DM body so",
+    JSON: "plain JSON",
+}
+DEVICE_BODY_TYPES: Final = frozenset(DEVICE_BODY_MEDIA)
 
 
 def base(content_type: str | None) -> str:

@@ -35,8 +35,6 @@ from pydantic.dataclasses import dataclass as wire_dataclass
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from . import media
-
 
 class ProtocolError(ValueError):
     """A message does not have the shape the protocol requires."""
@@ -320,14 +318,6 @@ class AlertReport:
     alerts: Annotated[tuple[Alert, ...], Field(alias="Alert", min_length=1, max_length=MAX_ALERTS)]
     statuses: Annotated[tuple[Status, ...], Field(alias="Status", max_length=0)] = ()
 
-
-#: The request body media types of package 1 and 3 (``POST /alert`` included), and
-#: what each is: the DM 2.0 names first, then plain JSON.
-REPORT_MEDIA: Final[dict[str, str]] = {
-    media.DM20_RESPONSE: "DM 2.0's package 3 type",
-    media.DM20_REQUEST: "DM 2.0's request type (accepted, as a device may label package 1 so)",
-    media.JSON: "plain JSON",
-}
 
 M = TypeVar("M")
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}

@@ -115,12 +115,19 @@ async def read_json(
 
 
 async def read_fields(request: Request) -> dict[str, Any]:
-    """An urlencoded form (what an HTML form posts) or a JSON object, as one dictionary."""
+    """An urlencoded form (what an HTML form posts) or a JSON object, as one dictionary;
+    an empty body (whatever its type) is no fields."""
     from .problems import Problem
 
     content_type = media.base(request.headers.get("content-type"))
+    body = await read_body(request)
+    if not body:
+        return {}
     if content_type == media.JSON:
-        value = await read_json(request, frozenset({media.JSON}))
+        try:
+            value = parse_json(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Problem(400, "bad-json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise Problem(400, "bad-request", "the body must be a JSON object")
         return value
@@ -130,7 +137,6 @@ async def read_fields(request: Request) -> dict[str, Any]:
             "unsupported-media-type",
             f"send {media.FORM} or {media.JSON}, not {content_type or 'no content type'}",
         )
-    body = await read_body(request)
     try:
         pairs = parse_qsl(
             body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=50

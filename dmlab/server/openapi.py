@@ -1,11 +1,11 @@
 """The server's OpenAPI 3.1 document, generated from the app's own routes.
 
-One source of truth: the paths and methods come from ``app.routes``, so a route
-cannot exist without being described (it shows up in :func:`undocumented`);
-what each operation means is the table :data:`OPERATIONS`, keyed by
-``(method, route path)``; and the message bodies are JSON Schemas built from
-the protocol model (``ARITY``, ``MARKS``, the media types) and the limits the
-routes enforce, so the document and the server cannot drift apart silently.
+One source of truth: every route is an :class:`~.operation.Operation` that carries
+its own description, so a route cannot exist without being described (a plain one
+shows up in :func:`undocumented`); the message bodies are the JSON Schemas of the
+wire models (:mod:`dmlab.protocol.messages`, :mod:`dmlab.protocol.resources`) and
+of the limits the routes enforce, so the document and the server cannot drift
+apart silently.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -24,27 +23,24 @@ from ..protocol import media
 from ..protocol.messages import AlertReport, CommandList, Commands, Report, adapter
 from ..protocol.resources import DeviceList, RegisteredDevice, SessionList
 from .jobs import PLANNERS
-from .negotiation import MAX_BODY
+from .operation import (
+    COMMON_RESPONSES,
+    PARAM_NAMES,
+    REF,
+    SCHEMES,
+    TAGS,
+    Doc,
+    Operation,
+    openapi_path,
+    ref,
+)
 from .routes.devices import DEV_ID, MAX_TEXT
-from .routes.resources import DATA_KEY, MAX_WAIT
+from .routes.resources import DATA_KEY
 
 OPENAPI_VERSION = "3.1.0"
 
-#: Path parameters as the CR spells them (Starlette routes use snake case).
-PARAM_NAMES = {"dev_id": "devId", "session_id": "sessionId"}
-
 #: Methods Starlette adds by itself (HEAD beside every GET): not separate operations.
 IMPLICIT_METHODS = frozenset({"HEAD"})
-
-ACCOUNT = "accountBasic"
-DEVICE = "deviceBasic"
-
-
-REF = "#/components/schemas/{model}"
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": REF.format(model=name)}
 
 
 # Message bodies -----------------------------------------------------------------
@@ -78,6 +74,21 @@ def model_schemas() -> dict[str, dict[str, Any]]:
     return json.loads(json.dumps(schemas).replace("``", "`"))
 
 
+TEXT = {k: {"type": "string", "maxLength": MAX_TEXT} for k in ("name", "man", "mod")}
+CSRF = {"type": "string", "description": "the token the page carried"}
+JOBS = [j for j in PLANNERS if j != "commands"]
+
+
+def _form(schema: str, description: str) -> dict[str, Any]:
+    """A form's schema: ``schema``'s fields as text, plus the CSRF token a form needs."""
+    return {
+        "description": f"{description} Forms need the page's CSRF token.",
+        "allOf": [ref(schema)],
+        "required": ["csrf"],
+        "properties": {"csrf": CSRF},
+    }
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     **model_schemas(),
     "Problem": {
@@ -87,6 +98,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
     },
     "Registration": {
+        "description": "A device to register (JSON: no CSRF token, as a cross-site page "
+        "cannot send JSON without the server's CORS consent).",
         "type": "object",
         "required": ["devId"],
         "properties": {
@@ -95,28 +108,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "pattern": _full(DEV_ID),
                 "examples": ["IMEI:490154203237518"],
             },
-            **{k: {"type": "string", "maxLength": MAX_TEXT} for k in ("name", "man", "mod")},
-            "csrf": {"type": "string", "description": "required on form posts"},
+            **TEXT,
         },
     },
+    "RegistrationForm": _form("Registration", "The registration page's form."),
     "DeviceUpdate": {
         "description": "The fields to change; `devId` cannot change.",
         "type": "object",
-        "properties": {
-            "devId": {"type": "string"},
-            **{k: {"type": "string", "maxLength": MAX_TEXT} for k in ("name", "man", "mod")},
-        },
+        "properties": {"devId": {"type": "string"}, **TEXT},
     },
-    "DeviceForm": {
-        "description": "An HTML form's stand-in for PUT or DELETE.",
+    "DeviceUpdateForm": _form("DeviceUpdate", "The device page's update form."),
+    "DeviceMethod": {
+        "description": "A PUT or DELETE sent as a POST (`_method`), with the update's fields.",
         "type": "object",
-        "required": ["_method", "csrf"],
-        "properties": {
-            "_method": {"enum": ["PUT", "DELETE"]},
-            "csrf": {"type": "string"},
-            **{k: {"type": "string", "maxLength": MAX_TEXT} for k in ("name", "man", "mod")},
-        },
+        "required": ["_method"],
+        "properties": {"_method": {"enum": ["PUT", "DELETE"]}, **TEXT},
     },
+    "DeviceMethodForm": _form("DeviceMethod", "An HTML form's stand-in for PUT or DELETE."),
     "SessionRequest": {
         "description": "What the session is for: explicit commands, or a named job. "
         "`notify: false` queues without a DM Notification; `ttl` (seconds) "
@@ -124,7 +132,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             "CMD": ref("CommandList"),
-            "job": {"enum": [j for j in PLANNERS if j != "commands"]},
+            "job": {"enum": JOBS},
             "params": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
             "notify": {"type": "boolean", "default": True},
             "ttl": {"type": "number", "minimum": 0},
@@ -136,8 +144,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["csrf"],
         "properties": {
-            "csrf": {"type": "string"},
-            "job": {"enum": [j for j in PLANNERS if j != "commands"]},
+            "csrf": CSRF,
+            "job": {"enum": JOBS},
             "version": {"type": "string"},
             "commands": {"type": "string", "description": "a JSON list of commands"},
             "notify": {"enum": ["true", "false"]},
@@ -163,10 +171,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["method", "path", "purpose"],
+                    "required": ["method", "path", "who", "purpose", "group"],
                     "properties": {
                         "method": {"type": "string"},
                         "path": {"type": "string"},
+                        "who": {"type": "string"},
+                        "group": {"type": "string"},
                         "purpose": {"type": "string"},
                     },
                 },
@@ -177,475 +187,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-# Responses ------------------------------------------------------------------------
-
-PROBLEM_CONTENT = {media.JSON: {"schema": ref("Problem")}, media.HTML: {"schema": ref("Html")}}
-
-#: Shared refusals; the text says when each happens.
-COMMON_RESPONSES: dict[str, dict[str, Any]] = {
-    "400": {
-        "description": "The request is malformed (a bad body, field or parameter).",
-        "content": PROBLEM_CONTENT,
-    },
-    "401": {
-        "description": "No valid credentials (or `OMADM-DevID` names another device).",
-        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-        "content": PROBLEM_CONTENT,
-    },
-    "403": {
-        "description": "Credentials of the wrong kind, or a form without its CSRF token.",
-        "content": PROBLEM_CONTENT,
-    },
-    "404": {
-        "description": "No such resource, or one the caller may not see.",
-        "content": PROBLEM_CONTENT,
-    },
-    "405": {"description": "Not allowed here.", "content": PROBLEM_CONTENT},
-    "409": {
-        "description": "The session is not in a state that allows this (e.g. a spent id).",
-        "content": PROBLEM_CONTENT,
-    },
-    "413": {
-        "description": f"The body is larger than {MAX_BODY} bytes.",
-        "content": PROBLEM_CONTENT,
-    },
-    "415": {
-        "description": "The body's media type is not one this resource reads.",
-        "content": PROBLEM_CONTENT,
-    },
-    "429": {
-        "description": "Too many failed logins for this name; wait `Retry-After` seconds.",
-        "headers": {"Retry-After": {"schema": {"type": "string"}}},
-        "content": PROBLEM_CONTENT,
-    },
-}
-
-
-def _json(
-    schema: str, description: str, *, html: bool = False, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    content = {media.JSON: {"schema": ref(schema)}}
-    if html:
-        content[media.HTML] = {"schema": ref("Html")}
-    response: dict[str, Any] = {"description": description, "content": content}
-    if headers:
-        response["headers"] = {
-            k: {"description": v, "schema": {"type": "string"}} for k, v in headers.items()
-        }
-    return response
-
-
-def _html(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {media.HTML: {"schema": ref("Html")}}}
-
-
-def _empty(description: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description}
-    if headers:
-        response["headers"] = {
-            k: {"description": v, "schema": {"type": "string"}} for k, v in headers.items()
-        }
-    return response
-
-
-COMMANDS_200 = {
-    "description": "Package 2: the commands, under the session id in force.",
-    "headers": {
-        "Location": {
-            "description": "/sessions/id/{the id to report to}",
-            "schema": {"type": "string"},
-        }
-    },
-    "content": {media.COMMANDS: {"schema": ref("Commands")}},
-}
-END_204 = _empty(
-    "The session has ended (no commands follow).",
-    {"OMADM-Result": "the brief result: OK or failure"},
-)
-REDIRECT_303 = _empty("Browsers go on to the next page.", {"Location": "the next page"})
-
-REPORT_BODY = {
-    media.DM20_RESPONSE: {"schema": ref("Report")},
-    media.JSON: {"schema": ref("Report")},
-}
-
-
-# Operations -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Op:
-    """What the routes cannot say about themselves."""
-
-    summary: str
-    tag: str
-    who: tuple[str, ...] = ()  # security schemes, any of them
-    body: dict[str, Any] | None = None  # media type -> {"schema": ...}
-    body_required: bool = True
-    responses: Mapping[int, dict[str, Any] | str] = field(default_factory=dict)
-    query: tuple[dict[str, Any], ...] = ()
-    devid_header: bool = False  # a device names itself in OMADM-DevID
-
-
-SESSIONS = "Sessions (CR x.1.1)"
-DEVICES = "Devices (CR x.1.2)"
-ALERT = "Alert (CR x.1.3)"
-ENTRY = "Browser entry point (lab choice)"
-DATA = "Data resources (lab choice)"
-PEOPLE = "Pages for people"
-
-BOTH = (DEVICE, ACCOUNT)
-_listing = {
-    200: _json(
-        "SessionList",
-        "The sessions (a device sees its own, an account every session of its devices).",
-    )
-}
-_abort = Op(
-    "Abort a started or pending session (DM 1.2's alert 1223).",
-    SESSIONS,
-    BOTH,
-    responses={200: _json("SessionBrief", "The aborted session."), 404: "404", 409: "409"},
-    devid_header=True,
-)
-
-
-def _form_or_json(form: str, json_schema: str) -> dict[str, Any]:
-    return {media.FORM: {"schema": ref(form)}, media.JSON: {"schema": ref(json_schema)}}
-
-
-OPERATIONS: dict[tuple[str, str], Op] = {
-    ("GET", "/sessions/pending"): Op(
-        "List pending management sessions.", SESSIONS, BOTH, responses=_listing, devid_header=True
-    ),
-    ("GET", "/sessions/completed"): Op(
-        "List completed sessions with their brief result (OK or failure).",
-        SESSIONS,
-        BOTH,
-        responses=_listing,
-        devid_header=True,
-    ),
-    ("POST", "/sessions/next"): Op(
-        "Start the oldest pending session and get its first commands.",
-        SESSIONS,
-        (DEVICE,),
-        body=REPORT_BODY,
-        body_required=False,
-        responses={
-            200: COMMANDS_200,
-            204: _empty("Nothing is pending."),
-            400: "400",
-            413: "413",
-            415: "415",
-        },
-        devid_header=True,
-    ),
-    ("POST", "/sessions/id/{session_id}"): Op(
-        "Start that pending session and get its first commands.",
-        SESSIONS,
-        (DEVICE,),
-        body=REPORT_BODY,
-        body_required=False,
-        responses={
-            200: COMMANDS_200,
-            204: END_204,
-            400: "400",
-            404: "404",
-            409: "409",
-            413: "413",
-            415: "415",
-        },
-        devid_header=True,
-    ),
-    ("PUT", "/sessions/id/{session_id}"): Op(
-        "Report one status per command; get the next commands under a new session id, "
-        "or 204 at the end.",
-        SESSIONS,
-        (DEVICE,),
-        body=REPORT_BODY,
-        responses={
-            200: COMMANDS_200,
-            204: END_204,
-            400: "400",
-            404: "404",
-            409: "409",
-            413: "413",
-            415: "415",
-        },
-        devid_header=True,
-    ),
-    ("DELETE", "/sessions/id/{session_id}"): _abort,
-    ("DELETE", "/session/id/{session_id}"): _abort,
-    ("GET", "/devices"): Op(
-        "List the account's devices.",
-        DEVICES,
-        (ACCOUNT,),
-        responses={200: _json("DeviceList", "The devices.", html=True)},
-    ),
-    ("GET", "/devices/new"): Op(
-        "The device registration form.", DEVICES, (ACCOUNT,), responses={200: _html("The form.")}
-    ),
-    ("POST", "/devices/new"): Op(
-        "Register a device; the answer carries its secret, shown this once.",
-        DEVICES,
-        (ACCOUNT,),
-        body=_form_or_json("Registration", "Registration"),
-        responses={
-            201: _json(
-                "RegisteredDevice",
-                "Registered.",
-                html=True,
-                headers={"Location": "the device's page"},
-            ),
-            400: "400",
-            409: "409",
-            413: "413",
-            415: "415",
-        },
-    ),
-    ("GET", "/devices/{dev_id}"): Op(
-        "Device information (for browsers, with the forms to update it and request a session).",
-        DEVICES,
-        (ACCOUNT,),
-        responses={200: _json("DeviceInfo", "The device.", html=True), 404: "404"},
-    ),
-    ("PUT", "/devices/{dev_id}"): Op(
-        "Update device information.",
-        DEVICES,
-        (ACCOUNT,),
-        body=_form_or_json("DeviceUpdate", "DeviceUpdate"),
-        responses={
-            200: _json("DeviceInfo", "Updated."),
-            303: REDIRECT_303,
-            400: "400",
-            404: "404",
-            413: "413",
-            415: "415",
-        },
-    ),
-    ("DELETE", "/devices/{dev_id}"): Op(
-        "Unregister a device.",
-        DEVICES,
-        (ACCOUNT,),
-        responses={204: _empty("Unregistered."), 303: REDIRECT_303, 404: "404"},
-    ),
-    ("POST", "/devices/{dev_id}"): Op(
-        "An HTML form's PUT or DELETE (`_method`), CSRF-checked.",
-        DEVICES,
-        (ACCOUNT,),
-        body={media.FORM: {"schema": ref("DeviceForm")}, media.JSON: {"schema": ref("DeviceForm")}},
-        responses={
-            200: _json("DeviceInfo", "Updated (JSON)."),
-            204: _empty("Unregistered."),
-            303: REDIRECT_303,
-            400: "400",
-            404: "404",
-            405: "405",
-            413: "413",
-            415: "415",
-        },
-    ),
-    ("POST", "/devices/{dev_id}/sessions"): Op(
-        "Ask for a session: the device's browser component (Accept "
-        f"`{media.COMMANDS}`) gets the commands now (flow 3); anyone else queues it and the "
-        "device is notified (flow 4 from a browser, flow 1 from a script).",
-        ENTRY,
-        BOTH,
-        body=_form_or_json("SessionRequestForm", "SessionRequest"),
-        responses={
-            201: {**COMMANDS_200, "description": "Flow 3: the session has begun; package 2."},
-            202: _json(
-                "SessionBrief",
-                "Queued.",
-                html=True,
-                headers={"Location": "/sessions/id/{sessionId}"},
-            ),
-            204: END_204,
-            400: "400",
-            404: "404",
-            413: "413",
-            415: "415",
-        },
-    ),
-    ("POST", "/alert"): Op(
-        "Report a device event; a session-opening alert may get commands back under a "
-        "new session id.",
-        ALERT,
-        (DEVICE,),
-        body={
-            media.DM20_RESPONSE: {"schema": ref("AlertReport")},
-            media.JSON: {"schema": ref("AlertReport")},
-        },
-        responses={
-            200: COMMANDS_200,
-            204: _empty("Recorded; no session follows (a generic alert, or nothing pending)."),
-            400: "400",
-            413: "413",
-            415: "415",
-        },
-        devid_header=True,
-    ),
-    ("GET", "/"): Op(
-        "The front page: the resources this server offers.",
-        PEOPLE,
-        responses={200: _json("Home", "The resources.", html=True)},
-    ),
-    ("GET", "/firmware/{version}"): Op(
-        "A firmware package (what FUMO downloads).",
-        DATA,
-        BOTH,
-        responses={200: _json("FirmwarePackage", "The package."), 404: "404"},
-        devid_header=True,
-    ),
-    ("GET", "/firmware/{version}/url"): Op(
-        "The package's URL as text: a FUMO job HGETs it into DownloadAndUpdate/PkgURL.",
-        DATA,
-        BOTH,
-        responses={
-            200: {
-                "description": "The URL.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            },
-            404: "404",
-        },
-        devid_header=True,
-    ),
-    ("GET", "/data/{key}"): Op(
-        "The data a device delivered under a key (a device reads its own).",
-        DATA,
-        BOTH,
-        responses={
-            200: {
-                "description": "The data, in the media type it was sent with.",
-                "content": {"*/*": {"schema": {}}},
-            },
-            400: "400",
-            404: "404",
-        },
-        devid_header=True,
-    ),
-    ("PUT", "/data/{key}"): Op(
-        "Where HPUT and SUB deliver a device's data.",
-        DATA,
-        (DEVICE,),
-        body={"*/*": {"schema": {}}},
-        body_required=False,
-        responses={204: _empty("Stored."), 400: "400", 413: "413"},
-        devid_header=True,
-    ),
-    ("POST", "/data/{key}"): Op(
-        "Where HPOST delivers a device's data.",
-        DATA,
-        (DEVICE,),
-        body={"*/*": {"schema": {}}},
-        body_required=False,
-        responses={204: _empty("Stored."), 400: "400", 413: "413"},
-        devid_header=True,
-    ),
-    ("GET", "/devices/{dev_id}/data/{key}"): Op(
-        "The data one of the account's devices delivered under a key.",
-        DATA,
-        BOTH,
-        responses={
-            200: {
-                "description": "The data, in the media type it was sent with.",
-                "content": {"*/*": {"schema": {}}},
-            },
-            400: "400",
-            404: "404",
-        },
-        devid_header=True,
-    ),
-    ("GET", "/notifications"): Op(
-        "Long-poll for the next DM Notification (package 0): how a device in another "
-        "process, or behind NAT, is reached.",
-        DATA,
-        (DEVICE,),
-        query=(
-            {
-                "name": "wait",
-                "in": "query",
-                "required": False,
-                "description": f"seconds to wait, at most {MAX_WAIT:g}",
-                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
-            },
-        ),
-        responses={
-            200: {
-                "description": "One DM Notification.",
-                "content": {
-                    media.NOTIFICATION: {
-                        "schema": {"type": "string", "contentMediaType": media.NOTIFICATION}
-                    }
-                },
-            },
-            204: _empty("None arrived in time."),
-            400: "400",
-        },
-        devid_header=True,
-    ),
-    ("GET", "/events"): Op(
-        "The account's lab events (session queued, started, completed...) as "
-        "Server-Sent Events; `Last-Event-ID` replays what a reconnecting client missed.",
-        DATA,
-        (ACCOUNT,),
-        query=(
-            {
-                "name": "lastEventId",
-                "in": "query",
-                "required": False,
-                "description": "as the Last-Event-ID header",
-                "schema": {"type": "string"},
-            },
-        ),
-        responses={
-            200: {
-                "description": "An endless event stream.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            },
-            503: _empty("The server is shutting down.", {"Retry-After": "seconds"}),
-        },
-    ),
-    ("GET", "/openapi.json"): Op(
-        "This document.",
-        PEOPLE,
-        responses={
-            200: {
-                "description": "OpenAPI 3.1.",
-                "content": {media.JSON: {"schema": {"type": "object"}}},
-            }
-        },
-    ),
-    ("GET", "/docs"): Op(
-        "This document as a page.", PEOPLE, responses={200: _html("The API, readable.")}
-    ),
-    ("GET", "/login"): Op(
-        "Sign in (HTTP Basic) and go on to the devices.",
-        PEOPLE,
-        (ACCOUNT,),
-        responses={303: REDIRECT_303},
-    ),
-    ("GET", "/logout"): Op(
-        "Sign out: a 401 makes the browser forget the credentials it cached.",
-        PEOPLE,
-        responses={
-            401: {
-                **COMMON_RESPONSES["401"],
-                "description": "Always: the browser drops its cached credentials.",
-            }
-        },
-    ),
-}
-
-
 # The document --------------------------------------------------------------------
-
-
-def openapi_path(route_path: str) -> str:
-    """A Starlette route path with the CR's parameter names."""
-    return re.sub(
-        r"\{(\w+)(?::\w+)?\}", lambda m: "{" + PARAM_NAMES.get(m[1], m[1]) + "}", route_path
-    )
 
 
 def route_operations(routes: Iterable[BaseRoute]) -> list[tuple[str, str, Route]]:
@@ -659,16 +201,16 @@ def route_operations(routes: Iterable[BaseRoute]) -> list[tuple[str, str, Route]
 
 
 def undocumented(routes: Iterable[BaseRoute]) -> list[str]:
-    """Operations without an entry in :data:`OPERATIONS`, and routes of kinds this
-    module cannot describe (a mount, a websocket): each is a gap in the document."""
-    gaps = [f"{m} {p}" for m, p, _ in route_operations(routes) if (m, p) not in OPERATIONS]
+    """Routes that are not declared :class:`Operation` s (a plain route, a mount, a
+    websocket): each is a gap in the document."""
+    gaps = [f"{m} {p}" for m, p, r in route_operations(routes) if not isinstance(r, Operation)]
     gaps += [
         f"{type(r).__name__} {getattr(r, 'path', '?')}" for r in routes if not isinstance(r, Route)
     ]
     return gaps
 
 
-def _parameters(method: str, path: str, op: Op) -> list[dict[str, Any]]:
+def _parameters(path: str, op: Doc) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for name in re.findall(r"\{(\w+)", path):
         schema: dict[str, Any] = {"type": "string", "minLength": 1}
@@ -695,7 +237,7 @@ def _parameters(method: str, path: str, op: Op) -> list[dict[str, Any]]:
     return params
 
 
-def _responses(op: Op) -> dict[str, Any]:
+def _responses(op: Doc) -> dict[str, Any]:
     out: dict[str, Any] = {}
     codes = dict(op.responses)
     if op.who:
@@ -710,7 +252,7 @@ def _responses(op: Op) -> dict[str, Any]:
     return out
 
 
-def _operation(method: str, path: str, route: Route, op: Op) -> dict[str, Any]:
+def _operation(method: str, path: str, route: Route, op: Doc) -> dict[str, Any]:
     doc = inspect.getdoc(route.endpoint) or ""
     operation: dict[str, Any] = {
         "operationId": f"{method.lower()} {openapi_path(path)}",
@@ -720,13 +262,10 @@ def _operation(method: str, path: str, route: Route, op: Op) -> dict[str, Any]:
     }
     if doc and doc.strip() != op.summary:
         operation["description"] = doc
-    params = _parameters(method, path, op)
+    params = _parameters(path, op)
     if params:
         operation["parameters"] = params
-    if op.who:
-        operation["security"] = [{scheme: []} for scheme in op.who]
-    else:
-        operation["security"] = []
+    operation["security"] = [{SCHEMES[caller]: []} for caller in op.who]
     if op.body is not None:
         operation["requestBody"] = {"required": op.body_required, "content": op.body}
     return operation
@@ -739,10 +278,8 @@ def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -
     routes = list(routes)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, route in route_operations(routes):
-        op = OPERATIONS.get((method, path))
-        if op is None:
-            # Undocumented, yet served: say so in the document rather than hide it.
-            op = Op("Undocumented.", "Undocumented")
+        # Undocumented, yet served: say so in the document rather than hide it.
+        op = route.doc if isinstance(route, Operation) else Doc("Undocumented.", "Undocumented")
         paths.setdefault(openapi_path(path), {})[method.lower()] = _operation(
             method, path, route, op
         )
@@ -759,18 +296,18 @@ def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -
                 "`name:password`, both with HTTP Basic over TLS."
             ),
         },
-        "tags": [{"name": t} for t in (SESSIONS, DEVICES, ALERT, ENTRY, DATA, PEOPLE)],
+        "tags": [{"name": t} for t in TAGS],
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
             "responses": COMMON_RESPONSES,
             "securitySchemes": {
-                ACCOUNT: {
+                SCHEMES["account"]: {
                     "type": "http",
                     "scheme": "basic",
                     "description": "an account: `name:password`",
                 },
-                DEVICE: {
+                SCHEMES["device"]: {
                     "type": "http",
                     "scheme": "basic",
                     "description": "a device: `devId:secret` (the secret follows the last colon)",

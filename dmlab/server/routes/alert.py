@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ...protocol.messages import AlertReport
 from ..context import authenticate, note, services
+from ..operation import ALERT, ALERT_BODY, COMMANDS_200, DEVICE, Operation, empty
 from .common import base_url, commands_answer, read_report
 
 
@@ -31,4 +31,23 @@ async def alert(request: Request) -> Response:
     return commands_answer(request, session)
 
 
-routes = [Route("/alert", alert, methods=["POST"])]
+routes = [
+    Operation(
+        "POST",
+        "/alert",
+        alert,
+        "Report a device event; a session-opening alert may get commands back under a "
+        "new session id.",
+        ALERT,
+        who=DEVICE,
+        body=ALERT_BODY,
+        responses={
+            200: COMMANDS_200,
+            204: empty("Recorded; no session follows (a generic alert, or nothing pending)."),
+            400: "400",
+            413: "413",
+            415: "415",
+        },
+        devid_header=True,
+    )
+]

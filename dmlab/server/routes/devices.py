@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from ...protocol import ProtocolError, media
 from ...protocol.notification import notification_key
@@ -25,6 +24,20 @@ from ..auth import Principal, new_secret
 from ..context import authenticate, csrf_for, note, owned_device, services
 from ..jobs import PLANNERS, job_from_request
 from ..negotiation import accepts, read_fields, wants_html
+from ..operation import (
+    ACCOUNT,
+    BOTH,
+    COMMANDS_200,
+    DEVICES,
+    END_204,
+    ENTRY,
+    REDIRECT_303,
+    Operation,
+    empty,
+    html_page,
+    json_answer,
+    ref,
+)
 from ..pages import page
 from ..problems import Problem, bad_request, conflict
 from .common import base_url, commands_answer
@@ -285,13 +298,134 @@ async def request_session(request: Request) -> Response:
     return JSONResponse(session.brief(), status_code=202, headers={"Location": location})
 
 
+def _bodies(form: str, json_schema: str) -> dict[str, Any]:
+    """A form (what the pages post, CSRF token included) or JSON (what scripts send)."""
+    return {media.FORM: {"schema": ref(form)}, media.JSON: {"schema": ref(json_schema)}}
+
+
+# Bodies that may be empty are not "required": an absent body reads as no fields
+# (and code generators write a working client only for optional multi-type bodies).
 routes = [
-    Route("/devices", list_devices, methods=["GET"]),
-    Route("/devices/new", registration_form, methods=["GET"]),
-    Route("/devices/new", register, methods=["POST"]),
-    Route("/devices/{dev_id}", show_device, methods=["GET"]),
-    Route("/devices/{dev_id}", update_device, methods=["PUT"]),
-    Route("/devices/{dev_id}", delete_device, methods=["DELETE"]),
-    Route("/devices/{dev_id}", device_form_post, methods=["POST"]),
-    Route("/devices/{dev_id}/sessions", request_session, methods=["POST"]),
+    Operation(
+        "GET",
+        "/devices",
+        list_devices,
+        "List the account's devices.",
+        DEVICES,
+        who=ACCOUNT,
+        responses={200: json_answer("DeviceList", "The devices.", html=True)},
+    ),
+    Operation(
+        "GET",
+        "/devices/new",
+        registration_form,
+        "The device registration form.",
+        DEVICES,
+        who=ACCOUNT,
+        responses={200: html_page("The form.")},
+    ),
+    Operation(
+        "POST",
+        "/devices/new",
+        register,
+        "Register a device; the answer carries its secret, shown this once.",
+        DEVICES,
+        who=ACCOUNT,
+        body=_bodies("RegistrationForm", "Registration"),
+        body_required=False,
+        responses={
+            201: json_answer(
+                "RegisteredDevice",
+                "Registered.",
+                html=True,
+                headers={"Location": "the device's page"},
+            ),
+            400: "400",
+            409: "409",
+            413: "413",
+            415: "415",
+        },
+    ),
+    Operation(
+        "GET",
+        "/devices/{dev_id}",
+        show_device,
+        "Device information (for browsers, with the forms to update it and request a session).",
+        DEVICES,
+        who=ACCOUNT,
+        responses={200: json_answer("DeviceInfo", "The device.", html=True), 404: "404"},
+    ),
+    Operation(
+        "PUT",
+        "/devices/{dev_id}",
+        update_device,
+        "Update device information.",
+        DEVICES,
+        who=ACCOUNT,
+        body=_bodies("DeviceUpdateForm", "DeviceUpdate"),
+        body_required=False,
+        responses={
+            200: json_answer("DeviceInfo", "Updated."),
+            303: REDIRECT_303,
+            400: "400",
+            404: "404",
+            413: "413",
+            415: "415",
+        },
+    ),
+    Operation(
+        "DELETE",
+        "/devices/{dev_id}",
+        delete_device,
+        "Unregister a device.",
+        DEVICES,
+        who=ACCOUNT,
+        responses={204: empty("Unregistered."), 303: REDIRECT_303, 404: "404"},
+    ),
+    Operation(
+        "POST",
+        "/devices/{dev_id}",
+        device_form_post,
+        "An HTML form's PUT or DELETE (`_method`); a form needs its CSRF token.",
+        DEVICES,
+        who=ACCOUNT,
+        body=_bodies("DeviceMethodForm", "DeviceMethod"),
+        body_required=False,
+        responses={
+            200: json_answer("DeviceInfo", "Updated (JSON)."),
+            204: empty("Unregistered."),
+            303: REDIRECT_303,
+            400: "400",
+            404: "404",
+            405: "405",
+            413: "413",
+            415: "415",
+        },
+    ),
+    Operation(
+        "POST",
+        "/devices/{dev_id}/sessions",
+        request_session,
+        "Ask for a session: the device's browser component (Accept "
+        f"`{media.COMMANDS}`) gets the commands now (flow 3); anyone else queues it and the "
+        "device is notified (flow 4 from a browser, flow 1 from a script).",
+        ENTRY,
+        who=BOTH,
+        body=_bodies("SessionRequestForm", "SessionRequest"),
+        body_required=False,
+        responses={
+            201: {**COMMANDS_200, "description": "Flow 3: the session has begun; package 2."},
+            202: json_answer(
+                "SessionBrief",
+                "Queued.",
+                html=True,
+                headers={"Location": "/sessions/id/{sessionId}"},
+            ),
+            204: END_204,
+            400: "400",
+            404: "404",
+            413: "413",
+            415: "415",
+        },
+    ),
 ]

@@ -15,11 +15,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
+from ...protocol import media
 from ..context import REALM, authenticate, note
 from ..negotiation import wants_html
 from ..openapi import build_document
+from ..operation import ACCOUNT, COMMON_RESPONSES, PEOPLE, REDIRECT_303, Operation, html_page
 from ..pages import page
 from .common import base_url
 
@@ -136,8 +137,47 @@ async def logout(request: Request) -> Response:
 
 
 routes = [
-    Route("/openapi.json", openapi_json, methods=["GET"]),
-    Route("/docs", docs, methods=["GET"]),
-    Route("/login", login, methods=["GET"]),
-    Route("/logout", logout, methods=["GET"]),
+    Operation(
+        "GET",
+        "/openapi.json",
+        openapi_json,
+        "This document.",
+        PEOPLE,
+        responses={
+            200: {
+                "description": "OpenAPI 3.1.",
+                "content": {media.JSON: {"schema": {"type": "object"}}},
+            }
+        },
+    ),
+    Operation(
+        "GET",
+        "/docs",
+        docs,
+        "This document as a page, with what a device must do to take part.",
+        PEOPLE,
+        responses={200: html_page("The API, readable.")},
+    ),
+    Operation(
+        "GET",
+        "/login",
+        login,
+        "Sign in (HTTP Basic) and go on to the devices.",
+        PEOPLE,
+        who=ACCOUNT,
+        responses={303: REDIRECT_303},
+    ),
+    Operation(
+        "GET",
+        "/logout",
+        logout,
+        "Sign out: a 401 makes the browser forget the credentials it cached.",
+        PEOPLE,
+        responses={
+            401: {
+                **COMMON_RESPONSES["401"],
+                "description": "Always: the browser drops its cached credentials.",
+            }
+        },
+    ),
 ]

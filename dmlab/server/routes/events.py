@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from ...events import Event, EventBus
 from ..context import authenticate, note
+from ..operation import ACCOUNT, DATA, Operation, empty
 
 #: Seconds between comment lines on a quiet stream, so proxies and clients
 #: can tell a quiet stream from a dead connection.
@@ -214,4 +214,30 @@ async def stream_events(request: Request) -> Response:
     )
 
 
-routes = [Route("/events", stream_events, methods=["GET"])]
+routes = [
+    Operation(
+        "GET",
+        "/events",
+        stream_events,
+        "The account's lab events (session queued, started, completed...) as "
+        "Server-Sent Events; `Last-Event-ID` replays what a reconnecting client missed.",
+        DATA,
+        who=ACCOUNT,
+        query=(
+            {
+                "name": "lastEventId",
+                "in": "query",
+                "required": False,
+                "description": "as the Last-Event-ID header",
+                "schema": {"type": "string"},
+            },
+        ),
+        responses={
+            200: {
+                "description": "An endless event stream.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            503: empty("The server is shutting down.", {"Retry-After": "seconds"}),
+        },
+    )
+]

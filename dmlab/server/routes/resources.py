@@ -5,18 +5,18 @@ long-poll notification channel, and the front page."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from ...protocol import media
 from ...protocol.firmware import lab_package
 from ..context import authenticate, note, owned_device, services
 from ..jobs import is_version
-from ..negotiation import read_body, wants_html
+from ..negotiation import parse_json, read_body, wants_html
+from ..operation import BOTH, DATA, DEVICE, PEOPLE, Operation, empty, json_answer, resource_rows
 from ..pages import page
 from ..problems import Problem, not_found
 from .common import base_url
@@ -24,35 +24,16 @@ from .common import base_url
 DATA_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
 #: Longest wait a long-poll may ask for, in seconds.
 MAX_WAIT = 30.0
+WAIT_RULE = f"wait is a number of seconds from 0 to {MAX_WAIT:g}"
 POLL_INTERVAL = 0.05
-
-RESOURCES = [
-    ("GET", "/sessions/pending", "list pending management sessions"),
-    ("GET", "/sessions/completed", "list completed sessions with their brief result"),
-    ("POST", "/sessions/next", "start the next pending session; get its commands"),
-    ("POST", "/sessions/id/{sessionId}", "start that pending session; get its commands"),
-    ("PUT", "/sessions/id/{sessionId}", "report statuses; maybe get more commands under a new id"),
-    ("DELETE", "/session/id/{sessionId}", "abort a session (also /sessions/id/…)"),
-    ("GET", "/devices", "list the account's devices"),
-    ("GET", "/devices/new", "device registration form (HTML)"),
-    ("POST", "/devices/new", "register a device"),
-    ("GET", "/devices/{devId}", "device information (and update form)"),
-    ("PUT", "/devices/{devId}", "update device information"),
-    ("DELETE", "/devices/{devId}", "unregister a device"),
-    ("POST", "/alert", "report a device event; maybe get commands"),
-    ("POST", "/devices/{devId}/sessions", "browser entry point: ask for a session (lab choice)"),
-]
 
 
 async def home(request: Request) -> Response:
+    """The resources this server offers, from the declarations of its routes."""
+    resources = resource_rows(request.app.routes)
     if wants_html(request):
-        return page(request, "index.html", title="dmlab DM 2.0 server", resources=RESOURCES)
-    return JSONResponse(
-        {
-            "server": services(request).server_id,
-            "resources": [{"method": m, "path": p, "purpose": d} for m, p, d in RESOURCES],
-        }
-    )
+        return page(request, "index.html", title="dmlab DM 2.0 server", resources=resources)
+    return JSONResponse({"server": services(request).server_id, "resources": resources})
 
 
 async def firmware(request: Request) -> Response:
@@ -88,8 +69,8 @@ async def put_data(request: Request) -> Response:
     content_type = media.base(request.headers.get("content-type")) or "application/octet-stream"
     if content_type == media.JSON:
         try:
-            json.loads(body)
-        except ValueError:
+            parse_json(body)  # depth-limited: 100,000 nested brackets are a 400, not a 500
+        except (ValueError, UnicodeDecodeError):
             raise Problem(400, "bad-json", "the body is not valid JSON") from None
     services(request).store.put_data(principal.name, key, content_type, body)
     note(request, request=f"{len(body)} bytes of {content_type}", response="stored")
@@ -114,13 +95,15 @@ async def notifications(request: Request) -> Response:
     """Long-poll for the next DM Notification (``?wait=`` seconds, at most 30)."""
     principal = authenticate(request, "device")
     try:
-        wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT)
+        wait = float(request.query_params.get("wait", "0"))
     except ValueError:
-        raise Problem(400, "bad-request", "wait is a number of seconds") from None
-    if wait != wait:  # NaN: no deadline would ever pass, the poll would never end
-        raise Problem(400, "bad-request", "wait is a number of seconds")
+        raise Problem(400, "bad-request", WAIT_RULE) from None
+    # NaN fails both comparisons (no deadline would ever pass); a negative wait is
+    # outside the documented range, as is one beyond MAX_WAIT.
+    if not 0 <= wait <= MAX_WAIT:
+        raise Problem(400, "bad-request", WAIT_RULE)
     notifier = services(request).notifier
-    deadline = asyncio.get_running_loop().time() + max(wait, 0.0)
+    deadline = asyncio.get_running_loop().time() + wait
     while True:
         package = notifier.take(principal.name)
         if package is not None:
@@ -131,12 +114,126 @@ async def notifications(request: Request) -> Response:
         await asyncio.sleep(POLL_INTERVAL)
 
 
+def _stored_data(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"*/*": {"schema": {}}}}
+
+
+_DELIVERY = {
+    "who": DEVICE,
+    "body": {"*/*": {"schema": {}}},
+    "body_required": False,
+    "responses": {204: empty("Stored."), 400: "400", 413: "413"},
+    "devid_header": True,
+}
+
 routes = [
-    Route("/", home, methods=["GET"]),
-    Route("/firmware/{version}", firmware, methods=["GET"]),
-    Route("/firmware/{version}/url", firmware_url, methods=["GET"]),
-    Route("/data/{key}", get_data, methods=["GET"]),
-    Route("/data/{key}", put_data, methods=["PUT", "POST"]),
-    Route("/devices/{dev_id}/data/{key}", get_data, methods=["GET"]),
-    Route("/notifications", notifications, methods=["GET"]),
+    Operation(
+        "GET",
+        "/",
+        home,
+        "The front page: the resources this server offers.",
+        PEOPLE,
+        responses={200: json_answer("Home", "The resources.", html=True)},
+    ),
+    Operation(
+        "GET",
+        "/firmware/{version}",
+        firmware,
+        "A firmware package (what FUMO downloads).",
+        DATA,
+        who=BOTH,
+        responses={200: json_answer("FirmwarePackage", "The package."), 404: "404"},
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/firmware/{version}/url",
+        firmware_url,
+        "The package's URL as text: a FUMO job HGETs it into DownloadAndUpdate/PkgURL.",
+        DATA,
+        who=BOTH,
+        responses={
+            200: {
+                "description": "The URL.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            404: "404",
+        },
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/data/{key}",
+        get_data,
+        "The data a device delivered under a key (a device reads its own).",
+        DATA,
+        who=BOTH,
+        responses={
+            200: _stored_data("The data, in the media type it was sent with."),
+            400: "400",
+            404: "404",
+        },
+        devid_header=True,
+    ),
+    Operation(
+        "PUT",
+        "/data/{key}",
+        put_data,
+        "Where HPUT and SUB deliver a device's data.",
+        DATA,
+        **_DELIVERY,
+    ),
+    Operation(
+        "POST",
+        "/data/{key}",
+        put_data,
+        "Where HPOST delivers a device's data.",
+        DATA,
+        **_DELIVERY,
+    ),
+    Operation(
+        "GET",
+        "/devices/{dev_id}/data/{key}",
+        get_data,
+        "The data one of the account's devices delivered under a key.",
+        DATA,
+        who=BOTH,
+        responses={
+            200: _stored_data("The data, in the media type it was sent with."),
+            400: "400",
+            404: "404",
+        },
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/notifications",
+        notifications,
+        "Long-poll for the next DM Notification (package 0): how a device in another "
+        "process, or behind NAT, is reached.",
+        DATA,
+        who=DEVICE,
+        query=(
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "description": f"seconds to wait, 0 (the default: answer at once) to {MAX_WAIT:g}",
+                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT, "default": 0},
+            },
+        ),
+        responses={
+            200: {
+                "description": "One DM Notification.",
+                "content": {
+                    media.NOTIFICATION: {
+                        "schema": {"type": "string", "contentMediaType": media.NOTIFICATION}
+                    }
+                },
+            },
+            204: empty("None arrived in time."),
+            400: "400",
+        },
+        devid_header=True,
+    ),
 ]

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ...protocol import Report, summarize_statuses
 from ...store import Session, State
 from ..context import authenticate, note, services
+from ..operation import (
+    BOTH,
+    COMMANDS_200,
+    DEVICE,
+    END_204,
+    REPORT_BODY,
+    SESSIONS,
+    Operation,
+    empty,
+    json_answer,
+)
 from .common import base_url, commands_answer, read_report
 
 
@@ -102,13 +112,82 @@ def _record_opening_alerts(request: Request, session: Session, report: Report) -
         svc.engine.record_alerts(device, report.alerts, session.key)
 
 
+_LISTING = {
+    200: json_answer(
+        "SessionList",
+        "The sessions (a device sees its own, an account every session of its devices).",
+    )
+}
+_package_2 = {200: COMMANDS_200, 400: "400", 404: "404", 409: "409", 413: "413", 415: "415"}
+_abort = {
+    "who": BOTH,
+    "responses": {
+        200: json_answer("SessionBrief", "The aborted session."),
+        404: "404",
+        409: "409",
+    },
+    "devid_header": True,
+}
+_ABORT = "Abort a started or pending session (DM 1.2's alert 1223)."
+
 routes = [
-    Route("/sessions/pending", pending, methods=["GET"]),
-    Route("/sessions/completed", completed, methods=["GET"]),
-    Route("/sessions/next", start_next, methods=["POST"]),
-    Route("/sessions/id/{session_id}", start, methods=["POST"]),
-    Route("/sessions/id/{session_id}", report, methods=["PUT"]),
-    Route("/sessions/id/{session_id}", abort, methods=["DELETE"]),
+    Operation(
+        "GET",
+        "/sessions/pending",
+        pending,
+        "List pending management sessions.",
+        SESSIONS,
+        who=BOTH,
+        responses=_LISTING,
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/sessions/completed",
+        completed,
+        "List completed sessions with their brief result (OK or failure).",
+        SESSIONS,
+        who=BOTH,
+        responses=_LISTING,
+        devid_header=True,
+    ),
+    Operation(
+        "POST",
+        "/sessions/next",
+        start_next,
+        "Start the oldest pending session and get its first commands.",
+        SESSIONS,
+        who=DEVICE,
+        body=REPORT_BODY,
+        body_required=False,
+        responses={**_package_2, 204: empty("Nothing is pending.")},
+        devid_header=True,
+    ),
+    Operation(
+        "POST",
+        "/sessions/id/{session_id}",
+        start,
+        "Start that pending session and get its first commands.",
+        SESSIONS,
+        who=DEVICE,
+        body=REPORT_BODY,
+        body_required=False,
+        responses={**_package_2, 204: END_204},
+        devid_header=True,
+    ),
+    Operation(
+        "PUT",
+        "/sessions/id/{session_id}",
+        report,
+        "Report one status per command; get the next commands under a new session id, "
+        "or 204 at the end.",
+        SESSIONS,
+        who=DEVICE,
+        body=REPORT_BODY,
+        responses={**_package_2, 204: END_204},
+        devid_header=True,
+    ),
+    Operation("DELETE", "/sessions/id/{session_id}", abort, _ABORT, SESSIONS, **_abort),
     # The CR spells the abort resource with a singular "session".
-    Route("/session/id/{session_id}", abort, methods=["DELETE"]),
+    Operation("DELETE", "/session/id/{session_id}", abort, _ABORT, SESSIONS, **_abort),
 ]
