@@ -1,7 +1,7 @@
 """Regenerate the README's API table from the operations the server declares.
 
-    python -m dmlab.server.tables          # rewrite the block in README.md
-    python -m dmlab.server.tables --check  # exit 1 if it drifted (what the test checks)
+python -m dmlab.server.tables          # rewrite the block in README.md
+python -m dmlab.server.tables --check  # exit 1 if it drifted (what the test checks)
 """
 
 from __future__ import annotations
