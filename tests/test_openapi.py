@@ -72,6 +72,8 @@ def test_every_route_is_documented_and_nothing_else(
     )
     assert set(CR_RESOURCES) <= documented
     assert {("get", "/alert")} - documented  # sanity: a made-up operation is not there
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
 
 
 def test_a_new_route_without_a_description_is_a_gap() -> None:

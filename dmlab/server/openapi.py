@@ -79,14 +79,42 @@ CSRF = {"type": "string", "description": "the token the page carried"}
 JOBS = [j for j in PLANNERS if j != "commands"]
 
 
-def _form(schema: str, description: str) -> dict[str, Any]:
-    """A form's schema: ``schema``'s fields as text, plus the CSRF token a form needs."""
+def _form(json_schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A form's schema: the JSON body's fields plus the CSRF token a form needs (a
+    schema of its own, not ``allOf``: generators tell the two bodies apart by type)."""
     return {
         "description": f"{description} Forms need the page's CSRF token.",
-        "allOf": [ref(schema)],
-        "required": ["csrf"],
-        "properties": {"csrf": CSRF},
+        "type": "object",
+        "required": [*json_schema.get("required", ()), "csrf"],
+        "properties": {**json_schema["properties"], "csrf": CSRF},
     }
+
+
+REGISTRATION: dict[str, Any] = {
+    "description": "A device to register (JSON: no CSRF token, as a cross-site page "
+    "cannot send JSON without the server's CORS consent).",
+    "type": "object",
+    "required": ["devId"],
+    "properties": {
+        "devId": {
+            "type": "string",
+            "pattern": _full(DEV_ID),
+            "examples": ["IMEI:490154203237518"],
+        },
+        **TEXT,
+    },
+}
+DEVICE_UPDATE: dict[str, Any] = {
+    "description": "The fields to change; `devId` cannot change.",
+    "type": "object",
+    "properties": {"devId": {"type": "string"}, **TEXT},
+}
+DEVICE_METHOD: dict[str, Any] = {
+    "description": "A PUT or DELETE sent as a POST (`_method`), with the update's fields.",
+    "type": "object",
+    "required": ["_method"],
+    "properties": {"_method": {"enum": ["PUT", "DELETE"]}, **TEXT},
+}
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -97,34 +125,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["error", "detail"],
         "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
     },
-    "Registration": {
-        "description": "A device to register (JSON: no CSRF token, as a cross-site page "
-        "cannot send JSON without the server's CORS consent).",
-        "type": "object",
-        "required": ["devId"],
-        "properties": {
-            "devId": {
-                "type": "string",
-                "pattern": _full(DEV_ID),
-                "examples": ["IMEI:490154203237518"],
-            },
-            **TEXT,
-        },
-    },
-    "RegistrationForm": _form("Registration", "The registration page's form."),
-    "DeviceUpdate": {
-        "description": "The fields to change; `devId` cannot change.",
-        "type": "object",
-        "properties": {"devId": {"type": "string"}, **TEXT},
-    },
-    "DeviceUpdateForm": _form("DeviceUpdate", "The device page's update form."),
-    "DeviceMethod": {
-        "description": "A PUT or DELETE sent as a POST (`_method`), with the update's fields.",
-        "type": "object",
-        "required": ["_method"],
-        "properties": {"_method": {"enum": ["PUT", "DELETE"]}, **TEXT},
-    },
-    "DeviceMethodForm": _form("DeviceMethod", "An HTML form's stand-in for PUT or DELETE."),
+    "Registration": REGISTRATION,
+    "RegistrationForm": _form(REGISTRATION, "The registration page's form."),
+    "DeviceUpdate": DEVICE_UPDATE,
+    "DeviceUpdateForm": _form(DEVICE_UPDATE, "The device page's update form."),
+    "DeviceMethod": DEVICE_METHOD,
+    "DeviceMethodForm": _form(DEVICE_METHOD, "An HTML form's stand-in for PUT or DELETE."),
     "SessionRequest": {
         "description": "What the session is for: explicit commands, or a named job. "
         "`notify: false` queues without a DM Notification; `ttl` (seconds) "
@@ -255,7 +261,7 @@ def _responses(op: Doc) -> dict[str, Any]:
 def _operation(method: str, path: str, route: Route, op: Doc) -> dict[str, Any]:
     doc = inspect.getdoc(route.endpoint) or ""
     operation: dict[str, Any] = {
-        "operationId": f"{method.lower()} {openapi_path(path)}",
+        "operationId": op.operation_id or f"{method.lower()} {openapi_path(path)}",
         "summary": op.summary,
         "tags": [op.tag],
         "responses": _responses(op),

@@ -58,6 +58,8 @@ class Doc:
     responses: Mapping[int, dict[str, Any] | str] = field(default_factory=dict)
     query: tuple[dict[str, Any], ...] = ()
     devid_header: bool = False  # a device names itself in OMADM-DevID
+    #: The name code generators give the call; by default the endpoint's.
+    operation_id: str = ""
 
     @property
     def browser(self) -> bool:
@@ -82,6 +84,7 @@ class Operation(Route):
     ) -> None:
         super().__init__(path, endpoint, methods=[method])
         self.method = method
+        doc.setdefault("operation_id", endpoint.__name__)
         self.doc = Doc(summary, tag, **doc)
 
 

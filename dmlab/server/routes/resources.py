@@ -189,6 +189,7 @@ routes = [
         put_data,
         "Where HPOST delivers a device's data.",
         DATA,
+        operation_id="post_data",
         **_DELIVERY,
     ),
     Operation(
@@ -197,6 +198,7 @@ routes = [
         get_data,
         "The data one of the account's devices delivered under a key.",
         DATA,
+        operation_id="get_device_data",
         who=BOTH,
         responses={
             200: _stored_data("The data, in the media type it was sent with."),

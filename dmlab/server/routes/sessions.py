@@ -189,5 +189,13 @@ routes = [
     ),
     Operation("DELETE", "/sessions/id/{session_id}", abort, _ABORT, SESSIONS, **_abort),
     # The CR spells the abort resource with a singular "session".
-    Operation("DELETE", "/session/id/{session_id}", abort, _ABORT, SESSIONS, **_abort),
+    Operation(
+        "DELETE",
+        "/session/id/{session_id}",
+        abort,
+        _ABORT,
+        SESSIONS,
+        operation_id="abort_as_the_cr_spells_it",
+        **_abort,
+    ),
 ]
