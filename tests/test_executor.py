@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
+import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -60,10 +63,13 @@ class FakePort:
         self.alerts: list[Alert] = []
         self.alert_urls: list[str | None] = []
         self.gate: asyncio.Event | None = None  # when set, http_get waits for it
+        self.at_gate: asyncio.Event | None = None  # set once http_get waits at the gate
 
     async def http_get(self, url: str) -> tuple[int, bytes, str]:
         self.gets.append(url)
         if self.gate is not None:
+            if self.at_gate is not None:
+                self.at_gate.set()
             await self.gate.wait()
         if url in self.unreachable:
             raise ConnectionError(f"cannot reach {url}")
@@ -495,9 +501,11 @@ def test_drain_waits_for_a_slow_job(tree: ManagementTree, port: FakePort) -> Non
     tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
 
     async def go() -> tuple[int, int]:
+        port.gate, port.at_gate = asyncio.Event(), asyncio.Event()
         await executor.run([cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate")])
-        await asyncio.sleep(0.005)
+        await port.at_gate.wait()  # the job is downloading, held at the gate
         during = tree.get(STATE)
+        asyncio.get_running_loop().call_soon(port.gate.set)  # once drain() is waiting
         await executor.drain()
         return during, tree.get(STATE)
 
@@ -602,9 +610,9 @@ def test_second_exec_while_a_job_runs_is_409(
     tree.set(f"{FUMO}/fw1/DownloadAndUpdate/PkgURL", PKG)
 
     async def go() -> list[int]:
-        port.gate = asyncio.Event()
+        port.gate, port.at_gate = asyncio.Event(), asyncio.Event()
         first = await executor.run([cmd("EXEC", f"{FUMO}/fw1/DownloadAndUpdate")])
-        await asyncio.sleep(0)  # the job starts and waits in http_get
+        await port.at_gate.wait()  # the job started and waits in http_get
         second = await executor.run([cmd("EXEC", f"{FUMO}/fw1/Download"), cmd("GET", STATE)])
         port.gate.set()
         await executor.drain()
@@ -689,6 +697,44 @@ def test_unsub_stops_notifications(
     assert port.sent == []
 
 
+def run_bounded(executor: Executor, go: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(go())`` in a thread, so a drain that spins fails the test, not hangs it."""
+    finished = concurrent.futures.Future[None]()
+
+    def main() -> None:
+        try:
+            finished.set_result(asyncio.run(go()))
+        except BaseException as exc:
+            finished.set_exception(exc)
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    try:
+        finished.result(timeout=60)
+    except TimeoutError:
+        executor._tasks.clear()  # the spinning loop re-reads this set: end it, then fail
+        thread.join(10)
+        pytest.fail("drain() never returned: its loop spun without yielding")
+
+
+def test_drain_just_after_a_task_finished_returns(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    """The task is done but its done callbacks are still queued behind us: on 3.12+
+    gathering finished tasks does not yield, so drain must not wait on them."""
+
+    async def go() -> None:
+        await executor.run([cmd("SUB", SETTINGS, "https://s/h")])
+        tree.set(f"{SETTINGS}/A", 1)  # starts the sender task
+        # One turn of the loop (FIFO, not a timing guess): the sender runs to its end,
+        # and its done callbacks are queued after this coroutine's next step.
+        await asyncio.sleep(0)
+        await executor.drain()
+
+    run_bounded(executor, go)
+    assert puts_to(port, "https://s/h") == [{SETTINGS: {"Settings": {"A": 1}}}]
+
+
 def test_change_from_another_thread_is_sent(
     executor: Executor, port: FakePort, tree: ManagementTree
 ) -> None:
@@ -697,7 +743,7 @@ def test_change_from_another_thread_is_sent(
         await asyncio.to_thread(tree.set, f"{SETTINGS}/A", 1)
         await executor.drain()
 
-    asyncio.run(go())
+    run_bounded(executor, go)
     assert puts_to(port, "https://s/h") == [{SETTINGS: {"Settings": {"A": 1}}}]
 
 

@@ -202,10 +202,16 @@ class Executor:
         return status
 
     async def drain(self) -> None:
-        """Wait for all background work, including work that work starts."""
+        """Wait for all background work, including work that work starts.
+
+        Finished tasks are skipped here rather than left to the done callback that
+        drops them from ``_tasks``: on Python 3.12+ gathering only finished tasks
+        completes without yielding to the loop, so that callback would never run
+        and this loop would spin.
+        """
         self._adopt_loop()
         loop = asyncio.get_running_loop()
-        while pending := [t for t in self._tasks if t.get_loop() is loop]:
+        while pending := [t for t in self._tasks if not t.done() and t.get_loop() is loop]:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def close(self) -> None:
