@@ -189,6 +189,5 @@ def test_closing_the_hub_ends_streams_so_the_server_stops_promptly() -> None:
         with lab.operator.http.stream("GET", "/events") as response:
             assert response.status_code == 503
     finally:
-        started = time.monotonic()
         lab.stop()
-    assert time.monotonic() - started < 4
+    assert not lab.server.forced, "an open stream held up the server's graceful shutdown"

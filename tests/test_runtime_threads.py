@@ -26,13 +26,16 @@ async def hello(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"hello {request.url.scheme} {request.app.state.greeting}")
 
 
-@contextlib.asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.greeting = "from lifespan"
-    yield
+def make_app(shut_down: list[str] | None = None) -> Starlette:
+    """The hello app; its lifespan shutdown is noted in `shut_down` (skipped on a forced exit)."""
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.greeting = "from lifespan"
+        yield
+        if shut_down is not None:
+            shut_down.append("lifespan")
 
-def make_app() -> Starlette:
     return Starlette(routes=[Route("/", hello)], lifespan=lifespan)
 
 
@@ -170,19 +173,23 @@ def test_stop_is_idempotent_and_joins(ca: LabCA) -> None:
 
 
 def test_stop_with_an_open_keep_alive_connection(ca: LabCA) -> None:
-    server = ServerThread(make_app(), ca).start()
+    shut_down: list[str] = []
+    server = ServerThread(make_app(shut_down), ca).start()
     with httpx.Client(verify=ca.client_context()) as client:
         assert client.get(server.url).status_code == 200
-        began = time.monotonic()
-        server.stop()  # the idle connection is still open on the client side
-        # Not the 5 s join timeout: the idle TLS connection is aborted after a short grace.
-        assert time.monotonic() - began < 2
+        # The idle connection is still open on the client side. It is aborted after a short
+        # grace, so the shutdown stays graceful (the lifespan ends) rather than being forced
+        # (which skips the lifespan) after a generous wait.
+        server.stop(timeout=30)
+    assert not server.forced
+    assert shut_down == ["lifespan"]
     assert dmlab_threads() == []
 
 
-def slow_app(release: threading.Event, shut_down: list[str]) -> Starlette:
+def slow_app(entered: threading.Event, release: threading.Event, shut_down: list[str]) -> Starlette:
     async def slow(request: Request) -> PlainTextResponse:
-        while not release.is_set():
+        entered.set()
+        while not release.is_set():  # a thread-safe event, looked at from the server's loop
             await asyncio.sleep(0.01)
         return PlainTextResponse("finished")
 
@@ -194,27 +201,44 @@ def slow_app(release: threading.Event, shut_down: list[str]) -> Starlette:
     return Starlette(routes=[Route("/", slow)], lifespan=lifespan)
 
 
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_stop_lets_a_request_in_flight_finish(ca: LabCA) -> None:
-    release, shut_down = threading.Event(), []
-    server = ServerThread(slow_app(release, shut_down), ca).start()
+    entered, release, shut_down = threading.Event(), threading.Event(), []
+    server = ServerThread(slow_app(entered, release, shut_down), ca).start()
+    port = server.port
     with LoopThread() as lt, httpx.Client(verify=ca.client_context()) as client:
         pending = lt.submit(asyncio.to_thread(client.get, server.url))
-        time.sleep(0.2)  # the request is now inside the app
-        threading.Timer(0.5, release.set).start()
-        server.stop()
-        assert pending.result(timeout=5).text == "finished"
+        assert entered.wait(30), "the request never reached the app"
+        stopping = lt.submit(asyncio.to_thread(server.stop, 60))
+        # uvicorn closes its listening socket when the shutdown begins: only then may the
+        # request finish, so it is surely still in flight while the server shuts down.
+        deadline = time.monotonic() + 30
+        while not refuses_connections(port):
+            assert time.monotonic() < deadline, "the server never began to shut down"
+            time.sleep(0.01)
+        release.set()
+        assert pending.result(timeout=30).text == "finished"
+        stopping.result(timeout=90)
     assert shut_down == ["lifespan"]
 
 
 def test_stop_forces_a_request_that_never_finishes(ca: LabCA) -> None:
-    release, shut_down = threading.Event(), []
-    server = ServerThread(slow_app(release, shut_down), ca).start()
+    entered, release, shut_down = threading.Event(), threading.Event(), []
+    server = ServerThread(slow_app(entered, release, shut_down), ca).start()
     with LoopThread() as lt, httpx.Client(verify=ca.client_context()) as client:
         pending = lt.submit(asyncio.to_thread(client.get, server.url))
-        time.sleep(0.2)
-        server.stop(timeout=0.3)
+        assert entered.wait(30), "the request never reached the app"
+        server.stop(timeout=0.3)  # the request never finishes: any grace runs out
         with pytest.raises(httpx.RemoteProtocolError):
-            pending.result(timeout=5)
+            pending.result(timeout=30)
+    assert server.forced
     assert shut_down == []  # uvicorn skips the lifespan shutdown on force_exit
     release.set()
 

@@ -9,7 +9,6 @@ device's, since each kind of caller reaches different code.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +182,5 @@ def test_an_endless_ttl_is_a_400(lab: Lab, clients: Any, register: Any) -> None:
 
 def test_a_nan_wait_is_a_400_not_an_endless_poll(lab: Lab, clients: Any, register: Any) -> None:
     phone = clients.of(register(attach=False))
-    started = time.monotonic()
-    problem(phone.get("/notifications", params={"wait": "nan"}, timeout=5), 400, "bad-request")
-    assert time.monotonic() - started < 2
+    # An endless poll would time out here; a NaN taken as "the longest wait" would end in 204.
+    problem(phone.get("/notifications", params={"wait": "nan"}, timeout=30), 400, "bad-request")

@@ -36,6 +36,10 @@ POLL_INTERVAL = 0.01
 # loopback a client that answers does so within milliseconds; an idle pooled client never does.
 TLS_CLOSE_GRACE = 0.25
 
+# How long `ServerThread.stop()` waits once it has forced the exit. uvicorn notices within
+# 0.1 s and aborts what is left, so this only matters on a machine under heavy load.
+FORCED_EXIT_TIMEOUT = 10.0
+
 
 class _LabServer(uvicorn.Server):
     """`uvicorn.Server` that does not wait on clients that never finish the TLS close.
@@ -64,6 +68,13 @@ class _LabServer(uvicorn.Server):
         closing: set[asyncio.Transport] = set()
         while True:
             await asyncio.sleep(TLS_CLOSE_GRACE)
+            if self.force_exit:
+                # Forced: no connection is waited for. uvicorn still awaits
+                # `asyncio.Server.wait_closed()`, which on Python 3.12+ waits for every
+                # connection, so one left open (a request that never ends) would hang it.
+                for transport in self._transports():
+                    transport.abort()
+                continue
             now_closing = {t for t in self._transports() if t.is_closing()}
             for transport in now_closing & closing:  # closing for at least one full grace period
                 transport.abort()
@@ -106,6 +117,8 @@ class ServerThread:
         self._socket: socket.socket | None = None
         self._port: int | None = None
         self._error: BaseException | None = None
+        #: Whether the last `stop()` had to force the exit: a connection or the lifespan held it.
+        self.forced = False
 
     @property
     def port(self) -> int:
@@ -165,19 +178,21 @@ class ServerThread:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask uvicorn to shut down gracefully, then force it; safe to call more than once."""
+        """Ask uvicorn to shut down gracefully for `timeout` s, then force it; idempotent."""
         thread, server = self._thread, self._server
         if thread is None or server is None:
             return
         server.should_exit = True
         thread.join(timeout)
-        if thread.is_alive():
+        self.forced = thread.is_alive()
+        if self.forced:
             # Open connections or a slow lifespan shutdown: stop waiting for them.
             server.force_exit = True
-            thread.join(timeout)
+            thread.join(FORCED_EXIT_TIMEOUT)
         if thread.is_alive():
             raise RuntimeError(
-                f"{self.name} on port {self._port} did not stop within {2 * timeout} s"
+                f"{self.name} on port {self._port} did not stop within"
+                f" {timeout + FORCED_EXIT_TIMEOUT} s"
             )
         self._cleanup()
 
