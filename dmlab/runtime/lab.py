@@ -339,18 +339,25 @@ class Lab:
     def settle(self, timeout: float = 30) -> None:
         """Wait until devices have finished what notifications and EXECs started."""
         deadline = time.monotonic() + timeout
+        # Done when a round finds no future it has not waited on yet. Not "until _inflight is
+        # empty": the callback that empties it runs only after waiters wake, in another thread.
+        seen: set[concurrent.futures.Future[Any]] = set()
+        settled = False
         while True:
             with self._lock:
-                inflight = list(self._inflight)
+                inflight = [f for f in self._inflight if f not in seen]
+            if settled and not inflight:
+                return
             for future in inflight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError("devices are still busy")
                 concurrent.futures.wait([future], timeout=remaining)
-                if future.done() and future.exception() is not None:
+                if not future.done():
+                    raise TimeoutError("devices are still busy")
+                if future.exception() is not None:
                     raise future.exception()  # type: ignore[misc]
+                seen.add(future)
             for device in list(self.devices.values()):
                 self.run(device.virtual.settle(), timeout=max(deadline - time.monotonic(), 0.1))
-            with self._lock:
-                if not self._inflight:
-                    return
+            settled = True
