@@ -72,6 +72,9 @@ MAX_NOTIFICATION_SIZE: Final = 1024
 #: Lab choice: the DM 1.2 header counts the server id in 8 bits, so capping
 #: DM 2.0 ids at 255 bytes lets one DMAcc server id serve both forms.
 MAX_SERVER_ID_BYTES: Final = 255
+#: What ``notification_key`` puts before the UTF-8 password (lab choice
+#: ``notification-secret``): the label's ASCII bytes, then one zero byte.
+NOTIFICATION_KEY_LABEL: Final = b"dmlab notification key\0"
 #: SHA-256 output size; the SHA256-DIGEST option carries exactly this much.
 DIGEST_SIZE: Final = 32
 #: MD5 output size (128 bits), the DM 1.2 digest in front of the trigger.
@@ -730,4 +733,4 @@ def notification_key(secret: str) -> bytes:
     auth data in DMAcc ``<x>/Auth/Noti``; :func:`encode`, :func:`verify_digest` and
     :class:`NotificationGuard` take both, whichever way they were provisioned.
     """
-    return hashlib.sha256(b"dmlab notification key\0" + secret.encode()).digest()
+    return hashlib.sha256(NOTIFICATION_KEY_LABEL + secret.encode()).digest()

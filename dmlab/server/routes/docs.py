@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ...protocol import media
-from ..context import REALM, authenticate, note
+from ..context import REALM, authenticate, note, services
+from ..guide import device_guide
 from ..negotiation import wants_html
 from ..openapi import build_document
 from ..operation import ACCOUNT, COMMON_RESPONSES, PEOPLE, REDIRECT_303, Operation, html_page
@@ -111,7 +112,8 @@ def docs_view(doc: dict[str, Any]) -> dict[str, Any]:
 async def docs(request: Request) -> Response:
     """The document as a readable page, with no script and nothing fetched from elsewhere."""
     view = docs_view(document(request))
-    return page(request, "docs.html", title="The dmlab API", **view)
+    guide = device_guide(services(request).server_id)
+    return page(request, "docs.html", title="The dmlab API", g=guide, **view)
 
 
 async def login(request: Request) -> Response:
