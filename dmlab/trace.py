@@ -8,6 +8,12 @@ The trace lives in memory (notebooks). Given a ``sink`` (the standalone server
 passes its :class:`~dmlab.store.sqlite.SQLiteStore`), it also writes every record
 there and starts from what the sink kept, so a restarted server keeps its trace
 and goes on counting ``seq`` where it stopped.
+
+Bounded, whoever is asking: each field of a record is cut to a few hundred
+characters (marked ``…[cut N]``); exchanges of unauthenticated callers are
+sampled (a burst, then a few a minute; the rest only counted in
+:attr:`Trace.unrecorded`); and the records kept, in memory and in the sink, are
+capped both in number and in bytes, the oldest going first.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +75,47 @@ class Exchange:
         return self.time - self.elapsed
 
 
+def exchange_from_row(row: Sequence[object]) -> Exchange | None:
+    """An exchange from a stored row (text as ``str`` or UTF-8 ``bytes``), or
+    ``None`` if the row is not one."""
+    if len(row) != 12:
+        return None
+    seq, at, status, elapsed = row[0], row[1], row[7], row[11]
+    texts: list[str] = []
+    for value in (*row[2:7], *row[8:11]):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if not isinstance(value, str):
+            return None
+        texts.append(value)
+    if (
+        not isinstance(seq, int)
+        or not isinstance(at, int | float)
+        or not isinstance(status, int)
+        or isinstance(status, bool)
+        or not isinstance(elapsed, int | float)
+    ):
+        return None
+    source, target, dev_id, method, path, session, request, response = texts
+    return Exchange(
+        seq,
+        float(at),
+        source,
+        target,
+        dev_id,
+        method,
+        path,
+        status,
+        session,
+        request,
+        response,
+        float(elapsed),
+    )
+
+
 class TraceSink(Protocol):
     """Where a trace keeps its records beyond the process (``SQLiteStore`` is one)."""
 
@@ -83,6 +130,34 @@ class TraceSink(Protocol):
 
 _log = logging.getLogger(__name__)
 
+#: Longest path, and longest other field, a record keeps (characters).
+MAX_PATH = 512
+MAX_FIELD = 1024
+#: Bytes of records kept (an estimate: field lengths plus a fixed overhead).
+MAX_BYTES = 32 * 1024 * 1024
+_OVERHEAD = 400
+#: Unauthenticated exchanges: this many in a burst, then one per ``ANON_REFILL`` seconds.
+ANON_BURST = 20
+ANON_REFILL = 6.0
+
+
+def cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters marked as cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[cut {len(text) - limit}]"
+
+
+def _size(exchange: Exchange) -> int:
+    return (
+        _OVERHEAD
+        + sum(
+            len(getattr(exchange, name))
+            for name in ("source", "target", "dev_id", "method", "path", "session", "request")
+        )
+        + len(exchange.response)
+    )
+
 
 class Trace:
     """A bounded, thread-safe log of exchanges, optionally kept in a ``sink``."""
@@ -91,6 +166,7 @@ class Trace:
         self,
         *,
         limit: int = 100_000,
+        max_bytes: int = MAX_BYTES,
         clock: Callable[[], float] = time.time,
         sink: TraceSink | None = None,
     ) -> None:
@@ -100,9 +176,17 @@ class Trace:
         self._records: deque[Exchange] = deque(sink.load_trace(limit) if sink else (), maxlen=limit)
         self._seq = self._records[-1].seq if self._records else 0
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = sum(_size(r) for r in self._records)
+        while self._bytes > max_bytes and len(self._records) > 1:
+            self._bytes -= _size(self._records.popleft())
         self._clock = clock
         self._sink = sink
         self._listeners: list[Callable[[Exchange], None]] = []
+        self._tokens = float(ANON_BURST)
+        self._refilled = time.monotonic()
+        #: Unauthenticated exchanges not kept, by status (the sampling above).
+        self.unrecorded: Counter[int] = Counter()
 
     def record(
         self,
@@ -118,34 +202,60 @@ class Trace:
         response: str = "",
         elapsed: float = 0.0,
     ) -> Exchange:
+        """Keep one exchange, its fields cut to size."""
         with self._lock:
             self._seq += 1
             exchange = Exchange(
                 self._seq,
                 self._clock(),
-                source,
-                target,
-                dev_id,
-                method,
-                path,
+                cut(source, MAX_FIELD),
+                cut(target, MAX_FIELD),
+                cut(dev_id, MAX_FIELD),
+                cut(method, MAX_FIELD),
+                cut(path, MAX_PATH),
                 status,
-                session,
-                request,
-                response,
+                cut(session, MAX_FIELD),
+                cut(request, MAX_FIELD),
+                cut(response, MAX_FIELD),
                 elapsed,
             )
+            if len(self._records) == self._records.maxlen:
+                self._bytes -= _size(self._records[0])
             self._records.append(exchange)
+            self._bytes += _size(exchange)
+            while self._bytes > self._max_bytes and len(self._records) > 1:
+                self._bytes -= _size(self._records.popleft())
+            kept = len(self._records)
             listeners = list(self._listeners)
         if self._sink is not None:
             # Outside the lock (the sink has its own); ``seq`` keeps the order. A
-            # failed write loses one record, never the answer being traced.
+            # failed write loses one record, never the answer being traced. The sink
+            # keeps what memory keeps: the newest ``kept``.
             try:
-                self._sink.append_trace(exchange, self._limit)
+                self._sink.append_trace(exchange, kept)
             except Exception:
                 _log.exception("could not keep trace record %d", exchange.seq)
         for listener in listeners:
             listener(exchange)
         return exchange
+
+    def record_unauthenticated(self, *, status: int, **fields: Any) -> Exchange | None:
+        """Keep an exchange of a caller without valid credentials, if the sample
+        allows (a burst, then one per ``ANON_REFILL`` s); otherwise count it."""
+        with self._lock:
+            if not self._take_token():
+                self.unrecorded[status] += 1
+                return None
+        return self.record(status=status, **fields)
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(ANON_BURST, self._tokens + (now - self._refilled) / ANON_REFILL)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
 
     def listen(self, callback: Callable[[Exchange], None]) -> Callable[[], None]:
         with self._lock:
@@ -181,6 +291,7 @@ class Trace:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._bytes = 0
             if self._sink is not None:
                 self._sink.clear_trace()
 

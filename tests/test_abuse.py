@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from dmlab.server import auth
 from dmlab.store import Account, Device, MemoryStore
+from dmlab.store.sqlite import SQLiteStore
+from dmlab.trace import ANON_BURST, MAX_FIELD, MAX_PATH, Trace
 
 from helpers import DEVINFO, HASH_COST, commands, new_name, problem, put_status, queue
 
@@ -171,3 +176,61 @@ def test_an_account_locked_for_one_address_is_not_locked_for_another(lab) -> Non
         throttle.failed((name,), "10.9.9.9")
     principal = anyio.run(lab.services.auth.authenticate, _basic(name, "right"), "127.0.0.1")
     assert principal == auth.Principal("account", name, name)
+
+
+# 2. A bounded trace ------------------------------------------------------------------------
+def test_trace_fields_are_cut_and_marked() -> None:
+    trace = Trace()
+    kept = trace.record(
+        source="device", method="GET", path="/" + "p" * 15_000, status=404, request="r" * 250_000
+    )
+    assert kept.path.startswith("/ppp") and kept.path.endswith(f"…[cut {15_001 - MAX_PATH}]")
+    assert len(kept.path) < MAX_PATH + 20 and len(kept.request) < MAX_FIELD + 20
+    assert trace.record(source="device", method="GET", path="/short", status=200).path == "/short"
+
+
+def test_trace_bytes_are_capped_in_memory_and_in_the_sink(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "t.sqlite3") as store:
+        trace = Trace(sink=store, max_bytes=200_000)
+        for n in range(1_000):
+            trace.record(source="device", method="PUT", path=f"/{n}", status=200, request="x" * 900)
+        assert 100 < len(trace) < 200
+        assert list(trace)[-1].path == "/999"  # the newest stay
+        (rows,) = store._one("SELECT count(*) FROM trace", ())  # type: ignore[misc]
+        assert rows == len(trace)
+
+
+def test_unauthenticated_exchanges_are_sampled_not_kept(fresh_lab) -> None:
+    before = fresh_lab.trace.last_seq
+    with httpx.Client(base_url=fresh_lab.url, verify=fresh_lab.ca.client_context()) as anon:
+        for n in range(120):
+            assert anon.get(f"/{n}-" + "a" * 15_000).status_code == 404
+        assert anon.get("/sessions/pending", auth=("nobody", "x")).status_code == 401
+    kept = fresh_lab.trace.since(before)
+    assert len(kept) <= ANON_BURST + 2
+    assert sum(fresh_lab.trace.unrecorded.values()) == 121 - len(kept)
+    assert all(len(e.path) < MAX_PATH + 20 for e in kept)
+    # Authenticated exchanges are all kept.
+    fresh_lab.operator.devices()
+    assert fresh_lab.trace.since(before)[-1].path == "/devices"
+
+
+def test_a_corrupt_trace_row_is_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "t.sqlite3"
+    with SQLiteStore(path) as store:
+        trace = Trace(sink=store)
+        for n in range(4):
+            trace.record(source="device", method="GET", path=f"/{n}", status=200)
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE trace SET path = CAST(x'ff' AS TEXT) WHERE seq = 2")
+    raw.execute("UPDATE trace SET status = 'abc' WHERE seq = 3")
+    raw.commit()
+    raw.close()
+    with SQLiteStore(path) as store:
+        reloaded = Trace(sink=store)
+        assert [e.path for e in reloaded] == ["/0", "/3"]
+        assert reloaded.record(source="x", method="GET", path="/", status=200).seq == 5
+    warnings = [r for r in caplog.records if "unreadable trace row" in r.getMessage()]
+    assert len(warnings) == 1 and "skipped 2" in warnings[0].getMessage()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..trace import Trace
+from .auth import Principal
 
 
 class TraceMiddleware:
@@ -30,8 +31,16 @@ class TraceMiddleware:
             if recorded:
                 return
             recorded = True
-            fields = scope.get("state", {}).get("trace", {})
-            self.trace.record(
+            state = scope.get("state", {})
+            fields = state.get("trace", {})
+            # Callers without valid credentials are sampled, not all kept: a flood
+            # of them must not fill the trace (memory and disk) or push out the rest.
+            keep = (
+                self.trace.record
+                if isinstance(state.get("auth"), Principal)
+                else self.trace.record_unauthenticated
+            )
+            keep(
                 source=fields.get("source", "unknown"),
                 dev_id=fields.get("dev_id", ""),
                 method=scope["method"],
@@ -39,8 +48,7 @@ class TraceMiddleware:
                 status=status,
                 session=fields.get("session", ""),
                 request=fields.get("request", ""),
-                response=fields.get("response", "")
-                or scope.get("state", {}).get("trace_response", ""),
+                response=fields.get("response", "") or state.get("trace_response", ""),
                 elapsed=max(self.trace.now() - arrived, 0.0),
             )
 

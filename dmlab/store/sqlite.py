@@ -10,6 +10,7 @@ and, on disk, against a crash.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..trace import Exchange
+from ..trace import Exchange, exchange_from_row
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
@@ -31,6 +32,8 @@ from .rows import (
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
+
+_log = logging.getLogger(__name__)
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = 3
@@ -483,11 +486,23 @@ class SQLiteStore:
             conn.execute("DELETE FROM trace WHERE seq <= ?", (exchange.seq - limit,))
 
     def load_trace(self, limit: int) -> list[Exchange]:
-        """The newest ``limit`` exchanges, oldest first."""
-        rows = self._all(
-            f"SELECT {self._TRACE_COLUMNS} FROM trace ORDER BY seq DESC LIMIT ?", (max(limit, 0),)
+        """The newest ``limit`` exchanges, oldest first. A row that is not a valid
+        exchange (bad UTF-8, wrong types) is skipped with one warning: the trace is
+        a record of the past, never a reason not to start."""
+        # Text read as bytes: SQLite hands back whatever was stored, and a decode
+        # error inside fetchall() would lose every row, not just the bad one.
+        columns = ", ".join(
+            c if c in ("seq", "time", "status", "elapsed") else f"CAST({c} AS BLOB)"
+            for c in self._TRACE_COLUMNS.split(", ")
         )
-        return [Exchange(*row) for row in reversed(rows)]
+        rows = self._all(f"SELECT {columns} FROM trace ORDER BY seq DESC LIMIT ?", (max(limit, 0),))
+        exchanges = [exchange_from_row(row) for row in reversed(rows)]
+        kept = [e for e in exchanges if e is not None]
+        if len(kept) < len(exchanges):
+            _log.warning(
+                "%s: skipped %d unreadable trace row(s)", self.path, len(exchanges) - len(kept)
+            )
+        return kept
 
     def clear_trace(self) -> None:
         with self.transaction():
