@@ -48,6 +48,7 @@ def _open_store(database: str | None, data: Path, exits: contextlib.ExitStack) -
 def serve(args: argparse.Namespace) -> int:
     """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
     from .runtime import LabCA, ServerThread
+    from .runtime.limits import ConnectionLimits
     from .server import build_services, create_app
     from .server.auth import verify_secret
     from .server.routes.events import close_streams
@@ -66,7 +67,13 @@ def serve(args: argparse.Namespace) -> int:
         if existing is None or not verify_secret(password, existing.password_hash):
             services.add_account(name, password)
     app = create_app(services)
-    server = ServerThread(app, ca, port=args.port)
+    limits = ConnectionLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        handshake_timeout=args.header_timeout,
+        max_connections=args.max_connections,
+    )
+    server = ServerThread(app, ca, port=args.port, limits=limits)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -143,6 +150,9 @@ def device(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .runtime.limits import ConnectionLimits
+
+    defaults = ConnectionLimits()
     parser = argparse.ArgumentParser(prog="dmlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -158,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="an account to create (repeatable)",
     )
     s.add_argument("--server-id", default="dmlab")
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header_timeout,
+        metavar="SECONDS",
+        help="close a connection whose TLS handshake or request head takes longer",
+    )
+    s.add_argument(
+        "--body-timeout",
+        type=float,
+        default=defaults.body_timeout,
+        metavar="SECONDS",
+        help="close a connection whose request body takes longer",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections at most; one more is answered 503 and closed",
+    )
     s.add_argument(
         "--database",
         metavar="URL",

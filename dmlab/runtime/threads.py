@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import os
 import socket
 import ssl
@@ -20,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import uvicorn
 
+from .limits import ConnectionLimits, install_log_limits
 from .tls import LabCA
 
 __all__ = ["LoopThread", "ServerThread"]
@@ -50,6 +52,19 @@ class _LabServer(uvicorn.Server):
     as unclosed when the loop is closed.  Connections still closing after a short grace are
     aborted instead; requests in flight are left to finish as uvicorn intends.
     """
+
+    handshake_timeout = 60.0
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn passes no ssl_handshake_timeout to create_server (asyncio waits 60 s):
+        # bound the handshake of the server this loop is about to create.
+        loop = asyncio.get_running_loop()
+        create = functools.partial(loop.create_server, ssl_handshake_timeout=self.handshake_timeout)
+        setattr(loop, "create_server", create)  # noqa: B010 - an instance attribute, removed below
+        try:
+            await super().startup(sockets)
+        finally:
+            delattr(loop, "create_server")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         reaper = asyncio.create_task(self._abort_stuck_connections())
@@ -102,6 +117,7 @@ class ServerThread:
         lifespan: Literal["auto", "on", "off"] = "auto",
         log_level: str = "warning",
         name: str = "dmlab-server",
+        limits: ConnectionLimits | None = None,
     ) -> None:
         if not isinstance(ca, LabCA):
             # Without a CA there is no TLS, and plain HTTP is never served.
@@ -112,6 +128,7 @@ class ServerThread:
         self._requested_port = port
         self._lifespan = lifespan
         self._log_level = log_level
+        self.limits = limits or ConnectionLimits()
         self._server: _LabServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -147,13 +164,16 @@ class ServerThread:
             lifespan=self._lifespan,
             log_level=self._log_level,
             access_log=False,
+            **self.limits.uvicorn_options(),
         )
         config.load()  # here, not in the thread: a bad app or certificate raises in the caller
         if config.ssl is None:  # pragma: no cover - the factory above always provides one
             sock.close()
             raise RuntimeError("refusing to serve without TLS")
 
+        install_log_limits()
         self._server = _LabServer(config)
+        self._server.handshake_timeout = self.limits.handshake_timeout
         self._socket = sock
         self._port = sock.getsockname()[1]
         self._error = None
