@@ -254,19 +254,21 @@ CASES: dict[str, Case] = {
         json={"Status": FUMO_STATUS, "Alert": [{"Mark": "fatal"}]},
     ),
     # 400: commands and jobs ----------------------------------------------------------
-    "unknown-command": Case(
+    # an unknown command is relayed (lab choice unknown-command); a name that is no
+    # command name at all is refused
+    "bad-command-name": Case(
         "account",
         "POST",
         "/devices/{dev}/sessions",
         400,
-        json={"CMD": [["FROB", "./x"]], "notify": False},
+        json={"CMD": [["FROB IT", "./x"]], "notify": False},
     ),
-    "unknown-command-component": Case(
+    "bad-command-name-component": Case(
         "device",
         "POST",
         "/devices/{dev}/sessions",
         400,
-        json={"CMD": [["REBOOT"]]},
+        json={"CMD": [["RE/BOOT"]]},
         accept=media.COMMANDS,
     ),
     "end-not-last": Case(

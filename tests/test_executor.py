@@ -28,6 +28,7 @@ from dmlab.device import (
     parse_package,
     standard_tree,
 )
+from dmlab.device.executor import MAX_DOWNLOADS
 from dmlab.device.serialize import cache_validator
 from dmlab.protocol.alerts import FUMO_ALERT_TYPES, result_code
 from dmlab.protocol.media import TNDS
@@ -269,13 +270,55 @@ def test_hget_json_into_an_existing_leaf_keeps_the_text(
     assert tree.get(f"{FUMO}/fw1/Update/PkgData") == package.decode()
 
 
-def test_hget_without_client_uri_only_fetches(
+def test_hget_without_client_uri_says_where_it_stored_the_data(
     executor: Executor, port: FakePort, tree: ManagementTree
 ) -> None:
-    port.resources["https://s/ping"] = (204, b"", "")
-    before = dict(tree)
-    assert codes(run(executor, cmd("HGET", "https://s/ping"))) == [200]
-    assert port.gets == ["https://s/ping"] and dict(tree) == before
+    # Issue 17 point 2: the device picks the place and returns it in URI
+    port.resources["https://s/a"] = (200, b"first", "text/plain")
+    port.resources["https://s/b"] = (200, b'{"k": 1}', JSON)
+    result = run(executor, cmd("HGET", "https://s/a"), cmd("HGET", "https://s/b"))
+    downloads = f"{EXT}//Downloads"
+    assert result.statuses == [
+        Status(200, uri=(f"{downloads}/1",)),
+        Status(200, uri=(f"{downloads}/2",)),
+    ]
+    assert result.statuses[0].to_json() == {"sc": 200, "URI": [f"{downloads}/1"]}
+    assert tree.get(f"{downloads}/1") == "first" and tree.get(f"{downloads}/2") == {"k": 1}
+    # the server may clean up; the places are bounded
+    run(executor, cmd("DELETE", f"{downloads}/1"))
+    assert run(executor, cmd("HGET", "https://s/a")).statuses[0].uri == (f"{downloads}/1",)
+    for n in range(3, MAX_DOWNLOADS + 1):
+        tree.set(f"{downloads}/{n}", "x")
+    assert codes(run(executor, cmd("HGET", "https://s/a"))) == [409]
+
+
+def test_default_remembers_one_server_uri_per_moid_and_fetches_from_it(
+    executor: Executor, port: FakePort, tree: ManagementTree
+) -> None:
+    # Issue 17 point 6: DEFAULT exists; a later DEFAULT replaces the earlier one
+    port.resources["https://s/scomo"] = (200, b'{"Inventory": {}}', JSON)
+    moid = "urn:oma:mo:oma-scomo:1.0"
+    result = run(
+        executor,
+        cmd("DEFAULT", moid, "https://s/old"),
+        cmd("DEFAULT", moid, "https://s/scomo"),
+        cmd("DEFAULT", "not-a-urn", "https://s/x"),
+    )
+    assert codes(result) == [200, 200, 400]
+    assert executor.defaults == {moid: "https://s/scomo"} and port.gets == []
+    where = asyncio.run(executor.fetch_default(moid))
+    assert where == (f"{EXT}//Downloads/1",) and port.gets == ["https://s/scomo"]
+    assert tree.get(where[0]) == {"Inventory": {}}
+    assert asyncio.run(executor.fetch_default("urn:oma:mo:none:1.0")) == ()
+
+
+def test_an_unknown_command_gets_501_and_the_package_goes_on(executor: Executor) -> None:
+    # Issue 17 point 6: one status for that command, not a rejected package
+    commands = parse_commands([["GET", FWV], ["FROB", "x", "y"], ["GET", FWV], ["END"]])
+    assert [c.known for c in commands] == [True, False, True, True]
+    result = run(executor, *commands)
+    assert result.statuses == [Status(200, "1.0.0"), Status(501), Status(200, "1.0.0")]
+    assert len(result.statuses) == expects_status(commands)
 
 
 def test_hget_errors(executor: Executor, port: FakePort, tree: ManagementTree) -> None:

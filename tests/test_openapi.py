@@ -107,6 +107,7 @@ def test_media_types_of_the_protocol(app_and_doc: tuple[Any, dict[str, Any]]) ->
     # every type the server reads is documented (DM 2.0's request type included)
     assert set(paths["/alert"]["post"]["requestBody"]["content"]) == media.DEVICE_BODY_TYPES
     assert media.DM20_REQUEST in paths["/alert"]["post"]["requestBody"]["content"]
+    assert media.DM20_INITIATION in paths["/alert"]["post"]["requestBody"]["content"]
     assert set(paths["/devices/new"]["post"]["requestBody"]["content"]) == {media.FORM, media.JSON}
     assert set(paths["/devices"]["get"]["responses"]["200"]["content"]) == {media.JSON, media.HTML}
     assert set(paths["/devices/{devId}/sessions"]["post"]["responses"]) >= {

@@ -22,11 +22,14 @@ import httpx
 
 from ..protocol import Alert, AlertType, Command, Report, Status, media, parse_commands
 from ..protocol.notification import NotificationGuard, NotificationRejected, notification_key
+from . import serialize
 from .executor import Behaviour, Executor
 from .objects import noti_credentials, standard_tree
 
 #: A session that keeps handing out commands past this many rounds is cut off.
 MAX_ROUNDS = 50
+#: What the device takes as a package 2: the CR's type and the specification's.
+_ACCEPT = f"{media.COMMANDS}, {media.DM20_REQUEST}"
 
 
 class SessionFailed(RuntimeError):
@@ -160,14 +163,19 @@ class VirtualDevice:
             self.dropped.append((rejected.reason, rejected.detail))
             self._emit("notification.dropped", reason=rejected.reason, detail=rejected.detail)
             return None
-        alert = Alert(AlertType.SERVER_INITIATED, data=notification.notification_id)
-        return await self.start_next(alert, trigger="notification")
+        # The alert carries the NOTIFICATION-ID (specification §2.2) in its Data object
+        # (lab choice notification-id-in-alert); MOS only when REQ-MOS asked for it.
+        nid = notification.notification_id
+        alert = Alert(
+            AlertType.SERVER_INITIATED, data=None if nid is None else {"NOTIFICATION-ID": nid}
+        )
+        return await self.start_next(alert, trigger="notification", mos=notification.req_mos)
 
     async def start_next(
-        self, alert: Alert | None = None, *, trigger: str = "poll"
+        self, alert: Alert | None = None, *, trigger: str = "poll", mos: bool = False
     ) -> SessionRun | None:
         """``POST /sessions/next``: start the oldest pending session, if any."""
-        body = Report(alerts=(alert,) if alert else ()).to_json() if alert else None
+        body = self._package1((alert,) if alert else (), mos=mos) if alert or mos else None
         async with self._session_lock:
             response = await self._post("/sessions/next", body)
             return await self._run(response, trigger)
@@ -184,7 +192,7 @@ class VirtualDevice:
         """Flow 2: a device event (a timer, a UI action) → ``POST /alert``."""
         alert = Alert(alert_type, **fields)
         async with self._session_lock:
-            response = await self._post("/alert", Report(alerts=(alert,)).to_json())
+            response = await self._post("/alert", self._package1((alert,)))
             return await self._run(response, trigger)
 
     async def browser_component(
@@ -255,7 +263,7 @@ class VirtualDevice:
                 "PUT",
                 url,
                 content=json.dumps(Report(tuple(result.statuses)).to_json()),
-                headers={"Content-Type": media.DM20_RESPONSE},
+                headers={"Content-Type": media.DM20_RESPONSE, "Accept": _ACCEPT},
             )
             if response.status_code == 204:
                 run.server_result = response.headers.get("omadm-result", "")
@@ -266,11 +274,22 @@ class VirtualDevice:
         self.runs.append(run)
         return run
 
+    def _package1(self, alerts: tuple[Alert, ...], *, mos: bool = False) -> dict[str, Any]:
+        """A package 1 body (specification §6.2): the MO list when asked, and the alerts."""
+        body: dict[str, Any] = {"MOS": serialize.mo_list(self.tree)} if mos else {}
+        body["Alert"] = [a.to_json() for a in alerts]
+        return body
+
     async def _post(self, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        """A package 1, as the specification sends it: initiation+json, and an Accept
+        naming both the specification's and the CR's package 2 type."""
         if body is None:
-            return await self._request("POST", path)
+            return await self._request("POST", path, headers={"Accept": _ACCEPT})
         return await self._request(
-            "POST", path, content=json.dumps(body), headers={"Content-Type": media.DM20_RESPONSE}
+            "POST",
+            path,
+            content=json.dumps(body),
+            headers={"Content-Type": media.DM20_INITIATION, "Accept": _ACCEPT},
         )
 
     async def _request(
@@ -305,7 +324,7 @@ class VirtualDevice:
         """A generic alert from background work (a FUMO result) in a new exchange: to the
         EXEC's ServerURI when it named one, else to the server's ``/alert``."""
         async with self._session_lock:
-            response = await self._post(url or "/alert", Report(alerts=(alert,)).to_json())
+            response = await self._post(url or "/alert", self._package1((alert,)))
             await self._run(response, "generic alert")
 
     # Lifecycle ---------------------------------------------------------------

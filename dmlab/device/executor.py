@@ -13,6 +13,15 @@ Lab choices made here, each the lab's reading where the brief is silent:
 * HGET stores text (UTF-8) or, for a JSON content type, the decoded JSON: an
   object becomes a subtree, unless the ClientURI names an existing leaf, which
   keeps the JSON text. A body that cannot be decoded as its type is a ``415``.
+  Without a ClientURI the device picks the place (specification §3.1) and returns
+  it in the status's ``URI``: a new node ``EXT//Downloads/<n>`` (lab choice
+  hget-place), at most :data:`MAX_DOWNLOADS` of them (then ``409``).
+* DEFAULT (specification §3.10) keeps one ServerURI per MOID, a later DEFAULT
+  replacing it, and answers ``200`` (lab choice default-status);
+  :meth:`Executor.fetch_default` fetches from it, as an HGET without ClientURI,
+  when the device needs an MO it lacks, and reports to nobody.
+* A command the device does not know gets ``501`` and the rest of the package
+  runs (lab choice unknown-command).
 * HPUT/HPOST and SUB notifications send the specification's MO serialization
   (:mod:`.serialize`), as ``application/json``; a receiver that answers ``415`` with
   ``OMADM-Accept`` gets one retry in the first listed type the device can write, and
@@ -50,7 +59,7 @@ from ..protocol.alerts import FUMO_ALERT_TYPES, generic_alert
 from ..protocol.firmware import Package, PackageError, parse_package
 from ..protocol.messages import Alert, Command, Status
 from . import serialize
-from .objects import DEVINFO, FUMO, FUMO_OPERATIONS, FumoResult, FumoState
+from .objects import DEVINFO, EXT, FUMO, FUMO_OPERATIONS, FumoResult, FumoState
 from .tree import ClientURI, ManagementTree, NodeNotFound, NotAllowed, TreeError
 
 logger = logging.getLogger(__name__)
@@ -134,6 +143,11 @@ Handler = Callable[[tuple[str, ...], ExecutionResult], Awaitable[Status]]
 
 #: Command name → the Executor method that runs it. Looked up per command rather than
 #: bound per instance: ten bound methods were a tenth of an idle device's memory.
+#: Most nodes HGET without ClientURI keeps under EXT//Downloads, and most MOIDs
+#: DEFAULT remembers: both grow at the server's word, so both are bounded.
+MAX_DOWNLOADS = 64
+MAX_DEFAULTS = 64
+
 _HANDLERS: dict[str, str] = {
     "GET": "_get",
     "HGET": "_hget",
@@ -145,6 +159,7 @@ _HANDLERS: dict[str, str] = {
     "CONT": "_cont",
     "SUB": "_sub",
     "UNSUB": "_unsub",
+    "DEFAULT": "_default",
 }
 
 
@@ -170,6 +185,8 @@ class Executor:
         self._sender: asyncio.Task[None] | None = None
         self._packages: dict[str, Package] = {}
         self._busy: set[str] = set()
+        #: DEFAULT: MOID -> the ServerURI to fetch it from when it is missing
+        self.defaults: dict[str, str] = {}
 
     # -- running a package ---------------------------------------------------
 
@@ -261,14 +278,12 @@ class Executor:
         return Status(304) if unchanged else Status(200, self.tree.get(uri))
 
     async def _hget(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
-        server_uri, client_uri = args[0], args[1] if len(args) > 1 else None
-        if client_uri is not None:
-            self.tree.check(client_uri, "w")  # fail before fetching anything
+        server_uri = args[0]
+        client_uri = args[1] if len(args) > 1 else self._download_place()
+        self.tree.check(client_uri, "w")  # fail before fetching anything
         code, body, content_type = await self.port.http_get(server_uri)
         if not 200 <= code < 300:
             raise _Failed(500, f"{server_uri} answered {code}")
-        if client_uri is None:
-            return Status(200)
         try:
             text = body.decode("utf-8")
             value = _tree_value(json.loads(text)) if _is_json(content_type) else text
@@ -283,7 +298,35 @@ class Executor:
         ):
             value = text
         self.tree.set(client_uri, value)
+        # Without a ClientURI the device chose the place, and says where (URI).
+        return Status(200) if len(args) > 1 else Status(200, uri=(client_uri,))
+
+    def _download_place(self) -> str:
+        """A new node under EXT//Downloads for an HGET without ClientURI."""
+        downloads = ClientURI(EXT, "", ("Downloads",))
+        taken = self.tree.get(downloads, force=True)
+        if len(taken) >= MAX_DOWNLOADS:
+            raise _Failed(409, f"{downloads} holds {MAX_DOWNLOADS} downloads; DELETE some")
+        number = next(str(n) for n in range(1, MAX_DOWNLOADS + 2) if str(n) not in taken)
+        return str(downloads.child(number))
+
+    async def _default(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
+        moid, server_uri = args
+        ClientURI(moid, "")  # an MOID is a URN: refuse anything else with 400
+        if moid not in self.defaults and len(self.defaults) >= MAX_DEFAULTS:
+            raise _Failed(409, f"DEFAULT already remembers {MAX_DEFAULTS} MOIDs")
+        self.defaults[moid] = server_uri  # one ServerURI per MOID: the new one replaces
         return Status(200)
+
+    async def fetch_default(self, moid: str) -> tuple[str, ...]:
+        """Fetch a missing MO from the ServerURI a DEFAULT named for its MOID, the way
+        HGET without ClientURI does; where it went, or ``()``. No status is sent."""
+        server_uri = self.defaults.get(moid)
+        if server_uri is None:
+            return ()
+        status = await self.execute(Command.of("HGET", server_uri))
+        self._log(f"DEFAULT {moid} fetched -> {status.sc}")
+        return status.uri
 
     async def _hput(self, args: tuple[str, ...], result: ExecutionResult) -> Status:
         return await self._send("PUT", args)

@@ -185,11 +185,12 @@ def fumo(
 
 def ext(settings: Mapping[str, Value] | None = None) -> MOInstance:
     """The lab extension (instance ``""``): the server may create and delete leaves
-    under ``EXT//Settings``; those leaves are not permanent."""
+    under ``EXT//Settings``; those leaves are not permanent. ``EXT//Downloads`` is
+    where an HGET without ClientURI puts what it fetched (lab choice hget-place)."""
     node = _interior("Settings", acl="rw")
     for key, value in (settings or {}).items():
         node.add(Node.leaf(key, value, acl="rw"))
-    return MOInstance(EXT, "", _interior("", node))
+    return MOInstance(EXT, "", _interior("", node, _interior("Downloads", acl="rw")))
 
 
 def standard_tree(

@@ -66,6 +66,17 @@ def entries(tree: ManagementTree, client_uris: Sequence[str]) -> list[Entry]:
     return out
 
 
+def mo_list(tree: ManagementTree) -> list[Entry]:
+    """Package 1's ``MOS`` (specification §6.2): each MOID the device supports, with its
+    instances' MIIDs and, where known, the DDF URL."""
+    out: list[Entry] = []
+    for moid in tree.moids():
+        entry: Entry = {"DDF": DDF_URLS[moid]} if moid in DDF_URLS else {}
+        entry |= {"MOID": moid, "MIID": tree.instances(moid)}
+        out.append(entry)
+    return out
+
+
 def to_json(items: list[Entry]) -> bytes:
     return json.dumps(items, ensure_ascii=False).encode()
 

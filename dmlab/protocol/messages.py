@@ -17,6 +17,7 @@ plain Python values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
@@ -44,6 +45,9 @@ class ProtocolError(ValueError):
 MAX_COMMANDS: Final = 1000
 MAX_STATUSES: Final = 1000
 MAX_ALERTS: Final = 100
+#: Most MOIDs in one package 1's MOS, and instances listed for one MOID.
+MAX_MOS: Final = 100
+MAX_INSTANCES: Final = 1000
 
 # Argument counts: (least, most); None means "any number more" (HPUT/HPOST
 # send one or more ClientURIs). The order beyond GET, HGET, HPOST and END is
@@ -61,7 +65,14 @@ ARITY: Final[dict[str, tuple[int, int | None]]] = {
     "END": (0, 0),
     "SUB": (2, 2),  # ClientURI, ServerURI
     "UNSUB": (2, 2),  # ClientURI, ServerURI
+    "DEFAULT": (2, 2),  # MOID, ServerURI (lab choice argument-order)
 }
+
+#: A command name the lab does not know is still a command (lab choice
+#: unknown-command): relayed by the server, answered 501 by the lab's device.
+COMMAND_NAME: Final = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
+#: Most arguments a command the lab does not know may carry.
+MAX_UNKNOWN_ARGS: Final = 16
 
 Mark = Literal[
     "critical", "fatal", "harmless", "indeterminate", "informational", "minor", "warning"
@@ -133,22 +144,31 @@ def _arity_text(least: int, most: int | None) -> str:
 class Command:
     """One management command: its name and positional arguments.
 
-    On the wire a JSON array, ``[name, argument, ...]``: the name is one of the
-    protocol brief's commands (upper case), each argument a non-empty string."""
+    On the wire a JSON array, ``[name, argument, ...]``: the name is upper case,
+    each argument a non-empty string. A name outside the specification's commands
+    (:attr:`known`) is still a command: one status answers it (lab choice
+    unknown-command)."""
 
     name: str
     args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.name not in ARITY:
-            raise ProtocolError(f"unknown command {self.name!r}")
-        least, most = ARITY[self.name]
+        if not isinstance(self.name, str) or not COMMAND_NAME.fullmatch(self.name):
+            raise ProtocolError(
+                f"a command name is 1 to 32 upper-case letters, digits, - or _: {self.name!r}"
+            )
+        least, most = ARITY.get(self.name, (0, MAX_UNKNOWN_ARGS))
         if len(self.args) < least or (most is not None and len(self.args) > most):
             want = _arity_text(least, most)
             raise ProtocolError(f"{self.name} takes {want} argument(s), got {len(self.args)}")
         for arg in self.args:
             if not isinstance(arg, str) or not arg:
                 raise ProtocolError(f"{self.name} arguments must be non-empty strings")
+
+    @property
+    def known(self) -> bool:
+        """Whether the command is one of the specification's (DM 2.0 §3)."""
+        return self.name in ARITY
 
     @classmethod
     def of(cls, name: str, *args: str) -> Command:
@@ -190,9 +210,12 @@ class Command:
             "title": "Command",
             "description": "One management command: `[name, argument, ...]`. Arguments per "
             f"command: {arity}. The argument order beyond GET, HGET, HPOST and END is the "
-            "lab's choice (protocol brief §3).",
+            "lab's choice (argument-order). Another upper-case name is relayed with up to "
+            f"{MAX_UNKNOWN_ARGS} arguments; devices answer it 501 (unknown-command).",
             "type": "array",
-            "prefixItems": [{"enum": list(ARITY)}],
+            "prefixItems": [
+                {"type": "string", "pattern": f"^{COMMAND_NAME.pattern}$", "examples": list(ARITY)}
+            ],
             "items": {"type": "string", "minLength": 1},
             "minItems": 1,
             "allOf": [
@@ -235,22 +258,30 @@ class Commands:
 
 @wire_dataclass(frozen=True, slots=True, config=WIRE)
 class Status:
-    """The result of one command: an HTTP-like code, and data for GET (``Data``
-    carries a GET's value: lab choice)."""
+    """The result of one command: an HTTP-like code, data for GET (``Data`` carries a
+    GET's value: lab choice get-data), and ``URI``, where the device put what it
+    fetched (specification §6.4: an HGET without ClientURI)."""
 
     sc: Annotated[StrictInt, Field(ge=100, le=599)]
     data: Annotated[Any, Field(alias="Data")] = None
+    uri: Annotated[tuple[Text, ...], Field(alias="URI", max_length=100)] = ()
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.sc < 300
+        """2xx, or 304 (the server's cached copy is still good): the command did its job."""
+        return 200 <= self.sc < 300 or self.sc == 304
 
     @classmethod
     def from_json(cls, value: Any) -> Status:
         return parse(Status, value)
 
     def to_json(self) -> dict[str, Any]:
-        return dump(Status, self)
+        body: dict[str, Any] = dump(Status, self)
+        if self.uri:
+            body["URI"] = list(self.uri)
+        else:
+            body.pop("URI", None)
+        return body
 
 
 @wire_dataclass(frozen=True, slots=True, config=WIRE)
@@ -292,19 +323,38 @@ class Alert:
 
 
 @wire_dataclass(frozen=True, slots=True, config=WIRE)
+class MO:
+    """One entry of package 1's ``MOS`` (specification §6.2): a supported MOID, its
+    instances' MIIDs (required), and where its DDF is published."""
+
+    miid: Annotated[tuple[StrictStr, ...], Field(alias="MIID", max_length=MAX_INSTANCES)]
+    moid: Annotated[Text | None, Field(alias="MOID")] = None
+    ddf: Annotated[StrictStr | None, Field(alias="DDF")] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dump(MO, self)
+
+
+MOList = Annotated[tuple[MO, ...], Field(alias="MOS", max_length=MAX_MOS)]
+
+
+@wire_dataclass(frozen=True, slots=True, config=WIRE)
 class Report:
     """Package 3: one status per command of the round (END gets none), plus alerts.
-    Package 1 uses the same shape (alerts only, such as ServerInitiatedMgmt)."""
+    Package 1 uses the same shape: alerts (such as ServerInitiatedMgmt) and ``MOS``,
+    the management objects the device supports (specification §6.2)."""
 
     statuses: Annotated[tuple[Status, ...], Field(alias="Status", max_length=MAX_STATUSES)] = ()
     alerts: Annotated[tuple[Alert, ...], Field(alias="Alert", max_length=MAX_ALERTS)] = ()
+    mos: MOList = ()
 
     @classmethod
     def from_json(cls, value: Any) -> Report:
         return parse(Report, value)
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"Status": [s.to_json() for s in self.statuses]}
+        body: dict[str, Any] = {"MOS": [m.to_json() for m in self.mos]} if self.mos else {}
+        body["Status"] = [s.to_json() for s in self.statuses]
         if self.alerts:
             body["Alert"] = [a.to_json() for a in self.alerts]
         return body
@@ -312,11 +362,13 @@ class Report:
 
 @wire_dataclass(frozen=True, slots=True, config=WIRE)
 class AlertReport:
-    """The body of ``POST /alert``: at least one alert, and no statuses (they belong
-    to ``PUT /sessions/id/{sessionId}``)."""
+    """The body of ``POST /alert``: a package 1 with at least one alert (and ``MOS``
+    when the device lists its MOs), and no statuses (they belong to
+    ``PUT /sessions/id/{sessionId}``)."""
 
     alerts: Annotated[tuple[Alert, ...], Field(alias="Alert", min_length=1, max_length=MAX_ALERTS)]
     statuses: Annotated[tuple[Status, ...], Field(alias="Status", max_length=0)] = ()
+    mos: MOList = ()
 
 
 M = TypeVar("M")

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from ...protocol.messages import AlertReport
 from ..context import authenticate, note, services
 from ..operation import ALERT, ALERT_BODY, COMMANDS_200, DEVICE, Operation, empty
-from .common import base_url, commands_answer, read_report
+from .common import base_url, commands_answer, opening_summary, read_report
 
 
 async def alert(request: Request) -> Response:
@@ -17,7 +17,7 @@ async def alert(request: Request) -> Response:
     (such as a FUMO result) is recorded and answered with ``204``."""
     principal = authenticate(request, "device")
     report = await read_report(request, AlertReport)
-    note(request, request="Alert " + " ".join(str(a) for a in report.alerts))
+    note(request, request="Alert " + opening_summary(report))
     svc = services(request)
     device = svc.store.get_device(principal.name)
     assert device is not None

@@ -40,6 +40,17 @@ def _result(session: Session) -> str:
     return session.result.value if session.result else ""
 
 
+def opening_summary(report: Report) -> str:
+    """A package 1 for the trace: its alerts, and the MOs it lists (``MOS``)."""
+    parts = [str(a) for a in report.alerts]
+    if report.mos:
+        listed = ", ".join(
+            f"{(m.moid or '?').removeprefix('urn:oma:mo:')}[{','.join(m.miid)}]" for m in report.mos
+        )
+        parts.append(f"MOS {listed}")
+    return " ".join(parts)
+
+
 async def read_report(
     request: Request, model: type[Report] | type[AlertReport] = Report, *, optional: bool = False
 ) -> Report:
@@ -52,4 +63,4 @@ async def read_report(
         message: Report | AlertReport = parse(model, body)
     except ProtocolError as exc:
         raise bad_request(str(exc)) from None
-    return Report(message.statuses, message.alerts)
+    return Report(message.statuses, message.alerts, message.mos)

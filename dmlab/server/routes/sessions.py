@@ -19,7 +19,7 @@ from ..operation import (
     empty,
     json_answer,
 )
-from .common import base_url, commands_answer, read_report
+from .common import base_url, commands_answer, opening_summary, read_report
 
 
 def _listing(request: Request, state: State) -> Response:
@@ -51,9 +51,9 @@ async def completed(request: Request) -> Response:
 
 
 async def _opening_report(request: Request) -> Report:
-    """The optional package 1 body: alerts such as ServerInitiatedMgmt."""
+    """The optional package 1 body: alerts such as ServerInitiatedMgmt, and MOS."""
     report = await read_report(request, optional=True)
-    note(request, request=" ".join(str(a) for a in report.alerts))
+    note(request, request=opening_summary(report))
     return report
 
 
