@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import ssl
 from pathlib import Path
@@ -15,7 +16,9 @@ import pytest
 
 from dmlab.device import DMACC, VirtualDevice
 from dmlab.device.objects import noti_credentials
-from dmlab.protocol import provenance
+from dmlab.protocol import AlertType, ProtocolError, Report, Status, media, provenance
+from dmlab.protocol.alerts import fumo_operation, generic_alert, result_code
+from dmlab.protocol.messages import STATUS_TEXT, Alert, parse_commands
 from dmlab.protocol.notification import Notification, encode, notification_key
 from dmlab.runtime.tls import LabCA
 
@@ -157,3 +160,64 @@ def test_every_topic_distinguishes_its_sources() -> None:
     cr_rules = " ".join(p.rule for p in provenance.POINTS if p.source == provenance.CR)
     for mark in ("application/vnd.omadm-cmd+json", "SessionID", "PUT /sessions/id"):
         assert mark in cr_rules
+
+
+# --- points 1-3, 6, 7 at the message level (end to end: test_spec_device.py) -----------------
+
+
+def test_point1_lab_device_sends_initiation_json_with_mos_when_req_mos_asks() -> None:
+    async def scenario() -> list[httpx.Request]:
+        server = _Server()
+        device = _device(server)
+        key = notification_key("device-password")
+        await device.on_notification(encode(Notification("dmlab", 3, timestamp=NOW), key))
+        n = Notification("dmlab", notification_id=4, timestamp=NOW, req_mos=True)
+        await device.on_notification(encode(n, key))
+        await device.aclose()
+        return server.requests
+
+    plain, asked = asyncio.run(scenario())
+    for request in (plain, asked):
+        assert request.headers["content-type"] == media.DM20_INITIATION
+        assert media.DM20_REQUEST in request.headers["accept"]
+    assert "MOS" not in json.loads(plain.content)
+    body = json.loads(asked.content)
+    assert body["Alert"] == [
+        {"AlertType": AlertType.SERVER_INITIATED, "Data": {"NOTIFICATION-ID": 4}}
+    ]
+    listed = {m["MOID"]: m for m in body["MOS"]}
+    assert listed[DMACC]["MIID"] == ["dmlab"] and listed[DMACC]["DDF"].endswith("v1_2.ddf")
+    assert listed["urn:oma:mo:oma-fumo:1.0"] == {"MOID": "urn:oma:mo:oma-fumo:1.0", "MIID": ["fw1"]}
+    report = Report.from_json(body)  # the server's parser takes it
+    assert [m.moid for m in report.mos] == list(listed)
+
+
+def test_point2_status_carries_uri() -> None:
+    status = Status.from_json({"sc": 200, "URI": ["urn:oma:mo:x:1.0/a/", "urn:oma:mo:x:1.0/b/"]})
+    assert status.uri == ("urn:oma:mo:x:1.0/a/", "urn:oma:mo:x:1.0/b/")
+    assert status.to_json() == {"sc": 200, "URI": ["urn:oma:mo:x:1.0/a/", "urn:oma:mo:x:1.0/b/"]}
+    with pytest.raises(ProtocolError):
+        Status.from_json({"sc": 200, "URI": "not a list"})
+
+
+def test_point3_generic_alert_data_is_an_object_and_read_either_way() -> None:
+    alert = generic_alert(
+        AlertType.FUMO_DOWNLOAD_AND_UPDATE, "urn:x:1.0/a/Op", result=410, ok=False
+    )
+    assert alert.to_json()["Data"] == {"DM1x": 410} and alert.mark == "critical"
+    assert alert.alert_type.startswith("urn:oma:at:")
+    assert result_code(alert) == 410
+    old = Alert("org.openmobilealliance.dm.firmwareupdate.downloadandupdate", data=200)
+    assert result_code(old) == 200 and fumo_operation(old.alert_type) == "DownloadAndUpdate"
+
+
+def test_point6_default_and_unknown_commands_parse() -> None:
+    default, unknown = parse_commands([["DEFAULT", "urn:oma:mo:x:1.0", "https://s/x"], ["FROB"]])
+    assert default.known and not unknown.known
+    with pytest.raises(ProtocolError):
+        parse_commands([["DEFAULT", "urn:oma:mo:x:1.0"]])  # MOID and ServerURI
+
+
+def test_point7_status_meanings() -> None:
+    assert STATUS_TEXT[406] == "Not Acceptable"
+    assert Status(304).ok and not Status(406).ok

@@ -149,6 +149,16 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "the CR's response to PUT may carry commands; it does not say what ends a session",
     ),
     LabChoice(
+        "end-status",
+        "Package 3",
+        "after a package 2 that ends with END, the lab's device still PUTs the statuses of "
+        "the commands before END, and the server completes the session on that PUT",
+        "no package 3 after END, the session complete once END is sent (the specification)",
+        "the CR's PUT reports 'the results of performed DM Commands' and the lab's jobs read "
+        "the statuses of their last package; a device written to the specification sends "
+        "none, so its jobs should not end a package it needs results of with END",
+    ),
+    LabChoice(
         "argument-order",
         "Commands",
         "ServerURI first for HGET/HPUT/HPOST; ClientURI first for EXEC, SUB and UNSUB; "
@@ -355,6 +365,14 @@ POINTS: Final[tuple[Point, ...]] = (
         CR,
         "CR x.1.1",
     ),
+    Point(
+        "Package 3",
+        "no package 3 after a package 2 holding END (the client runs the commands, returns "
+        "nothing)",
+        SPEC,
+        "§2.4, §3.9",
+    ),
+    Point("Package 3", "the statuses of a package ending with END", LAB, "end-status"),
     Point("Package 3", "where a GET's data travels", LAB, "get-data"),
     Point("Package 3", "how the end of a session is answered", LAB, "session-end"),
     # Commands
