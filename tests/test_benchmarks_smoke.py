@@ -57,3 +57,14 @@ def test_growth_prints_times_and_ratios(store: str) -> None:
     assert len(lines_starting(out, f"{store} completed ")) == 2
     ratios = lines_starting(out, f"{store} ratio ")
     assert len(ratios) == 3 and all("target <= 1.5" in line for line in ratios)
+
+
+def test_longpoll_prints_waiting_and_polling_cost_and_the_ratio() -> None:
+    out = run("longpoll.py", "--polls", "5", "--seconds", "0.2")
+    for prefix in ("idle ", "waiting 5 ", "polling 5 "):
+        (line,) = lines_starting(out, prefix)
+        assert "% of a core" in line
+    (ratio,) = lines_starting(out, "ratio waiting/polling ")
+    float(ratio.split()[-1])
+    (woken,) = lines_starting(out, "woken 5 polls")
+    assert "all answered 200" in woken

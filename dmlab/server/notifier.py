@@ -4,11 +4,14 @@ Delivery has two channels behind one call. A device in the same process (the
 notebook lab) registers a listener and gets the bytes at once. A device in
 another process long-polls ``GET /notifications`` over HTTPS, which needs no
 listening socket on the device (phones behind NAT cannot take incoming
-connections either); its notifications wait in a small mailbox meanwhile.
+connections either); its notifications wait in a small mailbox meanwhile, and
+a waiting poll sleeps until a delivery wakes it (no timer, no CPU while idle).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import secrets
 import threading
@@ -22,6 +25,7 @@ from ..store import Device
 from ..trace import Trace
 
 Listener = Callable[[bytes], None]
+Wake = Callable[[], None]
 
 #: Notifications kept per device for long-polling; older ones are dropped
 #: (one pending notification is enough to make a device call /sessions/next).
@@ -51,6 +55,8 @@ class Notifier:
         self._lock = threading.Lock()
         self._listeners: dict[str, Listener] = {}
         self._mailboxes: dict[str, deque[bytes]] = defaultdict(lambda: deque(maxlen=MAILBOX_SIZE))
+        #: Polls waiting for each device's mailbox, each woken on its own loop.
+        self._waiting: dict[str, set[Wake]] = {}
 
     def listen(self, dev_id: str, listener: Listener) -> Callable[[], None]:
         with self._lock:
@@ -101,6 +107,8 @@ class Notifier:
             listener = self._listeners.get(dev_id)
             if listener is None:
                 self._mailboxes[dev_id].append(package)
+                for wake in self._waiting.get(dev_id, ()):
+                    wake()
         if listener is not None:
             listener(package)
 
@@ -108,6 +116,44 @@ class Notifier:
         with self._lock:
             box = self._mailboxes.get(dev_id)
             return box.popleft() if box else None
+
+    def waiting(self) -> int:
+        """How many polls are waiting now, over all devices."""
+        with self._lock:
+            return sum(len(polls) for polls in self._waiting.values())
+
+    async def wait(self, dev_id: str, timeout: float) -> bytes | None:
+        """The device's next notification, waiting up to ``timeout`` s for one to arrive.
+
+        The wait sleeps until :meth:`deliver` (on any thread) wakes it, so a waiting
+        long-poll costs no CPU. ``None`` if nothing came in time.
+        """
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+
+        def wake() -> None:  # any thread, under self._lock
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+                loop.call_soon_threadsafe(arrived.set)
+
+        deadline = loop.time() + timeout
+        while True:
+            with self._lock:
+                box = self._mailboxes.get(dev_id)
+                if box:
+                    return box.popleft()
+                self._waiting.setdefault(dev_id, set()).add(wake)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await arrived.wait()
+            except TimeoutError:
+                return self.take(dev_id)
+            finally:
+                with self._lock:
+                    waiting = self._waiting.get(dev_id, set())
+                    waiting.discard(wake)
+                    if not waiting:
+                        self._waiting.pop(dev_id, None)
+            arrived.clear()  # another poll for the same device may have taken it
 
     def forget(self, dev_id: str) -> None:
         with self._lock:

@@ -4,7 +4,6 @@ long-poll notification channel, and the front page."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -14,6 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from ...protocol import media
 from ...protocol.firmware import lab_package
 from ..context import authenticate, note, owned_device, services
+from ..disconnect import unless_disconnected
 from ..jobs import is_version
 from ..negotiation import parse_json, read_body, wants_html
 from ..operation import BOTH, DATA, DEVICE, PEOPLE, Operation, empty, json_answer, resource_rows
@@ -25,7 +25,6 @@ DATA_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
 #: Longest wait a long-poll may ask for, in seconds.
 MAX_WAIT = 30.0
 WAIT_RULE = f"wait is a number of seconds from 0 to {MAX_WAIT:g}"
-POLL_INTERVAL = 0.05
 
 
 async def home(request: Request) -> Response:
@@ -102,16 +101,13 @@ async def notifications(request: Request) -> Response:
     # outside the documented range, as is one beyond MAX_WAIT.
     if not 0 <= wait <= MAX_WAIT:
         raise Problem(400, "bad-request", WAIT_RULE)
-    notifier = services(request).notifier
-    deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        package = notifier.take(principal.name)
-        if package is not None:
-            note(request, response=f"DM Notification ({len(package)} bytes)")
-            return Response(package, media_type=media.NOTIFICATION)
-        if asyncio.get_running_loop().time() >= deadline or await request.is_disconnected():
-            return Response(status_code=204)
-        await asyncio.sleep(POLL_INTERVAL)
+    package = await unless_disconnected(
+        request, services(request).notifier.wait(principal.name, wait)
+    )
+    if package is None:
+        return Response(status_code=204)
+    note(request, response=f"DM Notification ({len(package)} bytes)")
+    return Response(package, media_type=media.NOTIFICATION)
 
 
 def _stored_data(description: str) -> dict[str, Any]:
