@@ -62,6 +62,10 @@ def test_conform_server_against_dmlab_serve(tmp_path: Path) -> None:
         assert re.search(rf"^(PASS|WARN) +{re.escape(p.name)}", log, re.M), p.id
 
     report = json.loads(reports["json"].read_text())
+    bodies = [e["response_body"] for o in report["outcomes"] for e in o["exchanges"]]
+    # Registration answers are kept, without the device's secret.
+    assert any(re.search(r'"secret":\s*"\(redacted\)"', b) for b in bodies)
+    assert not any(re.search(r'"secret":\s*"(?!\(redacted\))', b) for b in bodies)
     verdicts = {o["id"]: o["verdict"] for o in report["outcomes"]}
     assert len(verdicts) == len(server_side)
     assert {i for i, v in verdicts.items() if v != "PASS"} <= LAB_WARNINGS, verdicts

@@ -231,7 +231,7 @@ class CheckingServer:
         """Record a request as it arrives (its answer is filled in by ``_finish``)."""
         body = await request.body()
         exchange = Exchange(
-            self.dev_id[-6:] if role == "device" else f"browser component {self.dev_id[-6:]}",
+            f"device {self.dev_id}" if role == "device" else f"browser component {self.dev_id}",
             role,
             request.method,
             request.url.path + (f"?{request.url.query}" if request.url.query else ""),

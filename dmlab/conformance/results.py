@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..diagram import SequenceDiagram
+from ..trace import Exchange as Arrowed
 from .purposes import TestPurpose, Verdict, clause_key
-from .wire import Exchange
+from .wire import Exchange, json_or_none, media_type
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +36,10 @@ class Outcome:
             return None
         return self.exchanges[self.decisive]
 
+    def diagram(self) -> SequenceDiagram:
+        """The exchanges behind the verdict as a sequence diagram (dmlab.diagram)."""
+        return SequenceDiagram(_arrowed(i, e) for i, e in enumerate(self.exchanges, 1))
+
     def line(self) -> str:
         """One line per purpose, as the CLI prints them while running."""
         return f"{self.verdict.value:<12} {self.purpose.name} {self.purpose.title}" + (
@@ -53,6 +61,44 @@ class Outcome:
             "decisive": self.decisive,
             "exchanges": [e.to_json() for e in self.exchanges],
         }
+
+
+_SESSION_PATH = re.compile(r"/sessions?/id/([^/?]+)")
+
+
+def _arrowed(seq: int, e: Exchange) -> Arrowed:
+    """One kit exchange as a trace record, so dmlab.diagram can draw it."""
+    in_path = _SESSION_PATH.search(e.target)
+    answer = json_or_none(e.response_body)
+    session = in_path[1] if in_path else ""
+    if not session and isinstance(answer, dict) and isinstance(answer.get("SessionID"), str):
+        session = answer["SessionID"]
+    return Arrowed(
+        seq,
+        0.0,
+        e.role,
+        "server" if e.status is not None else "unknown",
+        e.dev_id,
+        e.method,
+        e.target.split("?", 1)[0],
+        e.status or 0,
+        session,
+        _summary(e.request_body, dict(e.request_headers).get("content-type", "")),
+        e.error or _summary(e.response_body, e.header("content-type")),
+    )
+
+
+def _summary(body: str, content_type: str) -> str:
+    """A body in a few words for an arrow's label."""
+    kind = media_type(content_type)
+    if not body:
+        return ""
+    if kind == "text/html":
+        return "HTML page"
+    value = json_or_none(body)
+    if value is not None:
+        return json.dumps(value, separators=(",", ":"))
+    return body.split("\n", 1)[0]
 
 
 @dataclass

@@ -64,7 +64,9 @@ TWO_ROUNDS = {"job": "firmware-update", "params": {"version": "2.0.0"}}
 NOTIFICATION_WAIT = 5.0
 SERVER_INITIATED = "urn:oma:at:dm:2.0:ServerInitiatedMgmt"
 CLIENT_INITIATED = "urn:oma:at:dm:2.0:ClientInitiatedMgmt"
-FUMO_ALERT = "org.openmobilealliance.dm.firmwareupdate.downloadandupdate"
+#: A generic alert as DM 2.0 shapes one: a FUMO result (the lab's fumo-alert reading).
+FUMO_ALERT = "urn:oma:at:fumo:1.0:DownloadAndUpdate"
+DEVICE_ROLES = ("device", "browser-component")
 NOT_JSON = b'{"Status": [{"sc": 200}'  # cut short: not JSON
 
 
@@ -90,7 +92,7 @@ class Dev:
     @property
     def actor(self) -> Actor:
         return Actor(
-            f"device {self.short}",
+            f"device {self.dev_id}",
             "device",
             (self.dev_id, self.secret),
             ((DEVID_HEADER, self.dev_id),),
@@ -100,15 +102,11 @@ class Dev:
     def component(self) -> Actor:
         """The device's browser component (same credentials; the CR's Accept)."""
         return Actor(
-            f"browser component {self.short}",
+            f"browser component {self.dev_id}",
             "browser-component",
             (self.dev_id, self.secret),
             (("Accept", COMMANDS),),
         )
-
-    @property
-    def short(self) -> str:
-        return self.dev_id[-6:]
 
 
 @dataclass
@@ -229,6 +227,7 @@ class Check:
             path_of(str(request.url)),
             kept_headers(request.headers),
             excerpt(request.content, request.headers.get("content-type", "")),
+            dev_id=actor.auth[0] if actor.auth and actor.role in DEVICE_ROLES else "",
         )
         self.exchanges.append(record)
         started = time.monotonic()
@@ -1045,7 +1044,11 @@ def _alert(alert_type: str, **fields: Any) -> dict[str, Any]:
 def _alert_generic(c: Check) -> None:
     dev = c.device()
     body = _alert(
-        FUMO_ALERT, SourceURI=f"{FUMO}/fw1/DownloadAndUpdate", Mark="informational", Data=200
+        FUMO_ALERT,
+        SourceURI=f"{FUMO}/fw1/DownloadAndUpdate",
+        Mark="informational",
+        DataType="int",
+        Data={"DM1x": 200},
     )
     answer = c.send(dev.actor, "POST", "/alert", body=body, content_type=DM_RESPONSE)
     c.expect(answer.is_success, f"the generic alert answered {answer.status_code}")

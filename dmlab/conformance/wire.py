@@ -9,6 +9,7 @@ characters; credentials are never kept.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -52,6 +53,7 @@ class Exchange:
     response_body: str = ""
     error: str = ""
     seconds: float = 0.0
+    dev_id: str = ""  # the device a device's or browser component's request speaks for
 
     def header(self, name: str) -> str:
         name = name.lower()
@@ -81,8 +83,12 @@ class Exchange:
         return "\n".join(lines)
 
 
+#: JSON members whose values a record never keeps (a registration answer holds the secret).
+_SECRET_MEMBER = re.compile(r'("(?:secret|password)"\s*:\s*)"[^"]*"', re.I)
+
+
 def excerpt(data: bytes | str, content_type: str = "") -> str:
-    """Text of a body for a record: binary shown as hex, long bodies cut."""
+    """Text of a body for a record: binary shown as hex, secrets redacted, long bodies cut."""
     if isinstance(data, bytes):
         if data and not _is_text(content_type):
             shown = data[: MAX_BODY // 2].hex(" ")
@@ -90,6 +96,7 @@ def excerpt(data: bytes | str, content_type: str = "") -> str:
         text = data.decode("utf-8", "replace")
     else:
         text = data
+    text = _SECRET_MEMBER.sub(r'\1"(redacted)"', text)
     return text if len(text) <= MAX_BODY else text[:MAX_BODY] + f"… ({len(text)} characters)"
 
 
