@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dmlab.conformance import PURPOSES, Verdict, run, select
@@ -350,3 +351,26 @@ def test_every_tls_purpose_can_fail(breakable: tuple[Switchable, str, str]) -> N
         assert verdict("TP/TLS/003", old.url) is Verdict.FAIL
     with ServerThread(switch, LabCA.create()) as stranger:  # a certificate the CA did not sign
         assert verdict("TP/TLS/004", stranger.url) is Verdict.FAIL
+
+
+def test_given_devices_stand_in_where_registration_is_refused(
+    breakable: tuple[Switchable, str, str],
+) -> None:
+    switch, url, cafile = breakable
+    verify = ssl.create_default_context(cafile=cafile)
+    with httpx.Client(base_url=url, verify=verify, auth=ACCOUNT) as account:
+        given = account.post("/devices/new", json={"devId": "IMEI:350000000000001"}).json()
+    switch.use(rewrite("POST", "/devices/new", instead=(403, JSON_TYPE, b"{}")))
+    try:
+        result = run(
+            url,
+            cafile=cafile,
+            accounts=ACCOUNTS,
+            devices=[(given["devId"], given["secret"])],
+            only="TP/SESS/NEXT/001,TP/SESS/NEXT/002,TP/SESS/PEND/001,TP/SESS/PEND/004",
+        )
+    finally:
+        switch.use(None)
+    verdicts = result.verdicts()
+    assert verdicts.pop("TP/SESS/PEND/004") == "INCONCLUSIVE"  # it needs two devices
+    assert set(verdicts.values()) == {"PASS"}, [o.line() for o in result.outcomes]

@@ -448,6 +448,11 @@ class CheckingServer:
                 f"the report went to the old id {sid}, not {session.ids[-1]}",
                 [index],
             )
+            # The session cannot go on: end it, so the rest of the script can.
+            session.ended = True
+            if session.kind == "notified":
+                reason = "the session was cut short (see TP/DEV/SESS/002)"
+                self._decide("TP/DEV/SESS/001", Verdict.INCONCLUSIVE, reason, [index])
             return response
         commands = session.rounds[session.done]
         problem = self._check_statuses(commands, body)

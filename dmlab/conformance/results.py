@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -89,16 +88,37 @@ def _arrowed(seq: int, e: Exchange) -> Arrowed:
 
 
 def _summary(body: str, content_type: str) -> str:
-    """A body in a few words for an arrow's label."""
-    kind = media_type(content_type)
+    """A body in a few words for an arrow's label, as the server's own trace words them."""
     if not body:
         return ""
-    if kind == "text/html":
+    if media_type(content_type) == "text/html":
         return "HTML page"
     value = json_or_none(body)
-    if value is not None:
-        return json.dumps(value, separators=(",", ":"))
-    return body.split("\n", 1)[0]
+    if not isinstance(value, dict):
+        return body.split("\n", 1)[0][:60]
+    words = []
+    if isinstance(value.get("SessionID"), str):
+        words.append(f"SessionID {value['SessionID']}")
+    if isinstance(value.get("CMD"), list):
+        words.append(
+            "CMD " + " ".join(str(c[0]) for c in value["CMD"] if isinstance(c, list) and c)
+        )
+    if isinstance(value.get("Status"), list):
+        words.append(
+            "Status " + " ".join(str(s.get("sc")) for s in value["Status"] if isinstance(s, dict))
+        )
+    if isinstance(value.get("Alert"), list):
+        words.append(
+            "Alert "
+            + " ".join(
+                str(a.get("AlertType", "")).rsplit(":", 1)[-1]
+                for a in value["Alert"]
+                if isinstance(a, dict)
+            )
+        )
+    if isinstance(value.get("devId"), str) and not words:
+        words.append(f"devId {value['devId']}")
+    return "; ".join(words) or ", ".join(sorted(value))[:60]
 
 
 @dataclass

@@ -124,7 +124,6 @@ class Target:
         self.context = ssl.create_default_context(cafile=self.cafile)
         self.client = httpx.Client(base_url=self.url, verify=self.context, timeout=self.timeout)
         self.registered: list[tuple[str, str]] = []  # (account name, devId) to remove
-        self._spare = list(self.devices)
 
     def account(self, index: int) -> Actor | None:
         if index >= len(self.accounts):
@@ -138,8 +137,9 @@ class Target:
         name, password = self.accounts[index]
         return Actor(f"browser {name}", "browser", (name, password), (("Accept", BROWSER_ACCEPT),))
 
-    def spare_device(self) -> tuple[str, str] | None:
-        return self._spare.pop(0) if self._spare else None
+    def given_device(self, taken: set[str]) -> tuple[str, str] | None:
+        """A ``--device`` this purpose has not taken yet (each purpose may use them all)."""
+        return next((d for d in self.devices if d[0] not in taken), None)
 
     def close(self) -> None:
         """Unregister every device the kit registered."""
@@ -164,6 +164,7 @@ class Check:
         self.purpose = purpose
         self.exchanges: list[Exchange] = []
         self.notes: list[str] = []
+        self._taken: set[str] = set()  # the --devices this purpose uses
 
     # Verdicts -----------------------------------------------------------------------
     def expect(self, condition: bool, reason: str) -> None:
@@ -278,12 +279,13 @@ class Check:
         if answer.is_success and isinstance(secret, str):
             self.target.registered.append((self.target.accounts[account][0], dev_id))
             return Dev(dev_id, secret, actor.label, True)
-        spare = self.target.spare_device() if account == 0 else None
+        spare = self.target.given_device(self._taken) if account == 0 else None
         self.need(
             spare is not None,
             f"could not register a device ({answer.status_code}) and no --device is left to use",
         )
         assert spare is not None
+        self._taken.add(spare[0])
         dev = Dev(spare[0], spare[1], actor.label, False)
         self.drain(dev)
         return dev
@@ -291,10 +293,13 @@ class Check:
     def drain(self, dev: Dev) -> None:
         """Run a given device's pending sessions to their end, so it starts clean."""
         for _ in range(20):
-            answer = self.send(dev.actor, "POST", "/sessions/next")
-            if answer.status_code != 200:
+            package = self.package(self.send(dev.actor, "POST", "/sessions/next"))
+            if not package:
                 return
-            self.finish(dev, self.package(answer))
+            for _round in range(10):
+                package = self.package(self.report(dev, package["SessionID"], package["CMD"]))
+                if not package:
+                    break
 
     def queue(
         self,
