@@ -39,6 +39,7 @@ from .wire import (
     DM_RESPONSE,
     FORM,
     JSON,
+    PACKAGE_1,
     Actor,
     Exchange,
     Form,
@@ -614,7 +615,7 @@ def _next_account(c: Check) -> None:
 def _next_bad_body(c: Check) -> None:
     dev = c.device()
     sid = c.queue(dev)
-    answer = c.send(dev.actor, "POST", "/sessions/next", content=NOT_JSON, content_type=DM_RESPONSE)
+    answer = c.send(dev.actor, "POST", "/sessions/next", content=NOT_JSON, content_type=PACKAGE_1)
     c.refused(answer, "a package 1 that is not JSON")
     c.expect(c.still_pending(dev, sid), f"session {sid} is no longer pending")
 
@@ -1055,7 +1056,7 @@ def _alert_generic(c: Check) -> None:
         DataType="int",
         Data={"DM1x": 200},
     )
-    answer = c.send(dev.actor, "POST", "/alert", body=body, content_type=DM_RESPONSE)
+    answer = c.send(dev.actor, "POST", "/alert", body=body, content_type=PACKAGE_1)
     c.expect(answer.is_success, f"the generic alert answered {answer.status_code}")
 
 
@@ -1064,7 +1065,7 @@ def _alert_opens(c: Check) -> None:
     dev = c.device()
     c.queue(dev)
     answer = c.send(
-        dev.actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=DM_RESPONSE
+        dev.actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=PACKAGE_1
     )
     _starts_with_commands(c, answer, COMMANDS_ONE_ROUND)
     c.expect(
@@ -1076,7 +1077,7 @@ def _alert_opens(c: Check) -> None:
 def _alert_idle(c: Check) -> None:
     dev = c.device()
     answer = c.send(
-        dev.actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=DM_RESPONSE
+        dev.actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=PACKAGE_1
     )
     c.expect(
         answer.status_code == 204 or (answer.status_code == 200 and bool(c.package(answer))),
@@ -1090,11 +1091,11 @@ def _alert_refused(c: Check) -> None:
     sid = c.queue(dev)
     kind = c.purpose.id[-1]
     if kind == "5":
-        answer = c.send(dev.actor, "POST", "/alert", content=NOT_JSON, content_type=DM_RESPONSE)
+        answer = c.send(dev.actor, "POST", "/alert", content=NOT_JSON, content_type=PACKAGE_1)
     else:
         actor = c.a if kind == "4" else NOBODY
         answer = c.send(
-            actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=DM_RESPONSE
+            actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=PACKAGE_1
         )
     c.refused(answer, "the alert")
     c.expect(c.still_pending(dev, sid), f"session {sid} is no longer pending")
@@ -1220,9 +1221,12 @@ def _run_after_notification(c: Check, dev: Dev) -> bytes:
         raise Decided(
             c.purpose.on_violation, f"the notification does not decode: {exc}", len(c.exchanges) - 1
         ) from None
-    alert = {"AlertType": SERVER_INITIATED, **({"Data": nid} if nid is not None else {})}
+    # DM 2.0: package 1 names the notification it answers (Data {"NOTIFICATION-ID": n}).
+    alert: dict[str, Any] = {"AlertType": SERVER_INITIATED}
+    if nid is not None:
+        alert["Data"] = {"NOTIFICATION-ID": nid}
     opened = c.send(
-        dev.actor, "POST", "/sessions/next", body={"Alert": [alert]}, content_type=DM_RESPONSE
+        dev.actor, "POST", "/sessions/next", body={"Alert": [alert]}, content_type=PACKAGE_1
     )
     package = c.package(opened)
     c.expect(
@@ -1264,7 +1268,7 @@ def _flow_client_initiated(c: Check) -> None:
     dev = c.device()
     sid = c.queue(dev)
     answer = c.send(
-        dev.actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=DM_RESPONSE
+        dev.actor, "POST", "/alert", body=_alert(CLIENT_INITIATED), content_type=PACKAGE_1
     )
     package = c.package(answer)
     c.expect(

@@ -23,7 +23,8 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie"})
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 COMMANDS = "application/vnd.omadm-cmd+json"
 JSON = "application/json"
-DM_RESPONSE = "application/vnd.oma.dm.response+json"
+DM_RESPONSE = "application/vnd.oma.dm.response+json"  # package 3
+PACKAGE_1 = "application/vnd.oma.dm.initiation+json"  # DM 2.0's package 1
 FORM = "application/x-www-form-urlencoded"
 DEVID_HEADER = "OMADM-DevID"
 
