@@ -74,7 +74,10 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#eef3f8}
 .v{font-weight:bold;white-space:nowrap}
-pre{background:#f6f6f6;padding:.5em;overflow-x:auto;white-space:pre-wrap;max-height:30em}
+pre{background:#f6f6f6;padding:.5em;overflow:auto;white-space:pre-wrap;word-break:break-all;max-height:30em}
+table.clause{table-layout:fixed;width:100%}
+table.clause th:nth-child(1){width:9em}table.clause th:nth-child(2){width:10em}
+table.clause th:nth-child(4){width:6.5em}table.clause th:nth-child(5){width:45%}
 details{margin:.2em 0}
 blockquote{margin:.3em 0;padding-left:.6em;border-left:3px solid #ccc;color:#444}
 .ex-decisive{border-left:4px solid #b00020}
@@ -91,7 +94,7 @@ def _exchanges(o: Outcome) -> str:
     parts = []
     for i, exchange in enumerate(o.exchanges):
         decisive = i == o.decisive
-        label = ("▶ deciding: " if decisive else "") + escape(exchange.summary())
+        label = ("deciding: " if decisive else "") + escape(exchange.summary())
         parts.append(
             f"<details{' open' if decisive else ''}{' class=ex-decisive' if decisive else ''}>"
             f"<summary>{label}</summary><pre>{escape(exchange.http_text())}</pre></details>"
@@ -127,7 +130,7 @@ def html(result: Result, title: str = "dmlab conformance report") -> str:
     for clause, group in groupby(ordered, key=lambda o: o.purpose.clause):
         out.append(f'<h2 id="clause-{escape(clause)}">Clause {escape(clause)}</h2>')
         out.append(
-            "<table><tr><th>test purpose</th><th>resource</th><th>checks</th>"
+            '<table class="clause"><tr><th>test purpose</th><th>resource</th><th>checks</th>'
             "<th>verdict</th><th>why, and the exchanges</th></tr>"
         )
         for o in group:
