@@ -128,3 +128,12 @@ def test_conform_device_against_dmlab_device(tmp_path: Path) -> None:
             assert re.search(rf"^PASS +{re.escape(p.name)}", log, re.M), (p.id, log)
     suite = ET.parse(tmp_path / "d.xml").getroot()
     assert suite.get("failures") == "0"
+
+
+def test_only_matching_nothing_is_an_error(tmp_path: Path) -> None:
+    process = Process.start(
+        "conform", "server", "https://127.0.0.1:9", "--only", "TP/NOPE", cwd=tmp_path
+    )
+    process.expect(r"no server test purpose matches --only 'TP/NOPE'", START_TIMEOUT)
+    assert process.popen.wait(START_TIMEOUT) == 2
+    process.close()

@@ -6,8 +6,18 @@ It is a client of what it checks: it talks HTTP only, and never imports the lab'
 server or core.
 """
 
+from .device import CheckingServer
 from .purposes import PURPOSES, TestPurpose, Verdict, select
 from .results import Outcome, Result
 from .server import run
 
-__all__ = ["PURPOSES", "Outcome", "Result", "TestPurpose", "Verdict", "run", "select"]
+__all__ = [
+    "PURPOSES",
+    "CheckingServer",
+    "Outcome",
+    "Result",
+    "TestPurpose",
+    "Verdict",
+    "run",
+    "select",
+]

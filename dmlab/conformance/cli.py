@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from . import reports
+from .purposes import Side, select
 
 
 def _pair(what: str) -> Any:
@@ -72,9 +73,18 @@ def _finish(result: Any, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _nothing_selected(side: Side, only: str | None) -> bool:
+    if only and not select(side, only):
+        print(f"no {side} test purpose matches --only {only!r}", file=sys.stderr)
+        return True
+    return False
+
+
 def server(args: argparse.Namespace) -> int:
     from .server import run
 
+    if _nothing_selected("server", args.only):
+        return 2
     if not args.account:
         print("note: without --account only the TLS purposes can be decided", file=sys.stderr)
     result = run(
@@ -91,6 +101,8 @@ def server(args: argparse.Namespace) -> int:
 def device(args: argparse.Namespace) -> int:
     from .device import CheckingServer
 
+    if _nothing_selected("device", args.only):
+        return 2
     with CheckingServer(
         args.data, port=args.port, server_id=args.server_id, only=args.only
     ) as checking:
