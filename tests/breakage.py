@@ -443,29 +443,49 @@ class BadDigest(Breakage):
 
 
 class AnyDevicesSession(Breakage):
-    """An idle ``POST /sessions/next`` starts another device's pending session of
-    the same account (it reaches into the lab's engine: a test-only wrapper)."""
+    """An idle ``POST /sessions/next`` starts another device's pending session (one
+    whose secret the wrapper saw in its registration answer)."""
 
-    method, path = "POST", "/sessions/next"
-
-    def __init__(self, app: ASGIApp, services: Any) -> None:
+    def __init__(self, app: ASGIApp, accounts: list[tuple[str, str]]) -> None:
         super().__init__(app)
-        self.services = services
+        self.accounts = accounts
+        self.secrets: dict[str, str] = {}
+
+    def matches(self, scope: Scope) -> bool:
+        return scope["type"] == "http" and (scope["method"], scope["path"]) in {
+            ("POST", "/devices/new"),
+            ("POST", "/sessions/next"),
+        }
 
     async def handle(self, scope: Scope, body: bytes, send: Any) -> None:
         result = await call(self.app, scope, body)
-        dev_id = _header(scope, b"omadm-devid").decode()
-        device = self.services.store.get_device(dev_id)
-        if result[0] == 204 and device is not None:
-            for other in self.services.engine.pending_of_account(device.account):
-                if other.dev_id != dev_id:
-                    started = self.services.engine.start(
-                        other.dev_id, other.session_id, "https://x"
-                    )
-                    package = {
-                        "SessionID": started.session_id,
-                        "CMD": [c.to_json() for c in started.rounds[-1].commands],
-                    }
-                    result = (200, JSON_TYPE, json.dumps(package).encode())
-                    break
+        if scope["path"] == "/devices/new" and result[0] == 201:
+            registered = json.loads(result[2])
+            self.secrets[registered["devId"]] = registered["secret"]
+        elif result[0] == 204:
+            result = await self._steal(scope, _header(scope, b"omadm-devid").decode()) or result
         await reply(send, result)
+
+    async def _steal(self, scope: Scope, mine: str) -> Answer | None:
+        for name, password in self.accounts:
+            auth = b"Basic " + base64.b64encode(f"{name}:{password}".encode())
+            listing = {
+                **scope,
+                "method": "GET",
+                "path": "/sessions/pending",
+                "raw_path": b"/sessions/pending",
+            }
+            _, _, out = await call(self.app, _with_header(listing, b"authorization", auth), b"")
+            for session in json.loads(out)["Sessions"]:
+                other = session["DevID"]
+                if other != mine and other in self.secrets:
+                    path = f"/sessions/id/{session['SessionID']}"
+                    start = {**scope, "path": path, "raw_path": path.encode()}
+                    creds = b"Basic " + base64.b64encode(f"{other}:{self.secrets[other]}".encode())
+                    start = _with_header(
+                        _with_header(start, b"authorization", creds), b"omadm-devid", other.encode()
+                    )
+                    stolen = await call(self.app, start, b"")
+                    if stolen[0] == 200:
+                        return stolen
+        return None

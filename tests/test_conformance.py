@@ -21,12 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dmlab import Lab
 from dmlab.conformance import PURPOSES, Verdict, run, select
 from dmlab.conformance.purposes import CLAUSE_ORDER, change_request, markdown_table, normalized
 from dmlab.conformance.server import CHECKS
 from dmlab.protocol.provenance import CHOICE_IDS
 from dmlab.runtime import LabCA, ServerThread
-from dmlab.server import build_services, create_app
 
 from breakage import (
     COMMANDS,
@@ -138,16 +138,13 @@ def test_readme_table_is_generated_from_the_purposes() -> None:
 
 @pytest.fixture(scope="module")
 def breakable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Switchable, str, str]]:
-    """The lab's server behind a switchable breakage, over real HTTPS."""
-    services = build_services(hash_cost=HASH_COST)
-    for name, password in ACCOUNTS:
-        services.add_account(name, password)
-    switch = Switchable(create_app(services))
-    switch.services = services  # type: ignore[attr-defined]  # for the test-only wrappers
-    ca = LabCA.create()
-    cafile = str(ca.write_ca(tmp_path_factory.mktemp("ca") / "ca.pem"))
-    with ServerThread(switch, ca) as server:
-        yield switch, server.url, cafile
+    """The lab's app behind a switchable breakage, served over real HTTPS."""
+    with Lab(hash_cost=HASH_COST) as lab:
+        lab.add_account(*RIVAL)
+        switch = Switchable(lab.app)
+        cafile = str(lab.ca.write_ca(tmp_path_factory.mktemp("ca") / "ca.pem"))
+        with ServerThread(switch, lab.ca) as server:
+            yield switch, server.url, cafile
 
 
 BROKEN: dict[str, tuple[Callable[..., object], str, set[str]]] = {
@@ -242,50 +239,50 @@ def _status(old: int, new: int) -> Callable[[Answer], Answer]:
 
 SESSION_ID, DEV = "/sessions/id/[^/]+", "/devices/[^/]+"
 MATRIX: list[tuple[str, Callable[..., object], set[str]]] = [
-    # name, breakage (given the app, the accounts and the services), purposes that must break
-    ("refusals pass: session listings", lambda app, *_: accepting("GET", "/sessions/(pending|completed)")(app), {"TP/SESS/PEND/005", "TP/SESS/COMP/006"}),
-    ("refusals pass: POST /sessions/next", lambda app, *_: accepting("POST", "/sessions/next")(app), {"TP/SESS/NEXT/004", "TP/SESS/NEXT/005"}),
-    ("refusals pass: POST /sessions/id", lambda app, *_: accepting("POST", SESSION_ID)(app), {f"TP/SESS/START/00{i}" for i in range(2, 8)}),
-    ("refusals pass: PUT /sessions/id", lambda app, *_: accepting("PUT", SESSION_ID)(app), {f"TP/SESS/PUT/{i:03}" for i in range(3, 11)}),
-    ("refusals pass: DELETE /session/id", lambda app, *_: accepting("DELETE", "/session/id/[^/]+")(app), {f"TP/SESS/DEL/00{i}" for i in range(3, 8)}),
-    ("refusals pass: GET /devices", lambda app, *_: accepting("GET", "/devices")(app), {"TP/DEVS/LIST/003"}),
-    ("refusals pass: GET /devices/new", lambda app, *_: accepting("GET", "/devices/new")(app), {"TP/DEVS/FORM/002"}),
-    ("refusals pass: POST /devices/new", lambda app, *_: accepting("POST", "/devices/new")(app), {"TP/DEVS/REG/002", "TP/DEVS/REG/003", "TP/DEVS/REG/004"}),
-    ("refusals pass: GET /devices/{devId}", lambda app, *_: accepting("GET", DEV)(app), {"TP/DEVS/GET/003", "TP/DEVS/GET/004"}),
-    ("refusals pass: PUT /devices/{devId}", lambda app, *_: accepting("PUT", DEV)(app), {"TP/DEVS/PUT/002", "TP/DEVS/PUT/003", "TP/DEVS/PUT/004"}),
-    ("refusals pass: DELETE /devices/{devId}", lambda app, *_: accepting("DELETE", DEV)(app), {"TP/DEVS/DEL/002", "TP/DEVS/DEL/003"}),
-    ("refusals pass: POST /alert", lambda app, *_: accepting("POST", "/alert")(app), {"TP/ALRT/004", "TP/ALRT/005", "TP/ALRT/006"}),
-    ("pending list empty", lambda app, *_: rewrite("GET", "/sessions/pending", response=on_json(lambda b: {"Sessions": []}))(app), {"TP/SESS/PEND/001", "TP/SESS/PEND/002"}),
-    ("listings leak every account", lambda app, accounts, _: LeakyListings(app, accounts), {"TP/SESS/PEND/003", "TP/SESS/PEND/004", "TP/SESS/COMP/004"}),
-    ("completed list empty", lambda app, *_: rewrite("GET", "/sessions/completed", response=on_json(lambda b: {"Sessions": []}))(app), {"TP/SESS/COMP/001", "TP/SESS/COMP/002", "TP/SESS/COMP/003"}),
-    ("completed lists pending", lambda app, *_: CompletedListsPending(app), {"TP/SESS/COMP/005"}),
-    ("next drops a command", lambda app, *_: rewrite("POST", "/sessions/next", response=on_json(drop_last_command))(app), {"TP/SESS/NEXT/001"}),
-    ("started stays pending", lambda app, *_: StartedStaysPending(app), {"TP/SESS/NEXT/003"}),
-    ("next starts another device's session", lambda app, _, services: AnyDevicesSession(app, services), {"TP/SESS/NEXT/006"}),
-    ("start drops a command", lambda app, *_: rewrite("POST", SESSION_ID, response=on_json(drop_last_command))(app), {"TP/SESS/START/001"}),
-    ("the end carries commands", lambda app, *_: rewrite("PUT", SESSION_ID, response=_end_with_commands)(app), {"TP/SESS/PUT/002"}),
-    ("device list empty", lambda app, *_: rewrite("GET", "/devices", response=on_json(lambda b: {"Devices": []}))(app), {"TP/DEVS/LIST/001"}),
-    ("device list leaks every account", lambda app, accounts, _: LeakyDevices(app, accounts), {"TP/DEVS/LIST/002"}),
-    ("registration refused", lambda app, *_: rewrite("POST", "/devices/new", instead=(400, JSON_TYPE, b"{}"))(app), {"TP/DEVS/REG/001"}),
-    ("device information empty", lambda app, *_: rewrite("GET", DEV, response=on_json(lambda b: {}))(app), {"TP/DEVS/GET/001"}),
-    ("device page without a form", lambda app, *_: rewrite("GET", DEV, response=_no_forms)(app), {"TP/DEVS/GET/002"}),
-    ("update ignored", lambda app, *_: rewrite("PUT", DEV, instead=(200, JSON_TYPE, b"{}"))(app), {"TP/DEVS/PUT/001"}),
-    ("unregister ignored", lambda app, *_: rewrite("DELETE", DEV, instead=(204, [], b""))(app), {"TP/DEVS/DEL/001"}),
-    ("generic alert refused", lambda app, *_: rewrite("POST", "/alert", response=_status(204, 400))(app), {"TP/ALRT/001"}),
-    ("alert drops a command", lambda app, *_: rewrite("POST", "/alert", response=on_json(drop_last_command))(app), {"TP/ALRT/002"}),
-    ("idle alert answers 200 {}", lambda app, *_: rewrite("POST", "/alert", response=_status(204, 200))(app), {"TP/ALRT/003"}),
-    ("no notification is sent", lambda app, *_: NoNotifications(app), {"TP/FLOW/SI/001", "TP/FLOW/BI/002"}),
-    ("notification digest wrong", lambda app, *_: BadDigest(app), {"TP/FLOW/SI/002"}),
-    ("alerts never open a session", lambda app, *_: rewrite("POST", "/alert", instead=(204, [], b""))(app), {"TP/FLOW/CI/001"}),
-    ("the browser gets JSON", lambda app, *_: rewrite("POST", f"{DEV}/sessions", response=retyped(b"text/html", b"application/json"))(app), {"TP/FLOW/BI/001"}),
-    ("errors as plain JSON", lambda app, *_: rewrite("GET", DEV, response=retyped(b"application/problem+json", b"application/json"))(app), {"TP/HTTP/PROB/001"}),
-    ("401 without a challenge", lambda app, *_: rewrite("GET", "/sessions/pending", response=without_header(b"www-authenticate"))(app), {"TP/HTTP/AUTH/001"}),
-    ("405 without Allow", lambda app, *_: rewrite("PATCH", DEV, response=without_header(b"allow"))(app), {"TP/HTTP/ALLOW/001"}),
-    ("no Vary", lambda app, *_: rewrite("GET", DEV, response=without_header(b"vary"))(app), {"TP/HTTP/NEG/001"}),
-    ("406 answered 200", lambda app, *_: rewrite("GET", DEV, response=_not_acceptable_ignored)(app), {"TP/HTTP/NEG/002"}),
-    ("q=0 ignored", lambda app, *_: rewrite("POST", f"{DEV}/sessions", request=request_header(b"accept", COMMANDS.encode()))(app), {"TP/HTTP/NEG/003"}),
-    ("no Location", lambda app, *_: rewrite("POST", "/devices/new", response=without_header(b"location"))(app), {"TP/HTTP/LOC/001"}),
-    ("If-Match dropped", lambda app, *_: rewrite("PUT", DEV, request=request_header(b"if-match", None))(app), {"TP/HTTP/ETAG/001"}),
+    # name, breakage (given the app and the accounts), purposes that must break
+    ("refusals pass: session listings", lambda app, _: accepting("GET", "/sessions/(pending|completed)")(app), {"TP/SESS/PEND/005", "TP/SESS/COMP/006"}),
+    ("refusals pass: POST /sessions/next", lambda app, _: accepting("POST", "/sessions/next")(app), {"TP/SESS/NEXT/004", "TP/SESS/NEXT/005"}),
+    ("refusals pass: POST /sessions/id", lambda app, _: accepting("POST", SESSION_ID)(app), {f"TP/SESS/START/00{i}" for i in range(2, 8)}),
+    ("refusals pass: PUT /sessions/id", lambda app, _: accepting("PUT", SESSION_ID)(app), {f"TP/SESS/PUT/{i:03}" for i in range(3, 11)}),
+    ("refusals pass: DELETE /session/id", lambda app, _: accepting("DELETE", "/session/id/[^/]+")(app), {f"TP/SESS/DEL/00{i}" for i in range(3, 8)}),
+    ("refusals pass: GET /devices", lambda app, _: accepting("GET", "/devices")(app), {"TP/DEVS/LIST/003"}),
+    ("refusals pass: GET /devices/new", lambda app, _: accepting("GET", "/devices/new")(app), {"TP/DEVS/FORM/002"}),
+    ("refusals pass: POST /devices/new", lambda app, _: accepting("POST", "/devices/new")(app), {"TP/DEVS/REG/002", "TP/DEVS/REG/003", "TP/DEVS/REG/004"}),
+    ("refusals pass: GET /devices/{devId}", lambda app, _: accepting("GET", DEV)(app), {"TP/DEVS/GET/003", "TP/DEVS/GET/004"}),
+    ("refusals pass: PUT /devices/{devId}", lambda app, _: accepting("PUT", DEV)(app), {"TP/DEVS/PUT/002", "TP/DEVS/PUT/003", "TP/DEVS/PUT/004"}),
+    ("refusals pass: DELETE /devices/{devId}", lambda app, _: accepting("DELETE", DEV)(app), {"TP/DEVS/DEL/002", "TP/DEVS/DEL/003"}),
+    ("refusals pass: POST /alert", lambda app, _: accepting("POST", "/alert")(app), {"TP/ALRT/004", "TP/ALRT/005", "TP/ALRT/006"}),
+    ("pending list empty", lambda app, _: rewrite("GET", "/sessions/pending", response=on_json(lambda b: {"Sessions": []}))(app), {"TP/SESS/PEND/001", "TP/SESS/PEND/002"}),
+    ("listings leak every account", lambda app, accounts: LeakyListings(app, accounts), {"TP/SESS/PEND/003", "TP/SESS/PEND/004", "TP/SESS/COMP/004"}),
+    ("completed list empty", lambda app, _: rewrite("GET", "/sessions/completed", response=on_json(lambda b: {"Sessions": []}))(app), {"TP/SESS/COMP/001", "TP/SESS/COMP/002", "TP/SESS/COMP/003"}),
+    ("completed lists pending", lambda app, _: CompletedListsPending(app), {"TP/SESS/COMP/005"}),
+    ("next drops a command", lambda app, _: rewrite("POST", "/sessions/next", response=on_json(drop_last_command))(app), {"TP/SESS/NEXT/001"}),
+    ("started stays pending", lambda app, _: StartedStaysPending(app), {"TP/SESS/NEXT/003"}),
+    ("next starts another device's session", lambda app, accounts: AnyDevicesSession(app, accounts), {"TP/SESS/NEXT/006"}),
+    ("start drops a command", lambda app, _: rewrite("POST", SESSION_ID, response=on_json(drop_last_command))(app), {"TP/SESS/START/001"}),
+    ("the end carries commands", lambda app, _: rewrite("PUT", SESSION_ID, response=_end_with_commands)(app), {"TP/SESS/PUT/002"}),
+    ("device list empty", lambda app, _: rewrite("GET", "/devices", response=on_json(lambda b: {"Devices": []}))(app), {"TP/DEVS/LIST/001"}),
+    ("device list leaks every account", lambda app, accounts: LeakyDevices(app, accounts), {"TP/DEVS/LIST/002"}),
+    ("registration refused", lambda app, _: rewrite("POST", "/devices/new", instead=(400, JSON_TYPE, b"{}"))(app), {"TP/DEVS/REG/001"}),
+    ("device information empty", lambda app, _: rewrite("GET", DEV, response=on_json(lambda b: {}))(app), {"TP/DEVS/GET/001"}),
+    ("device page without a form", lambda app, _: rewrite("GET", DEV, response=_no_forms)(app), {"TP/DEVS/GET/002"}),
+    ("update ignored", lambda app, _: rewrite("PUT", DEV, instead=(200, JSON_TYPE, b"{}"))(app), {"TP/DEVS/PUT/001"}),
+    ("unregister ignored", lambda app, _: rewrite("DELETE", DEV, instead=(204, [], b""))(app), {"TP/DEVS/DEL/001"}),
+    ("generic alert refused", lambda app, _: rewrite("POST", "/alert", response=_status(204, 400))(app), {"TP/ALRT/001"}),
+    ("alert drops a command", lambda app, _: rewrite("POST", "/alert", response=on_json(drop_last_command))(app), {"TP/ALRT/002"}),
+    ("idle alert answers 200 {}", lambda app, _: rewrite("POST", "/alert", response=_status(204, 200))(app), {"TP/ALRT/003"}),
+    ("no notification is sent", lambda app, _: NoNotifications(app), {"TP/FLOW/SI/001", "TP/FLOW/BI/002"}),
+    ("notification digest wrong", lambda app, _: BadDigest(app), {"TP/FLOW/SI/002"}),
+    ("alerts never open a session", lambda app, _: rewrite("POST", "/alert", instead=(204, [], b""))(app), {"TP/FLOW/CI/001"}),
+    ("the browser gets JSON", lambda app, _: rewrite("POST", f"{DEV}/sessions", response=retyped(b"text/html", b"application/json"))(app), {"TP/FLOW/BI/001"}),
+    ("errors as plain JSON", lambda app, _: rewrite("GET", DEV, response=retyped(b"application/problem+json", b"application/json"))(app), {"TP/HTTP/PROB/001"}),
+    ("401 without a challenge", lambda app, _: rewrite("GET", "/sessions/pending", response=without_header(b"www-authenticate"))(app), {"TP/HTTP/AUTH/001"}),
+    ("405 without Allow", lambda app, _: rewrite("PATCH", DEV, response=without_header(b"allow"))(app), {"TP/HTTP/ALLOW/001"}),
+    ("no Vary", lambda app, _: rewrite("GET", DEV, response=without_header(b"vary"))(app), {"TP/HTTP/NEG/001"}),
+    ("406 answered 200", lambda app, _: rewrite("GET", DEV, response=_not_acceptable_ignored)(app), {"TP/HTTP/NEG/002"}),
+    ("q=0 ignored", lambda app, _: rewrite("POST", f"{DEV}/sessions", request=request_header(b"accept", COMMANDS.encode()))(app), {"TP/HTTP/NEG/003"}),
+    ("no Location", lambda app, _: rewrite("POST", "/devices/new", response=without_header(b"location"))(app), {"TP/HTTP/LOC/001"}),
+    ("If-Match dropped", lambda app, _: rewrite("PUT", DEV, request=request_header(b"if-match", None))(app), {"TP/HTTP/ETAG/001"}),
 ]  # fmt: skip
 TLS_BREAKS = {"TP/TLS/001", "TP/TLS/002", "TP/TLS/003", "TP/TLS/004"}
 
@@ -300,7 +297,7 @@ def test_every_server_purpose_has_a_breakage() -> None:
 def test_every_purpose_can_fail(breakable: tuple[Switchable, str, str], name: str) -> None:
     switch, url, cafile = breakable
     make, must_break = next((m, ids) for n, m, ids in MATRIX if n == name)
-    switch.use(lambda app: make(app, ACCOUNTS, switch.services))  # type: ignore[attr-defined]
+    switch.use(lambda app: make(app, ACCOUNTS))
     try:
         result = run(url, cafile=cafile, accounts=ACCOUNTS, only=",".join(sorted(must_break)))
     finally:
@@ -359,7 +356,9 @@ def test_given_devices_stand_in_where_registration_is_refused(
     switch, url, cafile = breakable
     verify = ssl.create_default_context(cafile=cafile)
     with httpx.Client(base_url=url, verify=verify, auth=ACCOUNT) as account:
-        given = account.post("/devices/new", json={"devId": "IMEI:350000000000001"}).json()
+        given = account.post(
+            "/devices/new", json={"devId": "urn:uuid:6f1c2a52-4b0e-4a47-9d3e-2f3c1d0e5a77"}
+        ).json()
     switch.use(rewrite("POST", "/devices/new", instead=(403, JSON_TYPE, b"{}")))
     try:
         result = run(
