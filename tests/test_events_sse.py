@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import queue
 import threading
@@ -13,7 +15,8 @@ import httpx
 import pytest
 
 from dmlab import Lab
-from dmlab.server.routes.events import close_streams, event_streams
+from dmlab.server import build_services, create_app
+from dmlab.server.routes.events import QUEUE_SIZE, close_streams, event_streams
 
 HASH_COST = {"n": 2**4, "r": 8, "p": 1}
 PHONE = "IMEI:490154203237518"
@@ -191,3 +194,61 @@ def test_closing_the_hub_ends_streams_so_the_server_stops_promptly() -> None:
     finally:
         lab.stop()
     assert not lab.server.forced, "an open stream held up the server's graceful shutdown"
+
+
+def test_a_stream_that_falls_a_whole_queue_behind_ends_and_says_why() -> None:
+    """The client stops reading; more events than the queue holds arrive; the stream ends
+    with a comment instead of silently skipping events (a reconnect replays them)."""
+    services = build_services(hash_cost=HASH_COST)
+    services.add_account("demo", "demo-password")
+    app = create_app(services)
+    token = base64.b64encode(b"demo:demo-password").decode()
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": "/events",
+        "raw_path": b"/events",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"dmlab.test"), (b"authorization", f"Basic {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("dmlab.test", 443),
+    }
+    chunks: list[bytes] = []
+
+    async def go() -> None:
+        reading, first_chunk, gone = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                first_chunk.set()
+                await reading.wait()  # a client that has stopped reading
+
+        served = asyncio.create_task(app(scope, receive, send))
+        async with asyncio.timeout(30):
+            await first_chunk.wait()
+            for _ in range(QUEUE_SIZE + 1):
+                services.events.publish("device.updated", account="demo", dev_id="")
+            # The hand-overs to the stream are queued on this loop (call_soon_threadsafe),
+            # so they all run before the client reads again.
+            asyncio.get_running_loop().call_soon(reading.set)
+            await served
+        gone.set()
+
+    asyncio.run(go())
+    text = b"".join(chunks).decode()
+    assert text.count("event: device.updated") < QUEUE_SIZE + 1
+    assert text.rstrip().endswith(": too far behind; reconnect with Last-Event-ID")

@@ -15,8 +15,17 @@ in a ring buffer and hands it to each matching stream's loop with
 the client's reconnect with ``Last-Event-ID`` replays the missed events from
 the ring buffer (as far back as it reaches).
 
-Every wait is bounded by ``TICK``, so a stream notices a closed hub
-(:func:`close_streams`) or a gone client within that time.
+A stream sleeps until something wakes it: an event, the hub closing
+(:func:`close_streams`), or its heartbeat falling due. A client that hangs up
+cancels it: the server reports the disconnect, which Starlette's
+``StreamingResponse`` listens for.
+
+Why not sse-starlette: this module's work is the hub (per-account fan-out from
+any thread, the ``Last-Event-ID`` ring, ending slow streams), which it does not
+do; what it would take over (a three-line frame, the heartbeat, the disconnect
+listening Starlette already does) is a few lines here, and its shutdown signal
+patches uvicorn's exit handler process-wide, when a notebook runs several labs
+and stops them one at a time (:func:`close_streams` stops one app's streams).
 """
 
 from __future__ import annotations
@@ -38,8 +47,6 @@ from ..operation import ACCOUNT, DATA, Operation, empty
 #: Seconds between comment lines on a quiet stream, so proxies and clients
 #: can tell a quiet stream from a dead connection.
 HEARTBEAT = 15.0
-#: Longest single wait in a stream: how soon it notices shutdown or a gone client.
-TICK = 0.25
 #: Events a stream may have waiting before it is ended as too slow.
 QUEUE_SIZE = 1_000
 #: Recent events kept for ``Last-Event-ID`` replay, across all accounts.
@@ -75,6 +82,7 @@ class Subscription:
             self.overflowed = True
 
     async def get(self, timeout: float) -> Event | None:
+        """The next event; ``None`` after ``timeout`` s without one, or when woken to close."""
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
@@ -121,7 +129,7 @@ class EventStreams:
             return len(self._subscriptions)
 
     def close(self) -> None:
-        """End every stream (within ``TICK``) and refuse new ones: call before stopping the server."""
+        """End every stream and refuse new ones: call before stopping the server."""
         with self._lock:
             self.closed = True
             subscriptions = list(self._subscriptions)
@@ -178,31 +186,25 @@ async def stream_events(request: Request) -> Response:
     async def body() -> AsyncIterator[str]:
         sent = 0
         last = after or 0
-        loop = asyncio.get_running_loop()
         try:
             yield f"retry: {RETRY_MS}\n: events of account {principal.account}\n\n"
             for event in backlog:
                 last = event.seq
                 sent += 1
                 yield frame(event)
-            quiet_since = loop.time()
-            while not hub.closed:
-                waited = await subscription.get(TICK)
-                if waited is not None and waited.seq > last:
-                    event = waited
-                    last = event.seq
-                    sent += 1
-                    quiet_since = loop.time()
-                    yield frame(event)
-                    continue
+            while True:
+                waited = await subscription.get(HEARTBEAT)
+                if hub.closed:
+                    break
                 if subscription.overflowed:
                     yield ": too far behind; reconnect with Last-Event-ID\n\n"
                     break
-                if await request.is_disconnected():
-                    break
-                if loop.time() - quiet_since >= HEARTBEAT:
-                    quiet_since = loop.time()
+                if waited is None:  # quiet for HEARTBEAT s
                     yield ": heartbeat\n\n"
+                elif waited.seq > last:  # not one the backlog already sent
+                    last = waited.seq
+                    sent += 1
+                    yield frame(waited)
         finally:
             hub.drop(subscription)
             note(request, response=f"{sent} event(s) streamed")
