@@ -102,7 +102,8 @@ def test_media_types_of_the_protocol(app_and_doc: tuple[Any, dict[str, Any]]) ->
     assert set(report["requestBody"]["content"]) == set(media.DEVICE_BODY_MEDIA)
     assert media.DM20_RESPONSE in report["requestBody"]["content"]
     assert report["responses"]["200"]["content"] == {
-        media.COMMANDS: {"schema": {"$ref": "#/components/schemas/Commands"}}
+        media.COMMANDS: {"schema": {"$ref": "#/components/schemas/Commands"}},
+        media.DM20_REQUEST: {"schema": {"$ref": "#/components/schemas/Commands"}},
     }
     # every type the server reads is documented (DM 2.0's request type included)
     assert set(paths["/alert"]["post"]["requestBody"]["content"]) == media.DEVICE_BODY_TYPES

@@ -175,6 +175,7 @@ def test_a_specification_shaped_device_runs_a_server_initiated_session(
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["SessionID"] == queued["SessionID"]  # the CR's field
+    assert answer.headers["content-type"].startswith(REQUEST)  # the TS's package 2 type
     assert [c[0] for c in answer.json()["CMD"]] == ["GET", "HGET", "DEFAULT", "FROB"]
 
     sent = device.run(answer)
@@ -206,3 +207,44 @@ def test_a_specification_shaped_device_reports_a_generic_alert_with_object_data(
     record = lab.services.store.alerts_of(device.dev_id, 1)[0]
     assert record.alert.to_json() == alert
     assert all(s["DevID"] != device.dev_id for s in lab.operators[ACCOUNT[0]].pending())
+
+
+def test_a_specification_shaped_device_sends_no_package3_after_end(
+    lab: Lab, device: SpecDevice
+) -> None:
+    # Specification §2.4, §3.9: a package 2 holding END gets no package 3; the server
+    # completes the session as it hands END out (its Accept names only the TS's type).
+    queued = queue(lab, device.dev_id, commands=[["GET", f"{DEVINFO}//DevInfo/DmV"], ["END"]])
+    answer = device.package1("/alert", [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}])
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith(REQUEST)  # package 2, the TS's type
+    assert answer.json()["SessionID"] == queued["SessionID"]
+    assert device.run(answer) == []  # nothing sent after END
+    done = session_of(lab, queued["SessionID"])
+    assert (done["State"], done["Result"], done["Rounds"]) == ("completed", "OK", 1)
+    # a later PUT for it is a conflict: the session is over
+    late = device.http.put(
+        f"/sessions/id/{queued['SessionID']}",
+        content=json.dumps({"Status": [{"sc": 200}]}),
+        headers={"Content-Type": RESPONSE},
+    )
+    assert late.status_code == 409
+
+
+def test_a_session_over_several_rounds_ends_on_end_too(lab: Lab, device: SpecDevice) -> None:
+    # the firmware-update job: round 1 reads FwV and State, round 2 ends with END
+    queued = queue(lab, device.dev_id, job="firmware-update", version="2.0.0")
+    answer = device.package1(
+        "/sessions/next", [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}]
+    )
+    first = answer.json()
+    statuses = [{"sc": 200, "Data": "1.0.0"}, {"sc": 200, "Data": 10}]
+    answer = device.http.put(
+        f"/sessions/id/{first['SessionID']}",
+        content=json.dumps({"Status": statuses}),
+        headers={"Content-Type": RESPONSE, "Accept": REQUEST},
+    )
+    assert answer.status_code == 200, answer.text
+    assert [c[0] for c in answer.json()["CMD"]] == ["HGET", "EXEC", "END"]
+    done = session_of(lab, queued["SessionID"])
+    assert (done["State"], done["Result"], done["Rounds"]) == ("completed", "OK", 2)

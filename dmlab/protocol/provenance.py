@@ -151,12 +151,14 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
     LabChoice(
         "end-status",
         "Package 3",
-        "after a package 2 that ends with END, the lab's device still PUTs the statuses of "
-        "the commands before END, and the server completes the session on that PUT",
-        "no package 3 after END, the session complete once END is sent (the specification)",
-        "the CR's PUT reports 'the results of performed DM Commands' and the lab's jobs read "
-        "the statuses of their last package; a device written to the specification sends "
-        "none, so its jobs should not end a package it needs results of with END",
+        "a device whose Accept names the specification's package 2 type and not the CR's "
+        "is taken at its word: its package 2 comes as `application/vnd.oma.dm.request+json`, "
+        "and one holding END completes the session as it is handed out. A device that "
+        "accepts the CR's type, the lab's own included, PUTs the statuses of the commands "
+        "before END, and the session completes on that PUT",
+        "no package 3 after END from any device (the specification)",
+        "the CR's PUT reports 'the results of performed DM Commands' and says nothing of "
+        "END; the lab's jobs read the statuses of their last package",
     ),
     LabChoice(
         "argument-order",
@@ -340,7 +342,7 @@ POINTS: Final[tuple[Point, ...]] = (
     Point(
         "Package 2",
         "media type `application/vnd.omadm-cmd+json` (the specification's is "
-        "`application/vnd.oma.dm.request+json`)",
+        "`application/vnd.oma.dm.request+json`, sent to a device that asks for it alone)",
         CR,
         "CR x.2.3",
     ),

@@ -15,11 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..events import EventBus
-from ..protocol import Alert, Report, expects_status
+from ..protocol import Alert, Command, Report, expects_status
 from ..store import Device, JobSpec, Origin, Result, Round, Session, State, Store
 from . import jobs
 from .notifier import Notifier
 from .problems import Problem, conflict, not_found
+
+
+def _ends(commands: tuple[Command, ...]) -> bool:
+    return bool(commands) and commands[-1].name == "END"
 
 
 def new_session_id() -> str:
@@ -73,15 +77,23 @@ class SessionEngine:
         return session
 
     # Starting (package 1 → package 2) -------------------------------------------
-    def start_next(self, dev_id: str, base_url: str) -> Session | None:
-        """Start the oldest pending session of a device, or ``None`` if it has none."""
+    def start_next(
+        self, dev_id: str, base_url: str, *, end_completes: bool = False
+    ) -> Session | None:
+        """Start the oldest pending session of a device, or ``None`` if it has none.
+
+        ``end_completes``: the device follows the DM 2.0 specification, which sends no
+        package 3 after a package 2 holding END; such a package completes the session
+        as it is handed out (lab choice end-status)."""
         with self._atomic():
             pending = self.pending(dev_id)
             if not pending:
                 return None
-            return self._start(pending[0], base_url)
+            return self._start(pending[0], base_url, end_completes)
 
-    def start(self, dev_id: str, session_id: str, base_url: str) -> Session:
+    def start(
+        self, dev_id: str, session_id: str, base_url: str, *, end_completes: bool = False
+    ) -> Session:
         with self._atomic():
             session = self._own(dev_id, session_id)
             self._expire_if_due(session)
@@ -91,7 +103,7 @@ class SessionEngine:
                     f"session {session_id} is {self._describe_state(session)}; "
                     "only a pending session can be started"
                 )
-            return self._start(session, base_url)
+            return self._start(session, base_url, end_completes)
 
     def begin(self, device: Device, job: JobSpec, origin: Origin, base_url: str) -> Session:
         """Create a session and start it at once (flows 2 and 3)."""
@@ -110,7 +122,7 @@ class SessionEngine:
             self._publish("session.queued", session, job=job.describe(), origin=origin.value)
             return self._start(session, base_url)
 
-    def _start(self, session: Session, base_url: str) -> Session:
+    def _start(self, session: Session, base_url: str, end_completes: bool = False) -> Session:
         step = jobs.next_step(session.job, (), base_url)
         now = self._clock()
         if step.commands is None:
@@ -132,12 +144,22 @@ class SessionEngine:
             started_at=now,
             rounds=(Round(session.session_id, step.commands),),
         )
-        self.store.put_session(started)
         self._publish("session.started", started, commands=len(step.commands))
+        if end_completes and _ends(step.commands):
+            started = self._complete(started, now, step.reason)
+        self.store.put_session(started)
         return started
 
     # Reporting (package 3 → next package 2 or the end) ------------------------------
-    def report(self, dev_id: str, session_id: str, report: Report, base_url: str) -> Session:
+    def report(
+        self,
+        dev_id: str,
+        session_id: str,
+        report: Report,
+        base_url: str,
+        *,
+        end_completes: bool = False,
+    ) -> Session:
         with self._atomic():
             session = self._own(dev_id, session_id)
             if session.state is State.PENDING:
@@ -179,9 +201,26 @@ class SessionEngine:
             continued = dataclasses.replace(
                 session, session_id=new_id, rounds=(*done, Round(new_id, step.commands))
             )
-            self.store.put_session(continued)
             self._publish("session.continued", continued, previous=session_id)
+            if end_completes and _ends(step.commands):
+                continued = self._complete(continued, now, step.reason)
+            self.store.put_session(continued)
             return continued
+
+    def _complete(self, session: Session, now: float, reason: str) -> Session:
+        """A session whose last package ends with END, for a device that will send no
+        package 3: complete now, judged by the statuses reported so far."""
+        ok = all(s.ok for r in session.rounds for s in (r.statuses or ()))
+        result = Result.OK if ok else Result.FAILURE
+        ended = dataclasses.replace(
+            session,
+            state=State.COMPLETED,
+            result=result,
+            ended_at=now,
+            reason=reason or session.reason,
+        )
+        self._publish("session.completed", ended, result=result.value)
+        return ended
 
     def abort(self, dev_id: str | None, account: str, session_id: str) -> Session:
         """End a pending or active session as aborted (DM 1.2's alert 1223)."""

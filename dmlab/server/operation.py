@@ -209,14 +209,19 @@ def empty(description: str, headers: dict[str, str] | None = None) -> dict[str, 
 
 
 COMMANDS_200 = {
-    "description": "Package 2: the commands, under the session id in force.",
+    "description": "Package 2: the commands, under the session id in force; in the DM 2.0 "
+    "specification's type for a device whose Accept names only that one (it then sends no "
+    "package 3 after END: lab choice end-status).",
     "headers": {
         "Location": {
             "description": "/sessions/id/{the id to report to}",
             "schema": {"type": "string"},
         }
     },
-    "content": {media.COMMANDS: {"schema": ref("Commands")}},
+    "content": {
+        media.COMMANDS: {"schema": ref("Commands")},
+        media.DM20_REQUEST: {"schema": ref("Commands")},
+    },
 }
 END_204 = empty(
     "The session has ended (no commands follow).",

@@ -8,7 +8,13 @@ from starlette.responses import Response
 from ...protocol.messages import AlertReport
 from ..context import authenticate, note, services
 from ..operation import ALERT, ALERT_BODY, COMMANDS_200, DEVICE, Operation, empty
-from .common import base_url, commands_answer, opening_summary, read_report
+from .common import (
+    base_url,
+    commands_answer,
+    follows_specification,
+    opening_summary,
+    read_report,
+)
 
 
 async def alert(request: Request) -> Response:
@@ -23,7 +29,9 @@ async def alert(request: Request) -> Response:
     assert device is not None
     session = None
     if any(a.opens_session for a in report.alerts):
-        session = svc.engine.start_next(device.dev_id, base_url(request))
+        session = svc.engine.start_next(
+            device.dev_id, base_url(request), end_completes=follows_specification(request)
+        )
     svc.engine.record_alerts(device, report.alerts, session.key if session else None)
     if session is None:
         note(request, response="recorded; no session")

@@ -17,10 +17,22 @@ class CommandsResponse(JSONResponse):
     media_type = media.COMMANDS
 
 
+def follows_specification(request: Request) -> bool:
+    """Whether the device asks for package 2 in the DM 2.0 specification's type and not
+    in the CR's: it then sends no package 3 after END (lab choice end-status), and its
+    package 2 comes labelled the specification's way."""
+    accept = request.headers.get("accept", "").lower()
+    return media.DM20_REQUEST in accept and media.COMMANDS not in accept
+
+
 def commands_answer(request: Request, session: Session, status_code: int = 200) -> Response:
-    """A package 2 (``SessionID`` + ``CMD``), or ``204`` if the session already ended."""
+    """A package 2 (``SessionID`` + ``CMD``), or ``204`` if the session already ended.
+
+    A session completed by handing out END (:func:`follows_specification`) still
+    gets that last package: its round is the one without statuses."""
     note(request, session=session.session_id)
-    if session.state is State.COMPLETED:
+    handed_out = bool(session.rounds) and session.rounds[-1].statuses is None
+    if session.state is State.COMPLETED and not handed_out:
         note(request, response=f"end ({session.result.value if session.result else ''})")
         return Response(status_code=204, headers={"OMADM-Result": _result(session)})
     commands = session.rounds[-1].commands
@@ -29,6 +41,7 @@ def commands_answer(request: Request, session: Session, status_code: int = 200) 
         {"SessionID": session.session_id, "CMD": commands_json(commands)},
         status_code=status_code,
         headers={"Location": f"/sessions/id/{session.session_id}"},
+        media_type=media.DM20_REQUEST if follows_specification(request) else media.COMMANDS,
     )
 
 

@@ -19,7 +19,13 @@ from ..operation import (
     empty,
     json_answer,
 )
-from .common import base_url, commands_answer, opening_summary, read_report
+from .common import (
+    base_url,
+    commands_answer,
+    follows_specification,
+    opening_summary,
+    read_report,
+)
 
 
 def _listing(request: Request, state: State) -> Response:
@@ -61,7 +67,9 @@ async def start_next(request: Request) -> Response:
     principal = authenticate(request, "device")
     report = await _opening_report(request)
     svc = services(request)
-    session = svc.engine.start_next(principal.name, base_url(request))
+    session = svc.engine.start_next(
+        principal.name, base_url(request), end_completes=follows_specification(request)
+    )
     if session is None:
         note(request, response="nothing pending")
         return Response(status_code=204)
@@ -74,7 +82,9 @@ async def start(request: Request) -> Response:
     session_id = request.path_params["session_id"]
     note(request, session=session_id)
     report = await _opening_report(request)
-    session = services(request).engine.start(principal.name, session_id, base_url(request))
+    session = services(request).engine.start(
+        principal.name, session_id, base_url(request), end_completes=follows_specification(request)
+    )
     _record_opening_alerts(request, session, report)
     return commands_answer(request, session)
 
@@ -86,7 +96,13 @@ async def report(request: Request) -> Response:
     report = await read_report(request)
     note(request, request=f"Status {summarize_statuses(report.statuses)}")
     svc = services(request)
-    session = svc.engine.report(principal.name, session_id, report, base_url(request))
+    session = svc.engine.report(
+        principal.name,
+        session_id,
+        report,
+        base_url(request),
+        end_completes=follows_specification(request),
+    )
     if report.alerts:
         device = svc.store.get_device(principal.name)
         assert device is not None
