@@ -33,7 +33,7 @@ class Point:
     topic: str
     rule: str
     source: Source
-    #: The digest's section (§) for specification rules, the CR's section for CR rules,
+    #: The summary's section (§) for specification rules, the CR's section for CR rules,
     #: the choice id for lab choices.
     ref: str
 
@@ -508,8 +508,9 @@ def markdown() -> str:
         "it does not restate comes from that specification. Each rule below is marked",
         "**specification**, **CR**, or **lab choice** (the specification and the CR are silent,",
         "or the specification could not be confirmed). Specification rules were read from a",
-        "section-by-section digest of the specification, OMA's DDF for DMAcc 1.2 and a",
-        "third-party DM 2.0 client (bendelec/Grandma); § numbers are the digest's.",
+        "section-by-section summary of the specification, OMA's DDF for DMAcc 1.2 and a",
+        "third-party DM 2.0 client (bendelec/Grandma); § numbers are the summary's, not the",
+        "specification's own.",
         "",
     ]
     topic = ""
