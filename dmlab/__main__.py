@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import ssl
 import sys
 import threading
@@ -52,20 +53,32 @@ def serve(args: argparse.Namespace) -> int:
     from .server import build_services, create_app
     from .server.auth import verify_secret
     from .server.routes.events import close_streams
+    from .store import StorageFault
+    from .store.sqlite import SchemaVersionError
     from .trace import Trace
 
     data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
-    ca = LabCA.load_or_create(data)
-    ca.write_ca(data / "ca.pem")
     exits = contextlib.ExitStack()
-    store = _open_store(args.database, data, exits)
-    # The trace is kept in the store too: a restart shows what happened before it.
-    services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
-    for name, password in args.account:
-        existing = store.get_account(name)
-        if existing is None or not verify_secret(password, existing.password_hash):
-            services.add_account(name, password)
+    try:
+        # The directory holds the CA key and per-device notification keys: owner only.
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data.chmod(0o700)
+        ca = LabCA.load_or_create(data)
+        ca.write_ca(data / "ca.pem")
+        store = _open_store(args.database, data, exits)
+        if hasattr(store, "check"):
+            store.check()  # damaged, full or read-only: refuse now, not on the first write
+        # The trace is kept in the store too: a restart shows what happened before it.
+        services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
+        for name, password in args.account:
+            existing = store.get_account(name)
+            if existing is None or not verify_secret(password, existing.password_hash):
+                services.add_account(name, password)
+    except (StorageFault, SchemaVersionError, sqlite3.Error, OSError) as exc:
+        exits.close()
+        # One clear line, no traceback: what is wrong and where.
+        print(f"dmlab: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     app = create_app(services)
     limits = ConnectionLimits(
         header_timeout=args.header_timeout,

@@ -233,8 +233,10 @@ class Trace:
             # keeps what memory keeps: the newest ``kept``.
             try:
                 self._sink.append_trace(exchange, kept)
-            except Exception:
-                _log.exception("could not keep trace record %d", exchange.seq)
+            except Exception as exc:
+                # One line, no traceback (a full disk fails every write alike);
+                # the runtime's log filter lets one through a minute.
+                _log.warning("could not keep trace record %d: %s", exchange.seq, exc)
         for listener in listeners:
             listener(exchange)
         return exchange

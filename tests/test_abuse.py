@@ -23,6 +23,14 @@ from dmlab.trace import ANON_BURST, MAX_FIELD, MAX_PATH, Trace
 from helpers import DEVINFO, HASH_COST, commands, new_name, problem, put_status, queue
 
 
+@pytest.fixture
+def every_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server logs each kind of fault once a minute; these tests count lines."""
+    from dmlab.runtime import limits
+
+    monkeypatch.setattr(limits._FILTER, "_period", 0.0)
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -216,7 +224,7 @@ def test_unauthenticated_exchanges_are_sampled_not_kept(fresh_lab) -> None:
 
 
 def test_a_corrupt_trace_row_is_skipped_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, every_log_line: None
 ) -> None:
     path = tmp_path / "t.sqlite3"
     with SQLiteStore(path) as store:

@@ -372,14 +372,17 @@ def test_guard_checks_auth_data() -> None:
     g.check(encode(n, SECRET, b"device nonce"))
 
 
-def test_guard_memory_is_bounded() -> None:
+def test_guard_memory_is_bounded_and_an_old_notification_is_never_accepted() -> None:
     g = guard(remember=3)
     for i in range(1, 101):
-        g.check(fresh(notification_id=i))
+        g.check(fresh(notification_id=i, timestamp=NOW - 100 + i))
         assert g.remembered == min(i, 3)
     for i in (98, 99, 100):  # the newest three are still known
-        assert _reason(g, fresh(notification_id=i)) == "replayed"
-    g.check(fresh(notification_id=1))  # the oldest were forgotten
+        assert _reason(g, fresh(notification_id=i, timestamp=NOW - 100 + i)) == "replayed"
+    # The oldest were forgotten, yet still fresh: refused, never accepted twice.
+    assert _reason(g, fresh(notification_id=1, timestamp=NOW - 99)) == "replayed"
+    assert _reason(g, fresh(notification_id=555, timestamp=NOW - 3)) == "replayed"
+    g.check(fresh(notification_id=101, timestamp=NOW))  # newer ones still are
 
 
 def test_guard_is_thread_safe() -> None:

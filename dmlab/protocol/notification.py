@@ -531,8 +531,15 @@ class NotificationGuard:
         self.max_age = max_age
         self._clock = clock
         self._remember = remember
-        # Insertion-ordered, so the oldest key is dropped first once full.
-        self._seen: OrderedDict[object, None] = OrderedDict()
+        # Insertion-ordered, so the oldest key is dropped first once full; each
+        # with its notification's timestamp.
+        self._seen: OrderedDict[object, float] = OrderedDict()
+        # Replay rule: a notification is never accepted twice. An id forgotten
+        # while still fresh (the memory was full) raises this floor to its
+        # timestamp; anything not newer than the floor is refused, since the
+        # device can no longer tell whether it saw it. Ids forgotten once stale
+        # need no floor: freshness refuses them.
+        self._floor = float("-inf")
         self._lock = threading.Lock()
 
     def rekey(self, secret: bytes, auth_data: bytes = b"") -> None:
@@ -589,9 +596,19 @@ class NotificationGuard:
                     else f"id {n.notification_id}"
                 )
                 raise NotificationRejected("replayed", f"{what} was already accepted")
-            self._seen[key] = None
+            if n.timestamp <= self._floor:
+                raise NotificationRejected(
+                    "replayed",
+                    "not newer than a notification this device has forgotten (it remembers "
+                    f"{self._remember}), so it cannot be shown not to be a replay",
+                )
+            self._seen[key] = n.timestamp
+            horizon = self._clock() - self.max_age
+            while self._seen and next(iter(self._seen.values())) < horizon:
+                self._seen.popitem(last=False)  # stale now: freshness refuses it
             if len(self._seen) > self._remember:
-                self._seen.popitem(last=False)
+                _, forgotten = self._seen.popitem(last=False)
+                self._floor = max(self._floor, forgotten)
         return n
 
 

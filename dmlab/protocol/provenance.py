@@ -96,8 +96,9 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
     LabChoice(
         "notification-freshness",
         "Package 0",
-        "the device drops a notification without TIMESTAMP, older or newer than 300 s, or "
-        "whose NOTIFICATION-ID it has accepted before",
+        "the device drops a notification without TIMESTAMP, older or newer than 300 s, "
+        "whose NOTIFICATION-ID it has accepted before, or not newer than one it forgot "
+        "for lack of room (it remembers 1,024): an old notification is never accepted",
         "accept notifications without TIMESTAMP",
         "the specification makes TIMESTAMP and NOTIFICATION-ID optional for clients and "
         "leaves the replay window open",

@@ -109,7 +109,7 @@ def install_log_limits() -> None:
     global _installed
     if _installed:
         return
-    for name in ("asyncio", "uvicorn.error", "dmlab.limits"):
+    for name in ("asyncio", "uvicorn.error", "dmlab.limits", "dmlab.trace", "dmlab.store.sqlite"):
         logging.getLogger(name).addFilter(_FILTER)
     _installed = True
 

@@ -9,13 +9,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from ..events import EventBus
-from ..store import MemoryStore, Store
+from ..store import MemoryStore, StorageFault, Store
 from ..trace import Trace
 from .auth import Authenticator, AuthMiddleware
 from .context import Services
 from .engine import SessionEngine, new_session_id
 from .notifier import Notifier
-from .problems import Problem, handle_http_exception, handle_problem
+from .problems import Problem, handle_http_exception, handle_problem, handle_storage_fault
 from .routes import alert, devices, docs, events, resources, sessions
 from .tracing import TraceMiddleware
 
@@ -57,7 +57,11 @@ def create_app(services: Services) -> Starlette:
             *events.routes,
             *docs.routes,
         ],
-        exception_handlers={Problem: handle_problem, HTTPException: handle_http_exception},
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: handle_http_exception,
+            StorageFault: handle_storage_fault,
+        },
     )
     app.state.services = services
     app.add_middleware(AuthMiddleware, auth=services.auth)

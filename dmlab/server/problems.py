@@ -74,6 +74,26 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+#: Seconds a client is asked to wait when the storage is full, read-only or failing.
+STORAGE_RETRY_AFTER = 30
+
+
+async def handle_storage_fault(request: Request, exc: Exception) -> Response:
+    """Disk full, read-only, I/O error: a 503 the client can retry, not a 500. The
+    transaction rolled back, so nothing half-done was kept."""
+    from ..store import StorageFault
+
+    assert isinstance(exc, StorageFault)
+    problem = Problem(
+        503,
+        "storage-unavailable",
+        f"the server cannot use its storage now ({exc.kind}); nothing was changed. "
+        f"Try again in {STORAGE_RETRY_AFTER} s",
+        {"Retry-After": str(STORAGE_RETRY_AFTER)},
+    )
+    return problem_response(request, problem)
+
+
 def not_found(what: str) -> Problem:
     return Problem(404, "not-found", what)
 

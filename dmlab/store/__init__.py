@@ -1,6 +1,6 @@
 """Where the server keeps accounts, devices and sessions."""
 
-from .base import Store
+from .base import StorageFault, Store
 from .memory import MemoryStore
 from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
 from .sqlite import SQLiteStore
@@ -17,5 +17,6 @@ __all__ = [
     "SQLiteStore",
     "Session",
     "State",
+    "StorageFault",
     "Store",
 ]

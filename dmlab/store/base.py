@@ -10,6 +10,19 @@ from typing import Protocol
 from .model import Account, AlertRecord, Device, Session, State
 
 
+class StorageFault(RuntimeError):
+    """The storage cannot do its job now: full, read-only, failing or damaged.
+
+    Nothing half-done is kept (the transaction rolled back); the server answers
+    503 with Retry-After, and refuses to start while it lasts (one line).
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind  # "full", "read-only", "io", "corrupt", "busy"
+        self.detail = detail
+
+
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 

@@ -14,11 +14,13 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from ..trace import Exchange, exchange_from_row
+from .base import StorageFault
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
@@ -34,9 +36,54 @@ from .rows import (
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = 3
+
+
+#: How often the WAL is checkpointed and truncated (seconds), besides after a fault.
+CHECKPOINT_EVERY = 60.0
+#: Below this much free space beside the database, the server does not start.
+MIN_FREE = 16 * 1024 * 1024
+#: Databases up to this size get a full ``integrity_check`` at start-up (it also
+#: compares every index with its table, which ``quick_check`` does not).
+FULL_CHECK_UP_TO = 256 * 1024 * 1024
+
+# SQLite primary result codes that mean "the storage", not "the statement".
+_FAULTS = {5: "busy", 8: "read-only", 10: "io", 11: "corrupt", 13: "full", 14: "io", 26: "corrupt"}
+_FAULT_WORDS = {
+    "busy": "is locked by another process",
+    "read-only": "is read-only",
+    "io": "cannot be read or written (I/O error)",
+    "corrupt": "is damaged",
+    "full": "has no space left (disk full)",
+}
+
+
+def storage_fault(path: str, exc: sqlite3.Error) -> StorageFault | None:
+    """The :class:`StorageFault` an SQLite error stands for, if it is one."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    kind = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
+    if kind is None:
+        text = str(exc).lower()
+        kind = next(
+            (
+                k
+                for k, words in (
+                    ("full", "disk is full"),
+                    ("read-only", "readonly"),
+                    ("io", "disk i/o error"),
+                    ("corrupt", "malformed"),
+                    ("corrupt", "not a database"),
+                )
+                if words in text
+            ),
+            None,
+        )
+    if kind is None:
+        return None
+    return StorageFault(kind, f"{path} {_FAULT_WORDS[kind]}: {exc}")
 
 
 class SchemaVersionError(RuntimeError):
@@ -165,6 +212,12 @@ class SQLiteStore:
         self._alerts_per_device = alerts_per_device
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting; only touched by the lock's owner
+        self._faulted = False  # a storage fault since the last checkpoint
+        self._checkpointed = time.monotonic()
+        # The file holds per-device notification keys: owner only. SQLite gives
+        # the WAL and shared-memory files the database file's mode.
+        if self.path != ":memory:" and not os.path.exists(self.path):
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         # isolation_level=None: no implicit BEGINs; transaction() says when.
         # `timeout` is how long BEGIN IMMEDIATE waits for another process' write.
         conn = sqlite3.connect(
@@ -181,12 +234,75 @@ class SQLiteStore:
             # power cut: more than a lab needs, whose devices retry anyway.
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # After a checkpoint the WAL is cut back to this size (bytes).
+            conn.execute("PRAGMA journal_size_limit = 67108864")
             self._conn: sqlite3.Connection | None = conn
             self._migrate()
+            self._restrict_files()
+        except sqlite3.Error as exc:
+            conn.close()
+            self._conn = None
+            fault = storage_fault(self.path, exc)
+            if fault is None:
+                raise
+            raise fault from exc
         except BaseException:
             conn.close()
             self._conn = None
             raise
+
+    def _restrict_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            if self.path != ":memory:" and os.path.exists(self.path + suffix):
+                os.chmod(self.path + suffix, 0o600)
+
+    def check(self, *, min_free: int = MIN_FREE) -> None:
+        """Start-up check: raise :class:`StorageFault` (one clear line) if the file
+        is damaged, the disk is (nearly) full, or a write does not go through."""
+        with self._lock:
+            conn = self._db()
+            try:
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+                if problems == ["ok"] and os.path.getsize(self.path) <= FULL_CHECK_UP_TO:
+                    problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
+                raise
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).split())[:200]  # one line
+            raise StorageFault(
+                "corrupt",
+                f"{self.path} is damaged (PRAGMA integrity_check: {first}): "
+                "restore a backup, or move the file aside to start afresh",
+            )
+        directory = os.path.dirname(os.path.abspath(self.path))
+        stat = os.statvfs(directory)
+        if stat.f_bavail * stat.f_frsize < min_free:
+            raise StorageFault(
+                "full",
+                f"{directory} has less than {min_free // (1024 * 1024)} MiB free: "
+                "free some space first",
+            )
+        with self.transaction():  # the write probe
+            self._db().execute(
+                "INSERT INTO counters (name, value) VALUES ('write_probe', 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+            )
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database and cut it back (after a fault, the WAL
+        would otherwise keep the size it grew to until the disk filled)."""
+        with self._lock:
+            if self._conn is None or self._depth:
+                return
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error as exc:
+                _log.warning("%s: checkpoint failed: %s", self.path, exc)
+                return
+            self._faulted = False
+            self._checkpointed = time.monotonic()
 
     # Lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
@@ -239,20 +355,26 @@ class SQLiteStore:
         with self._lock:
             conn = self._db()
             if self._depth == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                self._depth = 1
                 try:
-                    yield
-                except BaseException:
+                    conn.execute("BEGIN IMMEDIATE")
+                    self._depth = 1
+                    try:
+                        yield
+                    except BaseException:
+                        self._depth = 0
+                        self._rollback(conn)
+                        raise
                     self._depth = 0
-                    self._rollback(conn)
+                    try:
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        self._rollback(conn)
+                        raise
+                except sqlite3.Error as exc:
+                    self._raise_fault(exc)
                     raise
-                self._depth = 0
-                try:
-                    conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback(conn)
-                    raise
+                if self._faulted or time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
+                    self.checkpoint()
             else:
                 name = f"level{self._depth}"
                 conn.execute(f"SAVEPOINT {name}")
@@ -271,16 +393,70 @@ class SQLiteStore:
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
         # Some errors (a full disk, say) make SQLite roll back on its own.
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the error that made us roll back is the one to report
+
+    def _raise_fault(self, exc: sqlite3.Error) -> None:
+        """Raise a storage fault as :class:`StorageFault` (and owe a checkpoint);
+        return for any other error, for the caller to re-raise as it is."""
+        fault = storage_fault(self.path, exc)
+        if fault is not None:
+            self._faulted = True
+            raise fault from exc
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock:
-            return self._db().execute(sql, params).fetchone()
+            try:
+                return self._db().execute(sql, params).fetchone()
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
+                raise
 
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db().execute(sql, params).fetchall()
+            try:
+                return self._db().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
+                raise
+
+    def _listing(
+        self, what: str, columns: str, rest: str, params: tuple[Any, ...], decode: Callable[..., T]
+    ) -> list[T]:
+        """``SELECT columns FROM rest``, decoded; a row that cannot be read (text
+        that is not UTF-8, JSON or values this code does not know) is skipped with
+        a warning instead of failing the whole listing."""
+        table = rest.split()[0]
+        try:
+            rows: list[tuple[Any, ...] | None] = list(
+                self._all(f"SELECT {columns} FROM {rest}", params)
+            )
+        except sqlite3.OperationalError:
+            # Undecodable text stops fetchall() at that row: read row by row instead.
+            rows = []
+            for (rowid,) in self._all(f"SELECT {table}.rowid FROM {rest}", params):
+                try:
+                    rows.append(
+                        self._one(f"SELECT {columns} FROM {table} WHERE rowid = ?", (rowid,))
+                    )
+                except sqlite3.OperationalError:
+                    rows.append(None)
+        decoded: list[T] = []
+        for row in rows:
+            try:
+                if row is None:
+                    raise ValueError("undecodable text")
+                decoded.append(decode(row))
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                continue
+        if len(decoded) < len(rows):
+            _log.warning(
+                "%s: skipped %d unreadable %s row(s)", self.path, len(rows) - len(decoded), what
+            )
+        return decoded
 
     # Accounts --------------------------------------------------------------------------
     def put_account(self, account: Account) -> None:
@@ -329,10 +505,13 @@ class SQLiteStore:
             self._db().execute("DELETE FROM devices WHERE dev_id = ?", (dev_id,))
 
     def devices_of(self, account: str) -> list[Device]:
-        rows = self._all(
-            f"SELECT {DEVICE_COLUMNS} FROM devices WHERE account = ? ORDER BY rowid", (account,)
+        return self._listing(
+            "device",
+            DEVICE_COLUMNS,
+            "devices WHERE account = ? ORDER BY rowid",
+            (account,),
+            device_from,
         )
-        return [device_from(row) for row in rows]
 
     # Sessions ----------------------------------------------------------------------------
     def put_session(self, session: Session) -> None:
@@ -400,20 +579,22 @@ class SQLiteStore:
 
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
         """In the order they entered ``state``: pending ones form a FIFO queue per device."""
-        rows = self._all(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE dev_id = ? "
-            "AND state = ? ORDER BY position",
+        return self._listing(
+            "session",
+            SESSION_COLUMNS,
+            "sessions WHERE dev_id = ? AND state = ? ORDER BY position",
             (dev_id, state.value),
+            session_from,
         )
-        return [session_from(row) for row in rows]
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]:
-        rows = self._all(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account = ? "
-            "AND state = ? ORDER BY position",
+        return self._listing(
+            "session",
+            SESSION_COLUMNS,
+            "sessions WHERE account = ? AND state = ? ORDER BY position",
             (account, state.value),
+            session_from,
         )
-        return [session_from(row) for row in rows]
 
     # Alerts and device data ---------------------------------------------------------------
     def add_alert(self, record: AlertRecord) -> None:
