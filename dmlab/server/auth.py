@@ -25,6 +25,7 @@ exist. Brute force is throttled by :class:`Throttle`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -245,6 +246,7 @@ class Authenticator:
         self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()
         self._workers = workers
         self._limiter: anyio.CapacityLimiter | None = None
+        self._inflight: dict[bytes, asyncio.Future[tuple[Principal, str] | None]] = {}
         self._dummy: str | None = None
 
     def hash(self, secret: str) -> str:
@@ -270,9 +272,19 @@ class Authenticator:
             return proven
         names = self._claimed_names(credentials)
         self.throttle.check(names, client)
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self._workers)
-        found = await anyio.to_thread.run_sync(self._check, credentials, limiter=self._limiter)
+        # One check per credentials at a time: a client opening many connections at
+        # once (a restarted operator's browser, a fleet's pooled client) waits for
+        # the check in flight instead of queueing one scrypt per connection.
+        checking = self._inflight.get(fingerprint)
+        if checking is None:
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(self._workers)
+            checking = asyncio.ensure_future(
+                anyio.to_thread.run_sync(self._check, credentials, limiter=self._limiter)
+            )
+            self._inflight[fingerprint] = checking
+            checking.add_done_callback(lambda _: self._inflight.pop(fingerprint, None))
+        found = await asyncio.shield(checking)
         if found is not None:
             with self._lock:
                 self._verified[fingerprint] = found
