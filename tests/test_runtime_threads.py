@@ -344,6 +344,10 @@ def test_loop_thread_runs_coroutines() -> None:
     assert thread_name == "dmlab-loop"
 
 
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
 async def _thread_name() -> str:
     return threading.current_thread().name
 
@@ -378,15 +382,6 @@ def test_loop_thread_timeout_cancels() -> None:
         assert cancelled.wait(5)
 
 
-def test_loop_thread_call_soon() -> None:
-    with LoopThread() as lt:
-        seen: list[tuple[str, int]] = []
-        done = threading.Event()
-        lt.call_soon(lambda x: (seen.append((threading.current_thread().name, x)), done.set()), 7)
-        assert done.wait(5)
-        assert seen == [("dmlab-loop", 7)]
-
-
 def test_loop_thread_refuses_run_from_its_own_thread() -> None:
     with LoopThread() as lt:
 
@@ -399,13 +394,27 @@ def test_loop_thread_refuses_run_from_its_own_thread() -> None:
 
 def test_loop_thread_stop_cancels_pending_and_joins() -> None:
     lt = LoopThread().start()
-    loop = lt.loop
+    loop = lt.run(_running_loop())
     pending = lt.submit(asyncio.sleep(60))
+    background_cancelled = threading.Event()
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            background_cancelled.set()
+            raise
+
+    async def spawn() -> asyncio.Task[None]:  # a task of its own, as a device's executor makes
+        return asyncio.get_running_loop().create_task(background())
+
+    task = lt.run(spawn())
     (thread,) = dmlab_threads()
     lt.stop()
     assert not thread.is_alive()
     assert loop.is_closed()
     assert pending.cancelled()
+    assert task.cancelled() and background_cancelled.is_set()
     lt.stop()  # idempotent
     with pytest.raises(RuntimeError, match="not running"):
         lt.run(add(1, 1))  # and the coroutine is closed, not left un-awaited
@@ -427,3 +436,11 @@ def test_loop_thread_drives_requests_against_server_thread(server: ServerThread,
 
     with LoopThread() as lt:
         assert lt.run(devices(20), timeout=10) == [200] * 20
+
+
+def test_loop_thread_restarts_after_stop() -> None:
+    lt = LoopThread()
+    for _ in range(2):
+        with lt:
+            assert lt.run(add(1, 2)) == 3
+        assert not lt.running

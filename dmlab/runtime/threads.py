@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
 import uvicorn
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .limits import ConnectionLimits, install_log_limits
 from .tls import LabCA
@@ -273,7 +274,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class LoopThread:
-    """An asyncio event loop in a daemon thread.
+    """An event loop in a daemon thread, reached through anyio's blocking portal.
 
     Device simulations are coroutines; running them here keeps them alive between notebook cells
     and off the kernel's own loop, which must stay free to handle messages and widgets.
@@ -281,16 +282,11 @@ class LoopThread:
 
     def __init__(self, name: str = "dmlab-loop") -> None:
         self.name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._portal: BlockingPortal | None = None
         self._thread: threading.Thread | None = None
+        self._exit = contextlib.ExitStack()
         # Orders submissions against `stop()`: nothing is scheduled on a loop that will not run it.
         self._lock = threading.Lock()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise RuntimeError(f"{self.name} is not running: call start() first")
-        return self._loop
 
     @property
     def running(self) -> bool:
@@ -298,25 +294,20 @@ class LoopThread:
 
     def start(self) -> LoopThread:
         with self._lock:
-            if self._thread is not None:
+            if self._portal is not None:
                 raise RuntimeError(f"{self.name} is already running")
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-            thread = threading.Thread(
-                target=self._run, args=(loop, ready), name=self.name, daemon=True
-            )
-            thread.start()
-            ready.wait()
-            self._loop, self._thread = loop, thread
+            self._portal = self._exit.enter_context(start_blocking_portal(name=self.name))
+            self._thread = self._portal.call(threading.current_thread)
         return self
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule `coro` on the loop; the returned future can be waited on from any thread."""
+        """Schedule `coro` on the loop; the returned future can be waited on from any thread,
+        and cancelling it cancels the coroutine."""
         with self._lock:
-            if self._loop is None:
+            if self._portal is None:
                 coro.close()  # never awaited: close it so Python does not warn about it
                 raise RuntimeError(f"{self.name} is not running: call start() first")
-            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+            return self._portal.start_task_soon(_awaited, coro)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coro` on the loop and block until its result; its exception is re-raised here.
@@ -336,24 +327,20 @@ class LoopThread:
             future.cancel()
             raise
 
-    def call_soon(self, fn: Callable[..., object], *args: Any) -> asyncio.Handle:
-        """Call `fn(*args)` in the loop thread, safely from any other thread."""
-        with self._lock:
-            return self.loop.call_soon_threadsafe(fn, *args)
-
     def stop(self, timeout: float = 5.0) -> None:
         """Cancel whatever is still pending, close the loop and join the thread; idempotent."""
         with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
+            portal, thread = self._portal, self._thread
+            self._portal = self._thread = None
+        if portal is None or thread is None:
             return
-        loop.call_soon_threadsafe(loop.stop)
+        portal.start_task_soon(portal.stop, True)  # cancel_remaining: the portal's tasks end
         thread.join(timeout)
         if thread.is_alive():
             raise RuntimeError(
                 f"{self.name} did not stop within {timeout} s (a callback is blocking its loop)"
             )
+        self._exit.close()  # the portal's own exit: its thread has ended already
 
     def __enter__(self) -> LoopThread:
         return self.start()
@@ -364,36 +351,6 @@ class LoopThread:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {'running' if self.running else 'stopped'}>"
 
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        try:
-            loop.run_forever()
-        finally:
-            # The same clean-up as `asyncio.run`, so no "Task was destroyed but it is pending!".
-            try:
-                _cancel_all_tasks(loop)
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
 
-
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = asyncio.all_tasks(loop)
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            loop.call_exception_handler(
-                {
-                    "message": "unhandled exception during LoopThread.stop()",
-                    "exception": task.exception(),
-                    "task": task,
-                }
-            )
+async def _awaited(coro: Coroutine[Any, Any, T]) -> T:
+    return await coro
