@@ -282,6 +282,8 @@ MATRIX: list[tuple[str, Callable[..., object], set[str]]] = [
     ("406 answered 200", lambda app, _: rewrite("GET", DEV, response=_not_acceptable_ignored)(app), {"TP/HTTP/NEG/002"}),
     ("q=0 ignored", lambda app, _: rewrite("POST", f"{DEV}/sessions", request=request_header(b"accept", COMMANDS.encode()))(app), {"TP/HTTP/NEG/003"}),
     ("no Location", lambda app, _: rewrite("POST", "/devices/new", response=without_header(b"location"))(app), {"TP/HTTP/LOC/001"}),
+    ("no ETag", lambda app, _: rewrite("GET", DEV, response=without_header(b"etag"))(app), {"TP/HTTP/ETAG/002"}),
+    ("secret answers cacheable", lambda app, _: rewrite("POST", "/devices/new", response=without_header(b"cache-control"))(app), {"TP/HTTP/CACHE/001"}),
     ("If-Match dropped", lambda app, _: rewrite("PUT", DEV, request=request_header(b"if-match", None))(app), {"TP/HTTP/ETAG/001"}),
 ]  # fmt: skip
 TLS_BREAKS = {"TP/TLS/001", "TP/TLS/002", "TP/TLS/003", "TP/TLS/004"}

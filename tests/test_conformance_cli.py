@@ -22,6 +22,8 @@ LAB_WARNINGS = {
     "TP/HTTP/NEG/002",
     "TP/HTTP/NEG/003",
     "TP/HTTP/ETAG/001",
+    "TP/HTTP/ETAG/002",
+    "TP/HTTP/CACHE/001",
 }
 
 

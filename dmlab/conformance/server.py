@@ -1413,6 +1413,27 @@ def _location(c: Check) -> None:
     c.expect(queued.status != 202 or bool(queued.header("location")), "the 202 has no Location")
 
 
+@check("TP/HTTP/ETAG/002")
+def _etag(c: Check) -> None:
+    dev = c.device()
+    answer = c.send(c.a, "GET", dev_path(dev))
+    c.need(answer.status_code == 200, f"the device's information answered {answer.status_code}")
+    etag = answer.headers.get("etag", "")
+    c.expect(etag.startswith('"'), f"no strong ETag ({etag or 'none'})")
+
+
+@check("TP/HTTP/CACHE/001")
+def _no_store(c: Check) -> None:
+    c.device()
+    answer = c.exchanges[-1]
+    c.need(answer.status is not None and 200 <= answer.status < 300, "no registration answer")
+    directives = [d.strip().lower() for d in answer.header("cache-control").split(",")]
+    c.expect(
+        "no-store" in directives,
+        "the answer holding the secret may be stored (no Cache-Control: no-store)",
+    )
+
+
 # --- running ----------------------------------------------------------------------------
 
 
