@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import httpx
 from test_cli import START_TIMEOUT, Process, free_port
 
 from dmlab.conformance import PURPOSES
@@ -55,6 +57,17 @@ def test_conform_server_against_dmlab_serve(tmp_path: Path) -> None:
         conform.expect(r"^total +\d+", 120)
         code = conform.popen.wait(30)
         conform.close()
+        # The devices the kit registered are gone again, from both accounts.
+        verify = ssl.create_default_context(cafile=str(data / "ca.pem"))
+        for account in ACCOUNTS:
+            name, password = account.split(":")
+            listing = httpx.get(
+                f"{url}/devices",
+                auth=(name, password),
+                verify=verify,
+                headers={"Accept": "application/json"},
+            )
+            assert listing.status_code == 200 and listing.json()["Devices"] == [], listing.text
     finally:
         assert serve.terminate() == 0
     log = "\n".join(conform.lines)
