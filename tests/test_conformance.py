@@ -9,6 +9,7 @@ narrowing each run to the purposes of the resources it touches.
 from __future__ import annotations
 
 import ast
+import html
 import http.server
 import json
 import re
@@ -22,7 +23,7 @@ import httpx
 import pytest
 
 from dmlab import Lab
-from dmlab.conformance import PURPOSES, Verdict, run, select
+from dmlab.conformance import PURPOSES, Verdict, reports, run, select
 from dmlab.conformance.purposes import CLAUSE_ORDER, change_request, markdown_table, normalized
 from dmlab.conformance.server import CHECKS
 from dmlab.protocol.provenance import CHOICE_IDS
@@ -199,10 +200,32 @@ def test_each_broken_server_fails_exactly_its_purposes(
     failed = {o.purpose.id for o in broken.outcomes if o.verdict is Verdict.FAIL}
     assert failed == must_fail, [o.line() for o in broken.outcomes if o.verdict is not Verdict.PASS]
     assert not broken.ok
-    # The verdict shows the exchange that decided it.
+    # The verdict shows the exchange that decided it, in every report.
+    page, junit = reports.html(broken), reports.junit(broken)
     for purpose_id in must_fail:
         outcome = broken.outcome(purpose_id)
         assert outcome.deciding is not None and outcome.reason, outcome
+        assert (
+            f'id="{purpose_id}"' in page
+            and "deciding: " + html.escape(outcome.deciding.summary()) in page
+        )
+        assert (
+            f'name="{outcome.purpose.name}"' in junit
+            and outcome.deciding.http_text().split("\n")[0] in junit
+        )
+
+
+def test_without_get_notifications_the_notified_flows_are_inconclusive(
+    breakable: tuple[Switchable, str, str],
+) -> None:
+    switch, url, cafile = breakable
+    switch.use(rewrite("GET", "/notifications", instead=(404, JSON_TYPE, b"{}")))
+    try:
+        result = run(url, cafile=cafile, accounts=ACCOUNTS, only="TP/FLOW/SI,TP/FLOW/BI/002")
+    finally:
+        switch.use(None)
+    assert {o.verdict for o in result.outcomes} == {Verdict.INCONCLUSIVE}
+    assert all("GET /notifications" in o.reason for o in result.outcomes), result.frame.reason
 
 
 def test_without_a_second_account_isolation_is_inconclusive(
