@@ -21,6 +21,9 @@ from dmlab.protocol.alerts import fumo_operation, generic_alert, result_code
 from dmlab.protocol.messages import STATUS_TEXT, Alert, parse_commands
 from dmlab.protocol.notification import Notification, encode, notification_key
 from dmlab.runtime.tls import LabCA
+from dmlab.store import Round
+from dmlab.store.rows import rounds_from as rows_from
+from dmlab.store.rows import rounds_json
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 NOW = 1_800_000_000
@@ -221,3 +224,14 @@ def test_point6_default_and_unknown_commands_parse() -> None:
 def test_point7_status_meanings() -> None:
     assert STATUS_TEXT[406] == "Not Acceptable"
     assert Status(304).ok and not Status(406).ok
+
+
+def test_point2_uri_survives_the_sql_stores_codec() -> None:
+    rounds = (
+        Round(
+            "k1",
+            parse_commands([["HGET", "https://s/x"], ["END"]]),
+            (Status(200, uri=("urn:oma:mo:x:1.0//Downloads/1",)),),
+        ),
+    )
+    assert rows_from(rounds_json(rounds)) == rounds

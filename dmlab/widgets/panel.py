@@ -8,6 +8,7 @@ outcome the same way a real click does.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import threading
@@ -18,23 +19,30 @@ import ipywidgets as widgets
 
 from ..device import SessionRun
 from ..events import Event
-from ..protocol import AlertType
+from ..protocol import Alert, AlertType
+from ..protocol.alerts import generic_alert
 from ..runtime.lab import Lab, OperatorError
 from ..store import State
+
+
+def _fields(alert: Alert) -> tuple[str, dict[str, Any]]:
+    """An alert as (AlertType, the other fields it sets)."""
+    fields = {k: v for k, v in dataclasses.asdict(alert).items() if v is not None}
+    return fields.pop("alert_type"), fields
+
 
 #: Alert choices: label → (AlertType, extra alert fields).
 ALERTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ClientInitiatedMgmt": (AlertType.CLIENT_INITIATED, {}),
     # What a FUMO job reports when it has finished: a generic alert with the FUMO
-    # result code (200 successful) about the operation node (protocol.alerts).
-    "FUMO generic alert": (
-        AlertType.FUMO_DOWNLOAD_AND_UPDATE,
-        {
-            "source_uri": "urn:oma:mo:oma-fumo:1.0/fw1/DownloadAndUpdate",
-            "mark": "informational",
-            "data_type": "int",
-            "data": {"DM1x": 200},
-        },
+    # result code (200 successful) about the operation node, built as the device does.
+    "FUMO generic alert": _fields(
+        generic_alert(
+            AlertType.FUMO_DOWNLOAD_AND_UPDATE,
+            "urn:oma:mo:oma-fumo:1.0/fw1/DownloadAndUpdate",
+            result=200,
+            ok=True,
+        )
     ),
 }
 JOBS = ("inventory", "firmware-update", "commands")
