@@ -68,3 +68,14 @@ def test_longpoll_prints_waiting_and_polling_cost_and_the_ratio() -> None:
     float(ratio.split()[-1])
     (woken,) = lines_starting(out, "woken 5 polls")
     assert "all answered 200" in woken
+
+
+def test_abuse_prints_every_ratio() -> None:
+    out = run(
+        "abuse.py",
+        *("--devices", "5", "--samples", "3", "--flood", "20", "--not-found", "30"),
+        *("--slowloris", "3", "--header-timeout", "1"),
+    )
+    for name in ("oracle", "flood", "restart", "404s", "slowloris"):
+        (line,) = lines_starting(out, name + " ")
+        assert "ratio" in line

@@ -100,8 +100,28 @@ def test_the_defaults_close_a_slowloris_within_15_seconds() -> None:
 def test_a_connection_that_never_sends_a_request_is_closed(server, ca) -> None:
     with tls(server, ca) as sock:
         started = time.monotonic()
-        assert read_all(sock).startswith(b"HTTP/1.1 408 ")
+        assert read_all(sock) == b""  # closed, without an answer nobody asked for
         assert time.monotonic() - started < PATIENCE
+
+
+def test_a_half_sent_head_is_answered_408(server, ca) -> None:
+    with tls(server, ca) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert read_all(sock).startswith(b"HTTP/1.1 408 ")
+
+
+def test_an_idle_kept_alive_connection_is_left_to_the_keep_alive_timer(server, ca) -> None:
+    """After an answer, a quiet connection is not timed as a slow head (a pooled
+    client would race a 408 with its next request); a new head is."""
+    with tls(server, ca) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer(sock).startswith(b"HTTP/1.1 200 ")
+        sock.settimeout(LIMITS.header_timeout * 3)  # well past the head timeout
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # still open: keep-alive (5 s) has not expired
+        sock.settimeout(PATIENCE)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        assert read_all(sock).startswith(b"HTTP/1.1 408 ")
 
 
 def test_a_slowloris_head_is_closed_though_it_keeps_sending(server, ca) -> None:

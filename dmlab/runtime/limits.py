@@ -141,6 +141,8 @@ class GuardedH11Protocol(H11Protocol):
         self._last_cycle: object = None
         self._tail = b""  # the last bytes of the request head so far (bare LF check)
         self._refused = False
+        self._answered = False  # has a response completed on this connection?
+        self._partial = False  # bytes of the next request head received?
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -161,6 +163,8 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if self.conn.their_state is h11.IDLE:
+            self._partial = True  # a request head has begun: time it
         if self.conn.their_state is h11.IDLE and self._bare_lf(data):
             _log.warning("refused a request head with a bare LF line ending")
             self._arm(None, 0.0)
@@ -170,6 +174,7 @@ class GuardedH11Protocol(H11Protocol):
         self._after_events()
 
     def on_response_complete(self) -> None:
+        self._answered = True
         super().on_response_complete()  # may start a pipelined request
         if not self.transport.is_closing():
             self._after_events()
@@ -202,14 +207,21 @@ class GuardedH11Protocol(H11Protocol):
 
     def _watch(self) -> None:
         """Arm the timer that the connection's phase calls for: the request head
-        (their state IDLE) or the body (SEND_BODY); none while the app answers."""
+        (their state IDLE: from the connection's start, or from the first byte of a
+        later request; an idle kept-alive connection is uvicorn's keep-alive timer's)
+        or the body (SEND_BODY); none while the app answers."""
         state = self.conn.their_state
-        phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
+        phase: str | None = None
+        if state is h11.IDLE and (self._partial or not self._answered):
+            phase = "head"
+        elif state is h11.SEND_BODY:
+            phase = "body"
         if phase == self._phase:
             return
-        self._phase = phase
-        if phase == "head":
+        if self._phase == "head":
+            self._partial = False
             self._tail = b""
+        self._phase = phase
         timeout = self.limits.header_timeout if phase == "head" else self.limits.body_timeout
         self._arm(phase, timeout)
 
@@ -225,6 +237,8 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         _log.warning("closed a connection whose request %s was too slow", phase)
-        if self.conn.our_state is h11.IDLE:
+        # A 408 only to a request begun: on a connection that sent nothing, a
+        # client about to reuse it could take the 408 for its next answer.
+        if self.conn.our_state is h11.IDLE and self._partial:
             self.transport.write(_TIMEOUT)
         self.transport.close()

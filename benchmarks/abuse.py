@@ -1,0 +1,284 @@
+"""A shared server under abuse (issue 10): what an attacker on loopback costs everyone else.
+
+Against ``python -m dmlab serve`` in a subprocess (real scrypt, SQLite, TLS), on
+127.0.0.1 only, bounded in count and time. Each figure is a ratio against a
+baseline measured in the same run:
+
+- flood:     a cached device's median latency during a wrong-secret flood on 40
+             registered names (9 tries each, under the per-address allowance),
+             against the same device idle. Target <= 3x.
+- oracle:    a failed login for a registered name against one for an unknown name
+             (medians). Target ~1x: timing does not tell which names exist.
+- restart:   N devices' first requests right after a restart, against the same
+             requests on the warm server (wall time of the burst). Target: no queue
+             behind hashing (a small ratio, not N x 60 ms).
+- 404s:      server RSS and database growth per 1,000 unauthenticated 404s with
+             15 KiB paths. Target <= 1 MiB each.
+- slowloris: how long until every slowloris connection (trickling header lines) is
+             closed, against the default header timeout; and a legitimate request's
+             latency meanwhile, against idle.
+
+    .venv/bin/python benchmarks/abuse.py
+    .venv/bin/python benchmarks/abuse.py --devices 5 --flood 20 --not-found 50 --slowloris 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+OPERATOR = ("ops", "ops-password")
+HOST = "127.0.0.1"  # the only target this script ever uses
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``python -m dmlab serve`` on a free loopback port, in its own process."""
+
+    def __init__(self, data: Path, port: int, *extra: str) -> None:
+        self.data, self.port, self.extra = data, port, extra
+        self.url = f"https://{HOST}:{port}"
+        self.popen: subprocess.Popen[str] | None = None
+
+    def start(self) -> Server:
+        command = [sys.executable, "-m", "dmlab", "serve", "--port", str(self.port)]
+        command += ["--data", str(self.data), "--account", ":".join(OPERATOR), *self.extra]
+        self.popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            if re.search(r"dmlab serving https://", line):
+                return self
+        raise RuntimeError(f"the server did not start (exit {self.popen.wait()})")
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            self.popen.terminate()
+            self.popen.wait(30)
+            assert self.popen.stdout is not None
+            self.popen.stdout.close()
+
+    def rss(self) -> int:
+        assert self.popen is not None
+        status = Path(f"/proc/{self.popen.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) * 1024  # type: ignore[index]
+
+    def disk(self) -> int:
+        return sum(
+            (self.data / name).stat().st_size
+            for name in ("dmlab.sqlite3", "dmlab.sqlite3-wal")
+            if (self.data / name).exists()
+        )
+
+
+def client(server: Server, context: ssl.SSLContext, **kwargs: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.url, verify=context, timeout=60.0, **kwargs)  # type: ignore[arg-type]
+
+
+async def timed(request: object) -> float:
+    started = time.perf_counter()
+    answer = await request  # type: ignore[misc]
+    assert answer.status_code < 500, answer.status_code
+    return time.perf_counter() - started
+
+
+async def median_ms(make: object, count: int) -> float:
+    return 1000 * statistics.median([await timed(make()) for _ in range(count)])  # type: ignore[operator]
+
+
+async def register(server: Server, context: ssl.SSLContext, count: int) -> dict[str, str]:
+    async with client(server, context, auth=OPERATOR) as ops:
+
+        async def one(n: int) -> tuple[str, str]:
+            dev_id = f"IMEI:{990000000000000 + n}"
+            answer = await ops.post("/devices/new", json={"devId": dev_id})
+            assert answer.status_code == 201, answer.text
+            return dev_id, answer.json()["secret"]
+
+        return dict(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def flood(
+    server: Server, context: ssl.SSLContext, devices: dict[str, str], flood: int, samples: int
+) -> None:
+    names = list(devices)[:40]
+    legit_id = list(devices)[-1]
+    async with client(server, context, auth=(legit_id, devices[legit_id])) as legit:
+        await legit.get("/sessions/pending")  # cached from here on
+        idle = await median_ms(lambda: legit.get("/sessions/pending"), samples)
+
+        async def attack() -> None:
+            async with client(server, context) as attacker:
+                sends = [
+                    attacker.get("/sessions/pending", auth=(names[n % len(names)], "wrong"))
+                    for n in range(flood)
+                ]
+                for start in range(0, len(sends), 20):
+                    await asyncio.gather(*sends[start : start + 20])
+
+        attacking = asyncio.create_task(attack())
+        await asyncio.sleep(0.2)
+        during = []
+        while not attacking.done() and len(during) < samples:
+            during.append(await timed(legit.get("/sessions/pending")))
+        await attacking
+    flooded = 1000 * statistics.median(during) if during else idle
+    print(
+        f"flood     legit median idle {idle:.1f} ms, during {flood} wrong secrets on "
+        f"{len(names)} names {flooded:.1f} ms: ratio {flooded / idle:.2f}x (target <= 3)"
+    )
+
+
+async def oracle(
+    server: Server, context: ssl.SSLContext, devices: dict[str, str], samples: int
+) -> None:
+    """One failed login per name (a name's allowance is never reached)."""
+    known_names = list(devices)[41 : 41 + samples]
+    async with client(server, context) as probe:
+        known = [await timed(probe.get("/devices", auth=(n, "x"))) for n in known_names]
+        unknown = [
+            await timed(probe.get("/devices", auth=(f"IMEI:{10**14 + n}", "x")))
+            for n in range(len(known_names))
+        ]
+    k, u = 1000 * statistics.median(known), 1000 * statistics.median(unknown)
+    print(
+        f"oracle    failed login, registered name {k:.1f} ms, unknown name {u:.1f} ms: "
+        f"ratio {k / u:.2f}x (target ~1)"
+    )
+
+
+async def first_requests(server: Server, context: ssl.SSLContext, devices: dict[str, str]) -> float:
+    """Wall time of every device's request at once, each on a new connection."""
+
+    async def one(dev_id: str, secret: str) -> None:
+        async with client(server, context, auth=(dev_id, secret)) as device:
+            assert (await device.get("/sessions/pending")).status_code == 200
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(d, s) for d, s in devices.items()))
+    return time.perf_counter() - started
+
+
+async def not_found(server: Server, context: ssl.SSLContext, count: int) -> None:
+    path = "/" + "a" * (15 * 1024)
+    async with client(server, context) as anon:
+        for n in range(50):  # warm-up: code paths and buffers, not counted
+            await anon.get(f"{path}-warm-{n}")
+        rss, disk = server.rss(), server.disk()
+        for start in range(0, count, 25):
+            answers = await asyncio.gather(
+                *(anon.get(f"{path}{n}") for n in range(start, min(start + 25, count)))
+            )
+            assert all(a.status_code == 404 for a in answers)
+    scale = 1000 / count
+    mib = 1024 * 1024
+    rss_growth = max(server.rss() - rss, 0) * scale / mib
+    disk_growth = max(server.disk() - disk, 0) * scale / mib
+    print(
+        f"404s      per 1,000 unauthenticated 404s with 15 KiB paths: RSS +{rss_growth:.2f} MiB, "
+        f"database +{disk_growth:.2f} MiB (target <= 1 MiB each; ratio "
+        f"{max(rss_growth, disk_growth):.2f})"
+    )
+
+
+async def slowloris(
+    server: Server,
+    context: ssl.SSLContext,
+    count: int,
+    header_timeout: float,
+    legit: tuple[str, str],
+) -> None:
+    async def one() -> float:
+        reader, writer = await asyncio.open_connection(HOST, server.port, ssl=context)
+        started = time.perf_counter()
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        try:
+            while not reader.at_eof() and time.perf_counter() - started < 3 * header_timeout:
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+                try:
+                    await asyncio.wait_for(reader.read(65536), 1.0)
+                except TimeoutError:
+                    continue
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            closed = time.perf_counter() - started
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+        return closed
+
+    async with client(server, context, auth=legit) as device:
+        await device.get("/sessions/pending")
+        idle = await median_ms(lambda: device.get("/sessions/pending"), 10)
+        held = asyncio.gather(*(one() for _ in range(count)))
+        await asyncio.sleep(1.0)
+        during = await median_ms(lambda: device.get("/sessions/pending"), 10)
+        closed = await held
+    print(
+        f"slowloris {count} connections all closed within {max(closed):.1f} s "
+        f"(header timeout {header_timeout:g} s; ratio {max(closed) / header_timeout:.2f}); "
+        f"legit median idle {idle:.1f} ms, meanwhile {during:.1f} ms"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        extra = ("--header-timeout", str(args.header_timeout))
+        server = Server(data, free_port(), *extra).start()
+        try:
+            context = ssl.create_default_context(cafile=str(data / "ca.pem"))
+            devices = await register(server, context, max(args.devices, 41 + args.samples))
+            await oracle(server, context, devices, args.samples)
+            await flood(server, context, devices, args.flood, args.samples)
+            warm = await first_requests(server, context, devices)
+            server.stop()
+            server = Server(data, server.port, *extra).start()
+            cold = await first_requests(server, context, devices)
+            print(
+                f"restart   {len(devices)} devices' first requests: warm {warm:.2f} s, "
+                f"after a restart {cold:.2f} s: ratio {cold / warm:.2f}x (each new connection)"
+            )
+            await not_found(server, context, args.not_found)
+            first = next(iter(devices.items()))
+            await slowloris(server, context, args.slowloris, args.header_timeout, first)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--flood", type=int, default=360)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--not-found", type=int, default=1000)
+    parser.add_argument("--slowloris", type=int, default=200)
+    parser.add_argument("--header-timeout", type=float, default=10.0)
+    asyncio.run(main(parser.parse_args()))
