@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..trace import MAX_PATH, cut
 from .negotiation import wants_html
 
 
@@ -52,9 +53,12 @@ _HTTP_ERRORS = {404: "not-found", 405: "method-not-allowed", 400: "bad-request"}
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 (unknown path, wrong method) in the same shape."""
     assert isinstance(exc, HTTPException)
+    # The path as sent, cut: a 15 KiB path is neither echoed nor parsed into
+    # request.url (whose urlsplit cache would keep the last 128 such paths).
+    path = cut(request.scope["path"], MAX_PATH)
     detail = {
-        404: f"no resource at {request.url.path}",
-        405: f"{request.method} is not allowed on {request.url.path}",
+        404: f"no resource at {path}",
+        405: f"{request.method} is not allowed on {path}",
     }.get(exc.status_code, str(exc.detail))
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -69,7 +73,7 @@ def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
     for route in getattr(request.app, "routes", ()):
         regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and route_methods and regex.match(request.url.path):
+        if regex is not None and route_methods and regex.match(request.scope["path"]):
             methods.update(route_methods)
     return sorted(methods)
 
