@@ -68,6 +68,9 @@ class Exchange:
     # unknown). A notification sent within that span of a request of the same
     # session was sent while answering it: that is how the diagram places it.
     elapsed: float = 0.0
+    #: Body bytes each way (a DM Notification: its package). Not kept by a store.
+    request_bytes: int = 0
+    response_bytes: int = 0
 
     @property
     def started(self) -> float:
@@ -201,6 +204,8 @@ class Trace:
         request: str = "",
         response: str = "",
         elapsed: float = 0.0,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
     ) -> Exchange:
         """Keep one exchange, its fields cut to size."""
         with self._lock:
@@ -218,6 +223,8 @@ class Trace:
                 cut(request, MAX_FIELD),
                 cut(response, MAX_FIELD),
                 elapsed,
+                request_bytes,
+                response_bytes,
             )
             if len(self._records) == self._records.maxlen:
                 self._bytes -= _size(self._records[0])
@@ -297,11 +304,12 @@ class Trace:
             if self._sink is not None:
                 self._sink.clear_trace()
 
-    def frame(self, since: int = 0) -> pd.DataFrame:
+    def frame(self, since: int = 0, *, sizes: bool = False) -> pd.DataFrame:
+        """The records after ``since``; ``sizes=True`` adds the body byte counts."""
         import pandas as pd
 
         rows = [asdict(r) for r in self.since(since)]
-        columns = FRAME_COLUMNS
+        columns = FRAME_COLUMNS + (["request_bytes", "response_bytes"] if sizes else [])
         frame = pd.DataFrame(rows, columns=columns)
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame.set_index("seq")

@@ -22,7 +22,7 @@ import httpx
 
 from ..protocol import Alert, AlertType, Command, Report, Status, media, parse_commands
 from ..protocol.notification import NotificationGuard, NotificationRejected, notification_key
-from . import serialize
+from . import mo, serialize
 from .executor import Behaviour, Executor
 from .objects import noti_credentials, standard_tree
 
@@ -119,7 +119,14 @@ class VirtualDevice:
             noti_data=noti_data,
         )
         self.guard = NotificationGuard(server_id, noti_secret, auth_data=noti_data, clock=clock)
-        self.executor = Executor(self.tree, self, behaviour)
+        #: SCOMO, LAWMO, DiagMon and DCMO, by MOID.
+        self.services = mo.install(
+            self.tree,
+            capabilities=behaviour.capabilities,
+            diagnostics=behaviour.diagnostics,
+            free_space=behaviour.free_space,
+        )
+        self.executor = Executor(self.tree, self, behaviour, self.services)
         self.runs: list[SessionRun] = []
         self.dropped: list[tuple[str, str]] = []
         self.shown: list[str] = []

@@ -50,9 +50,9 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import media
 from ..protocol.alerts import FUMO_ALERT_TYPES, generic_alert
@@ -61,6 +61,9 @@ from ..protocol.messages import Alert, Command, Status
 from . import serialize
 from .objects import DEVINFO, EXT, FUMO, FUMO_OPERATIONS, FumoResult, FumoState
 from .tree import ClientURI, ManagementTree, NodeNotFound, NotAllowed, TreeError
+
+if TYPE_CHECKING:
+    from .mo import ServiceObject
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +96,24 @@ class Behaviour:
     """Knobs a lab turns to make a device fail or take its time."""
 
     update_fails: bool = False
+    #: FUMO and SCOMO downloads fail (FUMO 503, SCOMO 1402).
     download_fails: bool = False
-    #: Seconds between FUMO state changes.
+    #: Seconds between FUMO state changes (and between service MO steps).
     step_delay: float = 0.0
+    #: Bytes SCOMO can install into; a bigger package fails with 1406.
+    free_space: int = 1 << 20
+    #: SCOMO's Remove fails (1408).
+    remove_fails: bool = False
+    #: LAWMO cannot lock or unlock (1402, 1403, 1404).
+    lock_fails: bool = False
+    #: LAWMO refuses Wipe and FactoryReset (1406, wipe not performed).
+    wipe_refused: bool = False
+    #: DCMO's capabilities (one instance each); any other is unknown (404).
+    capabilities: tuple[str, ...] = ("Camera", "Bluetooth", "USB")
+    #: DCMO's Enable and Disable fail (1400).
+    capability_fails: bool = False
+    #: DiagMon's functions; any other is unknown (404).
+    diagnostics: tuple[str, ...] = ("Battery", "Signal", "Storage")
 
 
 @dataclass(slots=True)
@@ -171,11 +189,18 @@ class Executor:
     """
 
     def __init__(
-        self, tree: ManagementTree, port: DevicePort, behaviour: Behaviour = Behaviour()
+        self,
+        tree: ManagementTree,
+        port: DevicePort,
+        behaviour: Behaviour = Behaviour(),
+        services: Mapping[str, ServiceObject] | None = None,
     ) -> None:
         self.tree = tree
         self.port = port
         self.behaviour = behaviour
+        #: Management objects with behaviour (:mod:`dmlab.device.mo`), by MOID: EXEC
+        #: on their nodes is theirs to run.
+        self.services: Mapping[str, ServiceObject] = services or {}
         #: One line per command and per background event, newest last.
         self.history: deque[str] = deque(maxlen=1000)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -244,6 +269,13 @@ class Executor:
 
     def _log(self, line: str) -> None:
         self.history.append(line)
+
+    # The service MOs' way in (``ExecContext``): background work and the history.
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._spawn(coro)
+
+    def log(self, line: str) -> None:
+        self._log(line)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -452,6 +484,8 @@ class Executor:
         node = self.tree.node(uri)
         if "x" not in node.acl:
             raise NotAllowed(f"{uri} is not executable")
+        if uri.moid in self.services:
+            return await self.services[uri.moid].exec(self, uri, target)
         if uri.moid != FUMO or len(uri.path) != 1 or uri.path[0] not in FUMO_OPERATIONS:
             raise _Failed(501, f"the device cannot run {uri}")
         instance, operation = uri.instance, uri.path[0]

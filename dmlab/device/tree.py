@@ -414,6 +414,24 @@ class ManagementTree:
                 del parent.children[uri.path[-1]]
         self._notify(uri)
 
+    def attach(self, parent: str | ClientURI, node: Node) -> None:
+        """Put a prebuilt node, with its own ACLs, under ``parent`` (device side).
+
+        A service MO uses it for what no server write can make: executable
+        ``Operations`` nodes beside data a server wrote with HGET. A node of
+        the same name is replaced unless it is permanent.
+        """
+        parent_uri = ClientURI.parse(parent)
+        with self._lock:
+            found = self._find(parent_uri)
+            if found.children is None:
+                raise NodeNotFound(f"no node {parent_uri} to attach under (it is a leaf)")
+            old = found.children.get(node.name)
+            if old is not None and old.permanent:
+                raise NotAllowed(f"{parent_uri.child(node.name)}: permanent node")
+            found.add(node)
+        self._notify(parent_uri.child(node.name))
+
     # -- change listeners ----------------------------------------------------
 
     def subscribe(self, uri_prefix: str | ClientURI, callback: Listener) -> None:

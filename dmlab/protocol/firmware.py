@@ -65,7 +65,15 @@ def parse_package(body: bytes | str) -> Package:
     return Package(version, name, image)
 
 
-def lab_package(version: str) -> bytes:
+def is_version(text: str) -> bool:
+    """A package version as the lab's resources accept it: 1 to 4 numbers, ``1.2.3``."""
+    parts = text.split(".")
+    return 1 <= len(parts) <= 4 and all(p.isdigit() and len(p) <= 6 for p in parts)
+
+
+def lab_package(version: str, name: str = "firmware") -> bytes:
     """The package the lab server serves for a version: a deterministic 4 KiB image."""
-    seed = hashlib.sha256(f"dmlab firmware {version}".encode()).digest()
-    return firmware_package(version, (seed * 128)[:4096])
+    seed = hashlib.sha256(f"dmlab {name} {version}".encode()).digest()
+    if name == "firmware":
+        return firmware_package(version, (seed * 128)[:4096])
+    return firmware_package(version, (seed * 128)[:4096], name=name)

@@ -256,6 +256,87 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "",
         "the CR does not say what the browser POSTs to",
     ),
+    # Existing services beside FUMO (SCOMO, LAWMO, DiagMon, DCMO): dmlab/protocol/services.py
+    LabChoice(
+        "mo-instance-names",
+        "Service MOs",
+        "MO instance ids SCOMO1, LAWMO1, DIAGMON1; DCMO has one instance per capability, "
+        "named after it (Camera)",
+        "one instance named after the MO; DCMO instances with opaque ids",
+        "the specification's examples use SCOMO1 and Capability123; the others follow them",
+    ),
+    LabChoice(
+        "service-alert-data",
+        "Service MOs",
+        'a result alert\'s Data is {"DM1x": <result code>} (plus the reading for DiagMon); '
+        "SCOMO's component is in TargetURI",
+        "DM1x holding DM 1.x's XML text (<ResultCode>…</ResultCode><Identifier>…)",
+        'the specification\'s DCMO example carries {"DM1x": 1404}; its SCOMO example wraps '
+        "XML text a server would have to parse, and the component is already in TargetURI",
+    ),
+    LabChoice(
+        "service-exec-async",
+        "Service MOs",
+        "EXEC on a service operation with a ServerURI answers 202 and reports by generic "
+        "alert; without one the result is the status (200 or 500) in the same package 3",
+        "always 202 and an alert (as the lab's FUMO does)",
+        "the specification ties asynchronous EXEC to the ServerURI; the lab's jobs always give one",
+    ),
+    LabChoice(
+        "scomo-descriptor",
+        "Service MOs",
+        "the server creates SCOMO's Download/<PkgID> by HGET of a JSON descriptor "
+        "(PkgID, Name, PkgURL…); the device adds Status and the executable Operations itself",
+        "the device pre-creates download slots the server fills",
+        "DM 2.0 has no Add: HGET is the only command that creates nodes",
+    ),
+    LabChoice(
+        "scomo-package-format",
+        "Service MOs",
+        "a software package is the firmware package's JSON (version, name, image, size, sha256)",
+        "",
+        "the lab needs bytes to download and check; the format is outside SCOMO's scope",
+    ),
+    LabChoice(
+        "scomo-after-install",
+        "Service MOs",
+        "after a successful DownloadInstall, Download/<x> is removed and the component is "
+        "listed under Inventory/Deployed; a failed one keeps Download/<x> with its Status",
+        "keep Download/<x> (Status 10) after success",
+        "the inventory stays the one place that lists what is installed",
+    ),
+    LabChoice(
+        "lawmo-unlock-name",
+        "Service MOs",
+        "LAWMO's unlock operation node is UnLock",
+        "Unlock",
+        "public clients spell it both ways; the DDF's spelling could not be read here",
+    ),
+    LabChoice(
+        "lawmo-wipe-selection",
+        "Service MOs",
+        "the server marks wipe list items by HGET of the text 'true' (GET /values/true) into "
+        "AvailableWipeList/<x>/ToBeWiped; thresholds are written the same way",
+        "an MO serialization of the whole wipe list",
+        "DM 2.0 writes a leaf only by HGET from a URL, so the server must serve the value",
+    ),
+    LabChoice(
+        "dcmo-failure-code",
+        "Service MOs",
+        "a failed DCMO Enable or Disable reports 1400 (client error); an unknown capability "
+        "is a 404 status on the EXEC, with no alert",
+        "",
+        "DCMO's failure codes could not be confirmed; 1400 is every OMA MO's client error",
+    ),
+    LabChoice(
+        "diagmon-tree",
+        "Service MOs",
+        "DiagMon's tree is Functions/<name>/{Value, Unit, Threshold, Trap, Operations/{Collect, "
+        "ArmTrap, DisarmTrap}}; alerts urn:oma:at:diagmon:1.0:OperationComplete and …:Trap; "
+        "results 1200/1400",
+        "",
+        "only DiagMon's MOID could be confirmed; the names follow SCOMO's and LAWMO's patterns",
+    ),
 )
 
 # --- every rule, point by point --------------------------------------------------
@@ -480,6 +561,22 @@ POINTS: Final[tuple[Point, ...]] = (
         "CR x.2.3, x.2.4",
     ),
     Point("Browser flows", "what the browser POSTs to", LAB, "browser-entry"),
+    # Existing services beside FUMO
+    Point("Service MOs", "MO instance ids", LAB, "mo-instance-names"),
+    Point("Service MOs", "a service result alert's Data", LAB, "service-alert-data"),
+    Point("Service MOs", "EXEC on a service operation: now or later", LAB, "service-exec-async"),
+    Point("Service MOs", "how SCOMO's Download/<x> is created", LAB, "scomo-descriptor"),
+    Point("Service MOs", "what a software package is", LAB, "scomo-package-format"),
+    Point("Service MOs", "Download/<x> after an install", LAB, "scomo-after-install"),
+    Point("Service MOs", "LAWMO's unlock node name", LAB, "lawmo-unlock-name"),
+    Point(
+        "Service MOs",
+        "how a leaf gets a value (wipe list, thresholds)",
+        LAB,
+        "lawmo-wipe-selection",
+    ),
+    Point("Service MOs", "DCMO's failure result", LAB, "dcmo-failure-code"),
+    Point("Service MOs", "DiagMon's nodes, alerts and codes", LAB, "diagmon-tree"),
 )
 
 CHOICE_IDS: Final = frozenset(c.id for c in CHOICES)

@@ -7,12 +7,13 @@ session is done. Keeping jobs pure makes a session resumable from its record.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import Command, ProtocolError, parse_commands
+from ..protocol.firmware import is_version
 from ..store import JobSpec, Round
+from .service_jobs import SERVICE_JOBS
+from .steps import Planner, Step
 
 DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.0"
 FUMO = "urn:oma:mo:oma-fumo:1.0"
@@ -20,15 +21,7 @@ FUMO_IDLE = 10
 DEFAULT_FIRMWARE = "2.0.0"
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The next package 2, or the end of the session with a reason."""
-
-    commands: tuple[Command, ...] | None
-    reason: str = ""
-
-
-Planner = Callable[[JobSpec, tuple[Round, ...], str], Step]
+__all__ = ["PLANNERS", "Planner", "Step", "is_version", "job_from_request", "next_step"]
 
 
 def _explicit(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
@@ -79,6 +72,8 @@ PLANNERS: dict[str, Planner] = {
     "commands": _explicit,
     "inventory": _inventory,
     "firmware-update": _firmware_update,
+    # The existing OMA DM services (SCOMO, LAWMO, DiagMon, DCMO): see service_jobs.py.
+    **{name: job.plan for name, job in SERVICE_JOBS.items()},
 }
 
 
@@ -105,20 +100,20 @@ def job_from_request(fields: dict[str, Any]) -> JobSpec:
     params = fields.get("params", {})
     if not isinstance(params, dict):
         raise ProtocolError('"params" must be an object')
-    if "version" in fields and isinstance(fields["version"], str) and fields["version"]:
+    takes_version = name == "firmware-update" or "version" in getattr(
+        SERVICE_JOBS.get(name), "params", {}
+    )
+    if takes_version and isinstance(fields.get("version"), str) and fields["version"]:
         params = {**params, "version": fields["version"]}
     for key, value in params.items():
         if not isinstance(value, (str, int)) or len(str(value)) > 100:
             raise ProtocolError(f"job parameter {key!r} must be a short string or number")
     if name == "firmware-update" and not is_version(str(params.get("version", DEFAULT_FIRMWARE))):
         raise ProtocolError("version must look like 1.2.3")
+    if name in SERVICE_JOBS:
+        SERVICE_JOBS[name].check(params)
     return JobSpec(name, params)
 
 
 def next_step(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
     return PLANNERS[spec.name](spec, done, base_url)
-
-
-def is_version(text: str) -> bool:
-    parts = text.split(".")
-    return 1 <= len(parts) <= 4 and all(p.isdigit() and len(p) <= 6 for p in parts)

@@ -90,6 +90,7 @@ class Notifier:
             status=0,
             session=session,
             request=f"DM Notification id={nid} ({len(package)} bytes)",
+            request_bytes=len(package),
         )
         self._events.publish(
             "notification.sent",

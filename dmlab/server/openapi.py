@@ -168,6 +168,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "image": {"type": "string", "contentEncoding": "base64"},
         },
     },
+    "SoftwareDescriptor": {
+        "type": "object",
+        "required": ["PkgID", "Name", "PkgURL"],
+        "properties": {
+            k: {"type": "string"}
+            for k in ("PkgID", "Name", "PkgURL", "Description", "EnvType", "PkgType")
+        },
+    },
     "Home": {
         "type": "object",
         "required": ["server", "resources"],

@@ -25,6 +25,7 @@ class TraceMiddleware:
         status = 500
         recorded = False
         arrived = self.trace.now()
+        sizes = [0, 0]  # body bytes received, sent
 
         def record() -> None:
             nonlocal recorded
@@ -50,7 +51,15 @@ class TraceMiddleware:
                 request=fields.get("request", ""),
                 response=fields.get("response", "") or state.get("trace_response", ""),
                 elapsed=max(self.trace.now() - arrived, 0.0),
+                request_bytes=sizes[0],
+                response_bytes=sizes[1],
             )
+
+        async def receive_and_count() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                sizes[0] += len(message.get("body", b""))
+            return message
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
@@ -67,11 +76,13 @@ class TraceMiddleware:
                     or headers.get(b"content-length") == b"0"
                 ):
                     record()
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                record()
+            elif message["type"] == "http.response.body":
+                sizes[1] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    record()
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_watch)
+            await self.app(scope, receive_and_count, send_and_watch)
         finally:
             record()

@@ -22,6 +22,7 @@ from ..events import Event
 from ..protocol import Alert, AlertType
 from ..protocol.alerts import generic_alert
 from ..runtime.lab import Lab, OperatorError
+from ..server.jobs import PLANNERS
 from ..store import State
 
 
@@ -45,7 +46,8 @@ ALERTS: dict[str, tuple[str, dict[str, Any]]] = {
         )
     ),
 }
-JOBS = ("inventory", "firmware-update", "commands")
+#: The jobs an account may queue, as the server declares them (explicit commands last).
+JOBS = (*(j for j in PLANNERS if j != "commands"), "commands")
 DEFAULT_COMMANDS = '[["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"], ["END"]]'
 
 
@@ -63,6 +65,12 @@ class ControlPanel(widgets.VBox):
         self.devices = widgets.SelectMultiple(description="Devices", rows=3, style=style)
         self.job = widgets.Dropdown(options=JOBS, value="inventory", description="Job", style=style)
         self.version = widgets.Text(value="2.0.0", description="Firmware", style=style)
+        self.params = widgets.Text(
+            value="{}",
+            description="Params",
+            placeholder='{"name": "Camera", "enable": "false"}',
+            style=style,
+        )
         self.commands = widgets.Textarea(
             value=DEFAULT_COMMANDS,
             description="Commands",
@@ -90,7 +98,7 @@ class ControlPanel(widgets.VBox):
                 widgets.HTML(
                     "<b>Operator</b> (flow 1: <code>POST /devices/{devId}/sessions</code>)"
                 ),
-                widgets.HBox([self.devices, widgets.VBox([self.job, self.version])]),
+                widgets.HBox([self.devices, widgets.VBox([self.job, self.version, self.params])]),
                 self.commands,
                 self.queue,
                 widgets.HTML("<b>Abort</b> (<code>DELETE /session/id/{sessionId}</code>)"),
@@ -128,7 +136,13 @@ class ControlPanel(widgets.VBox):
         elif self.job.value == "firmware-update":
             job = {"job": "firmware-update", "version": self.version.value}
         else:
-            job = {"job": self.job.value}
+            try:
+                params = json.loads(self.params.value or "{}")
+            except ValueError as exc:
+                raise ValueError(f"the params are not JSON ({exc})") from None
+            if not isinstance(params, dict):
+                raise ValueError('the params are a JSON object, like {"mode": "partial"}')
+            job = {"job": self.job.value, **params}
         queued = []
         for dev_id in chosen:
             operator = self.lab.operators[self.lab.devices[dev_id].account]

@@ -11,17 +11,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ...protocol import media
-from ...protocol.firmware import lab_package
+from ...protocol.firmware import is_version, lab_package
 from ..context import authenticate, note, owned_device, services
 from ..disconnect import unless_disconnected
-from ..jobs import is_version
 from ..negotiation import parse_json, read_body, wants_html
 from ..operation import BOTH, DATA, DEVICE, PEOPLE, Operation, empty, json_answer, resource_rows
 from ..pages import page
 from ..problems import Problem, not_found
+from ..service_jobs import NAME
 from .common import base_url
 
 DATA_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
+VALUE = re.compile(r"[A-Za-z0-9.-]{1,64}")
 #: Longest wait a long-poll may ask for, in seconds.
 MAX_WAIT = 30.0
 WAIT_RULE = f"wait is a number of seconds from 0 to {MAX_WAIT:g}"
@@ -51,6 +52,49 @@ async def firmware_url(request: Request) -> Response:
     if not is_version(version):
         raise not_found(f"no firmware {version}")
     return PlainTextResponse(f"{base_url(request)}/firmware/{version}")
+
+
+def _software(request: Request) -> tuple[str, str]:
+    name, version = request.path_params["name"], request.path_params["version"]
+    if not NAME.fullmatch(name) or not is_version(version):
+        raise not_found(f"no software {name} {version}")
+    return name, version
+
+
+async def software(request: Request) -> Response:
+    """SCOMO's delivery descriptor: a software-install job HGETs it into
+    Download/<PkgID> (lab choice scomo-descriptor)."""
+    authenticate(request, "device", "account")
+    name, version = _software(request)
+    note(request, response=f"descriptor {name} {version}")
+    return JSONResponse(
+        {
+            "PkgID": f"{name}-{version}",
+            "Name": name,
+            "PkgURL": f"{base_url(request)}/software/{name}/{version}/package",
+            "Description": f"{name} {version}",
+            "EnvType": "dmlab",
+            "PkgType": media.JSON,
+        }
+    )
+
+
+async def software_package(request: Request) -> Response:
+    """The package SCOMO downloads (the firmware package's format)."""
+    authenticate(request, "device", "account")
+    name, version = _software(request)
+    note(request, response=f"package {name} {version}")
+    return Response(lab_package(version, name), media_type=media.JSON)
+
+
+async def value(request: Request) -> Response:
+    """A literal as text/plain, so an HGET can write it into a leaf: DM 2.0 has no
+    command that carries a value (lab choice lawmo-wipe-selection)."""
+    authenticate(request, "device", "account")
+    text = request.path_params["text"]
+    if not VALUE.fullmatch(text):
+        raise Problem(400, "bad-request", "a value is 1 to 64 letters, digits or .-")
+    return PlainTextResponse(text)
 
 
 def _data_key(request: Request) -> str:
@@ -154,6 +198,44 @@ routes = [
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             },
             404: "404",
+        },
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/software/{name}/{version}",
+        software,
+        "SCOMO's delivery descriptor (PkgID, Name, PkgURL…): a software-install job HGETs "
+        "it into Download/<PkgID>.",
+        DATA,
+        who=BOTH,
+        responses={200: json_answer("SoftwareDescriptor", "The descriptor."), 404: "404"},
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/software/{name}/{version}/package",
+        software_package,
+        "A software package (what SCOMO downloads; the firmware package's format).",
+        DATA,
+        who=BOTH,
+        responses={200: json_answer("FirmwarePackage", "The package."), 404: "404"},
+        devid_header=True,
+    ),
+    Operation(
+        "GET",
+        "/values/{text}",
+        value,
+        "The text itself: a job HGETs it to write a literal into a leaf (DM 2.0 has no "
+        "command that carries a value).",
+        DATA,
+        who=BOTH,
+        responses={
+            200: {
+                "description": "The text.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            400: "400",
         },
         devid_header=True,
     ),
