@@ -303,3 +303,52 @@ def test_every_service_job_is_in_the_table(fresh_lab: Lab) -> None:
     assert (frame["round trips"] > 0).all()
     assert set(frame["result"]) >= {"1200", "1201"}
     assert all(frame["CR resources"].str.contains("POST /alert"))
+
+
+def test_scomo_download_tries_a_transient_failure_again() -> None:
+    """A dropped connection on the package download is tried again; a download agent
+    that gave up at once made a busy fleet report 1402 for healthy devices."""
+    import asyncio
+    import json
+
+    from dmlab.device import mo
+    from dmlab.device.executor import Executor
+    from dmlab.device.objects import standard_tree
+    from dmlab.protocol import Command
+    from dmlab.protocol.firmware import lab_package
+
+    class Port:
+        def __init__(self) -> None:
+            self.failures = 1
+            self.alerts: list[Any] = []
+
+        async def http_get(self, url: str) -> tuple[int, bytes, str]:
+            if url.endswith("/package"):
+                if self.failures:
+                    self.failures -= 1
+                    raise ConnectionError("connection reset")
+                return 200, lab_package("1.0.0", "notes"), "application/json"
+            descriptor = {"PkgID": "notes-1.0.0", "Name": "notes", "PkgURL": f"{url}/package"}
+            return 200, json.dumps(descriptor).encode(), "application/json"
+
+        async def alert(self, alert: Any, url: str | None = None) -> None:
+            self.alerts.append(alert)
+
+    async def main() -> Port:
+        tree = standard_tree("IMEI:1", "m", "M", "dmlab", "https://server")
+        services = mo.install(tree, capabilities=(), diagnostics=(), free_space=1 << 20)
+        port = Port()
+        executor = Executor(tree, port, services=services)  # type: ignore[arg-type]
+        node = f"{SCOMO_ROOT}/Download/notes-1.0.0"
+        await executor.run(
+            [
+                Command.of("HGET", "https://server/software/notes/1.0.0", node),
+                Command.of("EXEC", f"{node}/Operations/DownloadInstall", "https://server/alert"),
+            ]
+        )
+        await executor.drain()
+        return port
+
+    port = asyncio.run(main())
+    assert [a.data for a in port.alerts] == [{"DM1x": ScomoResult.SUCCESSFUL}]
+    assert port.failures == 0

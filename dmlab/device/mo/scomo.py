@@ -9,6 +9,7 @@ does. Every operation ends with ``urn:oma:at:scomo:1.0:OperationComplete``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ...protocol.firmware import Package, PackageError, parse_package
@@ -25,6 +26,10 @@ from ...protocol.services import (
 )
 from ..tree import ClientURI, ManagementTree, NodeNotFound
 from ._base import ExecContext, Operation, Outcome, ServiceObject, interior, leaf, operations
+
+#: A download agent tries a transient failure (no answer, 429, 5xx) again, briefly.
+DOWNLOAD_ATTEMPTS = 3
+RETRY_PAUSE = 0.2
 
 #: Operations under ``Inventory/Delivered/<x>``.
 DELIVERED_OPERATIONS = ("Install", "InstallInactive", "Remove")
@@ -145,10 +150,17 @@ class Scomo(ServiceObject):
         if ctx.behaviour.download_fails:
             ctx.log(f"SCOMO download of {url} fails (behaviour)")
             return ScomoResult.DOWNLOAD_FAILED
-        try:
-            code, body, _ = await ctx.port.http_get(url)
-        except Exception as exc:
-            ctx.log(f"SCOMO download of {url} failed ({type(exc).__name__}: {exc})")
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                code, body, _ = await ctx.port.http_get(url)
+            except Exception as exc:
+                ctx.log(f"SCOMO download of {url} failed ({type(exc).__name__}: {exc})")
+                code, body = 0, b""
+            if code == 0 or code == 429 or code >= 500:  # transient: try again, briefly
+                await asyncio.sleep(RETRY_PAUSE * attempt)
+                continue
+            break
+        if code == 0:
             return ScomoResult.DOWNLOAD_FAILED
         if not 200 <= code < 300:
             ctx.log(f"SCOMO download of {url} answered {code}")
