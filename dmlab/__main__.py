@@ -122,6 +122,7 @@ def device(args: argparse.Namespace) -> int:
             server_id=args.server_id,
             on_exchange=log,
             on_event=lambda kind, data: log(f"{kind} {data}"),
+            services=True,
         )
         # SIGTERM (a service manager, a test) ends the device like Ctrl-C: the
         # work in flight is cancelled and the client closed, and the exit is 0.

@@ -352,3 +352,24 @@ def test_scomo_download_tries_a_transient_failure_again() -> None:
     port = asyncio.run(main())
     assert [a.data for a in port.alerts] == [{"DM1x": ScomoResult.SUCCESSFUL}]
     assert port.failures == 0
+
+
+def test_a_bare_virtual_device_carries_no_service_mos() -> None:
+    """The MOs cost about 15 KiB per idle device (benchmarks/fleet.py): a lab's device
+    carries them, a bare VirtualDevice (a 100,000-device fleet) only when asked."""
+    import asyncio
+
+    from dmlab.device import VirtualDevice
+
+    async def main() -> tuple[list[str], list[str]]:
+        bare = VirtualDevice("IMEI:1", "secret", "https://server")
+        full = VirtualDevice("IMEI:2", "secret", "https://server", services=True)
+        try:
+            return bare.tree.moids(), full.tree.moids()
+        finally:
+            await bare.aclose()
+            await full.aclose()
+
+    bare, full = asyncio.run(main())
+    assert SCOMO not in bare and LAWMO not in bare
+    assert {SCOMO, LAWMO, DIAGMON, DCMO} <= set(full)

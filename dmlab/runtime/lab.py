@@ -270,6 +270,7 @@ class Lab:
         mod: str = "Virtual Device",
         fw_version: str = "1.0.0",
         behaviour: Behaviour = Behaviour(),
+        services: bool = True,
     ) -> Device:
         """Register a device through ``POST /devices/new`` and bring it to life."""
         owner = account or self._account[0]
@@ -282,6 +283,7 @@ class Lab:
             mod=mod,
             fw_version=fw_version,
             behaviour=behaviour,
+            services=services,
         )
 
     def attach_device(
@@ -294,6 +296,7 @@ class Lab:
         mod: str = "Virtual Device",
         fw_version: str = "1.0.0",
         behaviour: Behaviour = Behaviour(),
+        services: bool = True,
     ) -> Device:
         """Bring to life a device that is already registered (its secret known)."""
         owner = account or self._account[0]
@@ -313,6 +316,7 @@ class Lab:
                 fw_version=fw_version,
                 behaviour=behaviour,
                 on_event=on_event,
+                services=services,
             )
 
         virtual = self.devices_loop.run(make())
