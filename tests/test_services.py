@@ -373,3 +373,68 @@ def test_a_bare_virtual_device_carries_no_service_mos() -> None:
     bare, full = asyncio.run(main())
     assert SCOMO not in bare and LAWMO not in bare
     assert {SCOMO, LAWMO, DIAGMON, DCMO} <= set(full)
+
+
+def test_scomo_download_deliver_install_deactivate_activate(lab: Lab, register) -> None:
+    """The SCOMO operations no job names, run as explicit commands: Download puts the
+    package under Inventory/Delivered; its Install deploys it; Deactivate and Activate
+    switch the component's State; each reports by generic alert."""
+    phone = register()
+    base = lab.url
+    node = f"{SCOMO_ROOT}/Download/notes-2.0.0"
+
+    def commands(*cmds: list[str]) -> dict[str, Any]:
+        lab.operator.request_session(phone.dev_id, commands=[*cmds, ["END"]])
+        lab.settle()
+        return generic_alerts(lab, phone.dev_id)[0].to_json()
+
+    alert = commands(
+        ["HGET", f"{base}/software/notes/2.0.0", node],
+        ["EXEC", f"{node}/Operations/Download", f"{base}/alert"],
+    )
+    delivered = f"{SCOMO_ROOT}/Inventory/Delivered/notes-2.0.0"
+    assert alert["TargetURI"] == delivered and alert["Data"]["DM1x"] == ScomoResult.SUCCESSFUL
+    assert tree(phone, f"{delivered}/State") == 10  # delivered
+    assert tree(phone, DEPLOYED) == {}
+
+    alert = commands(["EXEC", f"{delivered}/Operations/InstallInactive", f"{base}/alert"])
+    assert alert["TargetURI"] == f"{DEPLOYED}/notes"
+    assert tree(phone, f"{DEPLOYED}/notes/State") == 10  # inactive
+    assert tree(phone, f"{delivered}/State") == 20  # installed
+
+    commands(["EXEC", f"{DEPLOYED}/notes/Operations/Activate", f"{base}/alert"])
+    assert tree(phone, f"{DEPLOYED}/notes/State") == 20
+    alert = commands(["EXEC", f"{DEPLOYED}/notes/Operations/Deactivate", f"{base}/alert"])
+    assert alert["SourceURI"] == f"{DEPLOYED}/notes/Operations/Deactivate"
+    assert tree(phone, f"{DEPLOYED}/notes/State") == 10
+
+    # Without a ServerURI the EXEC answers with the result at once (lab choice
+    # service-exec-async): 200, and no alert.
+    before = len(generic_alerts(lab, phone.dev_id))
+    lab.operator.request_session(
+        phone.dev_id, commands=[["EXEC", f"{DEPLOYED}/notes/Operations/Activate"], ["END"]]
+    )
+    lab.settle()
+    assert phone.device is not None
+    assert phone.device.runs[-1].rounds[0][1][0].sc == 200
+    assert len(generic_alerts(lab, phone.dev_id)) == before
+    assert tree(phone, f"{DEPLOYED}/notes/State") == 20
+
+
+def test_the_panel_queues_a_service_job_with_params(lab: Lab, register) -> None:
+    from dmlab.widgets import ControlPanel
+
+    phone = register()
+    panel = ControlPanel(lab)
+    try:
+        panel.devices.value = (phone.dev_id,)
+        panel.job.value = "lock"
+        panel.params.value = '{"mode": "partial"}'
+        panel.queue.click()
+        assert panel.last.startswith("queued 1 lock session(s); "), panel.last
+        assert tree(phone, LAWMO_STATE) == LawmoState.PARTIALLY_LOCKED
+        panel.params.value = "[1]"
+        panel.queue.click()
+        assert panel.last.startswith("refused: the params are a JSON object")
+    finally:
+        panel.close()
