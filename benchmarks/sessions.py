@@ -34,13 +34,13 @@ from starlette.routing import Route
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dmlab.core.devices import new_secret
 from dmlab.device import VirtualDevice
 from dmlab.protocol import media
 from dmlab.protocol.notification import notification_key
 from dmlab.runtime.threads import ServerThread
 from dmlab.runtime.tls import LabCA
 from dmlab.server import build_services, create_app
-from dmlab.server.auth import new_secret
 from dmlab.store import Account, Device, JobSpec, Origin
 
 ACCOUNT = "bench"

@@ -50,9 +50,8 @@ def serve(args: argparse.Namespace) -> int:
     """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
     from .runtime import LabCA, ServerThread
     from .runtime.limits import ConnectionLimits
-    from .server import build_services, create_app
+    from .server import build_services, close_streams, create_app
     from .server.auth import verify_secret
-    from .server.routes.events import close_streams
     from .store import StorageFault
     from .store.sqlite import SchemaVersionError
     from .trace import Trace

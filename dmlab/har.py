@@ -17,10 +17,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .trace import Exchange
+from ._version import __version__
+
+if TYPE_CHECKING:  # the trace writes HAR files: it imports this module
+    from .trace import Exchange
 
 __all__ = ["har", "write_har"]
 

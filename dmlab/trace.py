@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .har import write_har
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -316,6 +318,4 @@ class Trace:
 
     def to_har(self, path: str | os.PathLike[str], *, base_url: str, since: int = 0) -> Path:
         """Write the exchanges after ``since`` as a HAR 1.2 file (see :mod:`dmlab.har`)."""
-        from .har import write_har
-
         return write_har(self.since(since), path, base_url=base_url)

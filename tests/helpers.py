@@ -97,15 +97,26 @@ class Clients:
 
 
 # What a user reads ---------------------------------------------------------------
+PROBLEM_JSON = "application/problem+json"
+
+
 def problem(response: httpx.Response, status: int, error: str | None = None) -> dict[str, Any]:
-    """Assert a JSON problem answer and return its body."""
+    """Assert an RFC 9457 problem answer (``application/problem+json`` with ``type``,
+    ``title``, ``status``, ``detail`` and ``instance``) and return its body; ``error``
+    names the problem type (its ``type`` URI points at ``/docs#problem-<error>``)."""
     assert response.status_code == status, (response.status_code, response.text)
-    assert media.base(response.headers.get("content-type")) == media.JSON, response.headers
+    assert media.base(response.headers.get("content-type")) == PROBLEM_JSON, response.headers
+    assert "accept" in response.headers.get("vary", "").lower(), response.headers
     body = response.json()
-    assert set(body) == {"error", "detail"}, body
+    assert set(body) == {"type", "title", "status", "detail", "instance"}, body
+    assert body["status"] == status, body
+    assert body["instance"] == response.request.url.raw_path.decode().partition("?")[0], body
     assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["title"], str) and body["title"]
+    base = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
+    assert body["type"].startswith(f"{base}/docs#problem-"), body
     if error is not None:
-        assert body["error"] == error, body
+        assert body["type"] == f"{base}/docs#problem-{error}", body
     return body
 
 

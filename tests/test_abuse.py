@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 
+from dmlab.core.devices import new_secret
 from dmlab.server import auth
 from dmlab.store import Account, Device, MemoryStore
 from dmlab.store.sqlite import SQLiteStore
@@ -56,7 +57,7 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 def _store() -> tuple[MemoryStore, str]:
     store = MemoryStore()
     store.put_account(Account("acme", auth.hash_secret("pw", cost=HASH_COST)))
-    secret = auth.new_secret()
+    secret = new_secret()
     store.put_device(Device("IMEI:1", "acme", auth.device_verifier(secret), b"k"))
     return store, secret
 
@@ -94,7 +95,7 @@ def test_a_restart_checks_device_secrets_without_scrypt(scrypt_calls: list[bool]
     """A device registered by an older dmlab (scrypt hash) is upgraded on its first
     success; after a restart (a new Authenticator, empty cache) no scrypt runs."""
     store = MemoryStore()
-    secret = auth.new_secret()
+    secret = new_secret()
     store.put_device(Device("IMEI:2", "acme", auth.hash_secret(secret, cost=HASH_COST), b"k"))
     first = auth.Authenticator(store, cost=HASH_COST)
     assert _run(first, _basic("IMEI:2", secret)) == auth.Principal("device", "IMEI:2", "acme")

@@ -1,5 +1,5 @@
 """Bad input, table-driven: each request gets its status and a problem body
-(``{"error", "detail"}`` as JSON, or an HTML page for a browser), and leaves the
+(RFC 9457 ``application/problem+json``, or an HTML page for a browser), and leaves the
 server's state exactly as it was.
 
 One world of sessions is shared by the whole table (a device with a pending, an
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dmlab.protocol import media
-from dmlab.server.negotiation import MAX_BODY
+from dmlab.server.bodies import MAX_BODY
 from dmlab.store import State
 
 from helpers import (
@@ -508,7 +508,9 @@ CASES: dict[str, Case] = {
         accept=media.COMMANDS,
     ),
     # 405 -------------------------------------------------------------------------------
-    "get-session-id": Case("device", "GET", "/sessions/id/{active}", 405, "method-not-allowed"),
+    "patch-session-id": Case(
+        "device", "PATCH", "/sessions/id/{active}", 405, "method-not-allowed", json={}
+    ),
     "patch-device": Case("account", "PATCH", "/devices/{dev}", 405, json={"name": "x"}),
     "get-alert": Case("device", "GET", "/alert", 405),
     "get-next": Case("device", "GET", "/sessions/next", 405),
@@ -535,11 +537,11 @@ CASES: dict[str, Case] = {
         "PUT",
         "/sessions/id/{spent}",
         409,
-        "conflict",
+        "spent-session",
         json={"Status": [{"sc": 200}, {"sc": 200}]},
     ),
     "spent-id-start": Case("device", "POST", "/sessions/id/{spent}", 409, "conflict"),
-    "spent-id-abort": Case("account", "DELETE", "/session/id/{spent}", 409, "conflict"),
+    "spent-id-abort": Case("account", "DELETE", "/session/id/{spent}", 409, "spent-session"),
     "start-active": Case("device", "POST", "/sessions/id/{active}", 409, "conflict"),
     "report-pending": Case(
         "device",

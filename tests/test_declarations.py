@@ -158,7 +158,7 @@ def test_an_empty_body_is_no_fields_as_documented(
     reads no fields (so the answer is about the fields, not the media type)."""
     assert doc["paths"]["/devices/new"]["post"]["requestBody"]["required"] is False
     account = clients.account()
-    problem(account.post("/devices/new"), 400, "bad-request")  # devId is required
+    problem(account.post("/devices/new"), 400, "bad-dev-id")  # devId is required
     device = register(attach=False)
     unchanged = account.put(f"/devices/{device.dev_id}")
     assert unchanged.status_code == 200 and unchanged.json()["name"] == "test"

@@ -20,7 +20,8 @@ import pytest
 from dmlab import Lab
 from dmlab.protocol import media
 from dmlab.protocol.notification import Notification, encode, notification_key
-from dmlab.server.negotiation import MAX_BODY, MAX_DEPTH
+from dmlab.protocol.strictjson import MAX_DEPTH
+from dmlab.server.bodies import MAX_BODY
 from dmlab.store import State
 
 from helpers import (
@@ -505,9 +506,7 @@ def test_an_encoded_slash_as_devid_reaches_no_device(lab: Lab, world: World, met
 )
 def test_devids_that_cannot_be_registered(lab: Lab, world: World, dev_id: str) -> None:
     before = state(lab)
-    problem(
-        world.clients.account().post("/devices/new", json={"devId": dev_id}), 400, "bad-request"
-    )
+    problem(world.clients.account().post("/devices/new", json={"devId": dev_id}), 400, "bad-dev-id")
     assert state(lab) == before
 
 

@@ -177,7 +177,7 @@ def test_a_connection_over_the_cap_is_refused_with_a_problem(server, ca) -> None
         with tls(server, ca) as extra:
             refused = read_all(extra)
         assert refused.startswith(b"HTTP/1.1 503 ")
-        assert b"Retry-After: 5" in refused and b'"error":"overloaded"' in refused
+        assert b"Retry-After: 5" in refused and b'"type":"about:blank"' in refused
     finally:
         for sock in held:
             sock.close()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dmlab import Lab, compat
+from dmlab.core.jobs import PLANNERS
 from dmlab.device import Behaviour
 from dmlab.protocol.services import (
     DCMO,
@@ -28,7 +29,6 @@ from dmlab.protocol.services import (
     LawmoState,
     ScomoResult,
 )
-from dmlab.server.jobs import PLANNERS
 from dmlab.server.service_jobs import SERVICE_JOBS
 from dmlab.widgets.panel import JOBS
 

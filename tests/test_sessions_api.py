@@ -140,7 +140,7 @@ def test_put_rotates_the_session_id_and_the_old_one_is_spent(lab, register, clie
     assert second["CMD"][0][1].endswith("/firmware/2.0.0/url")
 
     # The first id is spent: reporting on it again is a conflict, not a repeat.
-    spent = problem(put_status(device, first["SessionID"], report), 409, "conflict")
+    spent = problem(put_status(device, first["SessionID"], report), 409, "spent-session")
     assert "spent" in spent["detail"] and second["SessionID"] in spent["detail"]
     problem(device.post(f"/sessions/id/{first['SessionID']}"), 409)
 

@@ -26,8 +26,7 @@ import httpx
 from ..device import Behaviour, SessionRun, VirtualDevice
 from ..events import EventBus
 from ..protocol import AlertType, media
-from ..server import Services, build_services, create_app
-from ..server.routes.events import close_streams
+from ..server import Services, build_services, close_streams, create_app
 from ..store import Store
 from ..trace import Trace
 from .threads import LoopThread, ServerThread
@@ -43,8 +42,9 @@ class OperatorError(RuntimeError):
 
     def __init__(self, response: httpx.Response) -> None:
         try:
-            body = response.json()
-            detail = f"{body.get('error')}: {body.get('detail')}"
+            body = response.json()  # RFC 9457 problem details
+            kind = str(body.get("type", "")).rpartition("#problem-")[2]
+            detail = f"{kind}: {body.get('detail')}"
         except ValueError:
             detail = response.text[:200]
         super().__init__(f"HTTP {response.status_code} {detail}")

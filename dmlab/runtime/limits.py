@@ -119,8 +119,11 @@ _OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
     b"Retry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
 )
+# RFC 9457 with the "about:blank" type (the status says it all), as the answer is made
+# before any request is read: no path for "instance", no host for a /docs type URI.
 _OVERLOADED_BODY = (
-    b'{"error":"overloaded","detail":"the server has too many open connections; try again shortly"}'
+    b'{"type":"about:blank","title":"Service Unavailable","status":503,'
+    b'"detail":"the server has too many open connections; try again shortly"}'
 )
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 

@@ -2,5 +2,6 @@
 
 from .app import build_services, create_app
 from .context import Services
+from .routes.events import close_streams
 
-__all__ = ["Services", "build_services", "create_app"]
+__all__ = ["Services", "build_services", "close_streams", "create_app"]

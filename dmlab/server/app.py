@@ -6,16 +6,18 @@ import time
 from collections.abc import Callable
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 
+from ..core.devices import Devices
+from ..core.sessions import SessionEngine, new_session_id
+from ..core.unit import Unit
 from ..events import EventBus
-from ..store import MemoryStore, StorageFault, Store
+from ..store import MemoryStore, Store
 from ..trace import Trace
 from .auth import Authenticator, AuthMiddleware
 from .context import Services
-from .engine import SessionEngine, new_session_id
+from .headers import StandardHeaders
 from .notifier import Notifier
-from .problems import Problem, handle_http_exception, handle_problem, handle_storage_fault
+from .problems import EXCEPTION_HANDLERS
 from .routes import alert, devices, docs, events, resources, sessions
 from .tracing import TraceMiddleware
 
@@ -35,11 +37,13 @@ def build_services(
     trace = trace if trace is not None else Trace(clock=clock)
     events = events if events is not None else EventBus(clock=clock)
     notifier = Notifier(server_id, trace, events, clock=clock, first_id=first_notification_id)
-    engine = SessionEngine(store, notifier, events, ids=ids, clock=clock)
+    unit = Unit(store, events)
+    auth = Authenticator(store, cost=hash_cost)
     return Services(
         store=store,
-        auth=Authenticator(store, cost=hash_cost),
-        engine=engine,
+        auth=auth,
+        engine=SessionEngine(unit, notifier, ids=ids, clock=clock),
+        devices=Devices(unit, notifier, auth.device_verifier),
         notifier=notifier,
         trace=trace,
         events=events,
@@ -57,13 +61,10 @@ def create_app(services: Services) -> Starlette:
             *events.routes,
             *docs.routes,
         ],
-        exception_handlers={
-            Problem: handle_problem,
-            HTTPException: handle_http_exception,
-            StorageFault: handle_storage_fault,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.services = services
+    app.add_middleware(StandardHeaders)
     app.add_middleware(AuthMiddleware, auth=services.auth)
     app.add_middleware(TraceMiddleware, trace=services.trace)
     return app

@@ -43,6 +43,7 @@ import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..core import devids
 from ..store import Device, StorageFault, Store
 
 # scrypt cost: n=2**14, r=8, p=1 is the interactive-login setting from the
@@ -77,11 +78,6 @@ class Principal:
     kind: Kind
     name: str  # the account name, or the device's DevID
     account: str  # the account that owns it (itself for an account)
-
-
-def new_secret() -> str:
-    """A device secret: 128 bits, URL-safe, never a colon."""
-    return secrets.token_urlsafe(16)
 
 
 def hash_secret(secret: str, *, cost: dict[str, int] | None = None) -> str:
@@ -305,7 +301,8 @@ class Authenticator:
                 return principal
             with self._lock:
                 self._verified.pop(fingerprint, None)
-        dev_id, _, secret = credentials.rpartition(":")
+        claimed, _, secret = credentials.rpartition(":")
+        dev_id = devids.lookup(claimed)
         device = self._store.get_device(dev_id)
         if (
             device is not None
@@ -323,7 +320,7 @@ class Authenticator:
         which keeps a prefix such as ``IMEI`` from collecting every device's failures.
         """
         account = credentials.partition(":")[0]
-        dev_id = credentials.rpartition(":")[0]
+        dev_id = devids.lookup(credentials.rpartition(":")[0])
         names = tuple(
             n
             for n, known in (
@@ -352,7 +349,8 @@ class Authenticator:
             hashed = True
             if verify_secret(password, account.password_hash):
                 return Principal("account", name, name), account.password_hash
-        dev_id, _, secret = credentials.rpartition(":")
+        claimed, _, secret = credentials.rpartition(":")
+        dev_id = devids.lookup(claimed)
         device = self._store.get_device(dev_id)
         if device is not None and not is_cheap(device.secret_hash):
             hashed = True

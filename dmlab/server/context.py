@@ -8,11 +8,15 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..core import devids
+from ..core.devices import Devices
+from ..core.sessions import SessionEngine
 from ..events import EventBus
+from ..protocol import media
 from ..store import Account, Device, Store
 from ..trace import Trace
 from .auth import Authenticator, LockedOut, Principal, csrf_token
-from .engine import SessionEngine
+from .negotiation import FLOW_3, JSON_OR_HTML, preferred
 from .notifier import Notifier
 from .problems import Problem, not_found
 
@@ -22,6 +26,7 @@ class Services:
     store: Store
     auth: Authenticator
     engine: SessionEngine
+    devices: Devices
     notifier: Notifier
     trace: Trace
     events: EventBus
@@ -56,7 +61,6 @@ def authenticate(request: Request, *kinds: str) -> Principal:
         locked = principal
         note(request, source=_guess_role(request))
         raise Problem(
-            429,
             "too-many-attempts",
             f"too many failed logins for this name; try again in {locked.retry_after:.0f} s",
             {"Retry-After": str(max(1, round(locked.retry_after)))},
@@ -64,7 +68,6 @@ def authenticate(request: Request, *kinds: str) -> Principal:
     if principal is None:
         note(request, source=_guess_role(request))
         raise Problem(
-            401,
             "unauthorized",
             "valid credentials are required (HTTP Basic: an "
             "account's name and password, or a device's DevID and secret)",
@@ -72,9 +75,8 @@ def authenticate(request: Request, *kinds: str) -> Principal:
         )
     if principal.kind == "device":
         claimed = request.headers.get("omadm-devid")
-        if claimed is not None and claimed != principal.name:
+        if claimed is not None and devids.lookup(claimed) != principal.name:
             raise Problem(
-                401,
                 "unauthorized",
                 "the OMADM-DevID header names another device",
                 {"WWW-Authenticate": REALM},
@@ -86,13 +88,13 @@ def authenticate(request: Request, *kinds: str) -> Principal:
     )
     if principal.kind not in kinds:
         wanted = " or ".join(kinds)
-        raise Problem(403, "forbidden", f"this resource is for {wanted} credentials")
+        raise Problem("forbidden", f"this resource is for {wanted} credentials")
     return principal
 
 
 def owned_device(request: Request, principal: Principal, dev_id: str) -> Device:
     """The device, if the caller owns it (or is it); otherwise a 404 that reveals nothing."""
-    device = services(request).store.get_device(dev_id)
+    device = services(request).store.get_device(devids.lookup(dev_id))
     visible = device is not None and (
         device.dev_id == principal.name
         if principal.kind == "device"
@@ -111,15 +113,13 @@ def csrf_for(request: Request, principal: Principal) -> str:
 
 def _role(request: Request, principal: Principal) -> str:
     if principal.kind == "device":
-        from ..protocol import media
-
-        if media.COMMANDS in request.headers.get("accept", "") and request.url.path.startswith(
-            "/devices/"
-        ):
+        accept = request.headers.get("accept")
+        if request.url.path.startswith("/devices/") and preferred(accept, FLOW_3) == media.COMMANDS:
             return "browser-component"
         return "device"
     return _guess_role(request)
 
 
 def _guess_role(request: Request) -> str:
-    return "browser" if "text/html" in request.headers.get("accept", "") else "operator"
+    html = preferred(request.headers.get("accept"), JSON_OR_HTML) == media.HTML
+    return "browser" if html else "operator"

@@ -19,10 +19,13 @@ from typing import Any
 from pydantic import TypeAdapter
 from starlette.routing import BaseRoute, Route
 
+from .._version import __version__
+from ..core.devices import MAX_TEXT
+from ..core.devids import SHAPE as DEV_ID
+from ..core.jobs import PLANNERS
 from ..protocol import media
 from ..protocol.messages import AlertReport, CommandList, Commands, Report, adapter
 from ..protocol.resources import DeviceList, RegisteredDevice, SessionList
-from .jobs import PLANNERS
 from .operation import (
     COMMON_RESPONSES,
     PARAM_NAMES,
@@ -34,7 +37,6 @@ from .operation import (
     openapi_path,
     ref,
 )
-from .routes.devices import DEV_ID, MAX_TEXT
 from .routes.resources import DATA_KEY
 
 OPENAPI_VERSION = "3.1.0"
@@ -120,10 +122,17 @@ DEVICE_METHOD: dict[str, Any] = {
 SCHEMAS: dict[str, dict[str, Any]] = {
     **model_schemas(),
     "Problem": {
-        "description": "Every refusal: a short error name and a readable detail.",
+        "description": "Every refusal, as RFC 9457 problem details; `type` is one of the "
+        "problem types listed on /docs (`/docs#problem-<name>`).",
         "type": "object",
-        "required": ["error", "detail"],
-        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+        "required": ["type", "title", "status", "detail", "instance"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "instance": {"type": "string", "format": "uri-reference"},
+        },
     },
     "Registration": REGISTRATION,
     "RegistrationForm": _form(REGISTRATION, "The registration page's form."),
@@ -287,8 +296,6 @@ def _operation(method: str, path: str, route: Route, op: Doc) -> dict[str, Any]:
 
 def build_document(routes: Iterable[BaseRoute], server_url: str | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for these routes (normally ``app.routes``)."""
-    from .. import __version__  # here: dmlab/__init__ imports the server first
-
     routes = list(routes)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, route in route_operations(routes):

@@ -21,7 +21,8 @@ from typing import Any, Literal
 from starlette.routing import BaseRoute, Route
 
 from ..protocol import media
-from .negotiation import MAX_BODY
+from .bodies import MAX_BODY
+from .problems import PROBLEM_JSON
 
 REF = "#/components/schemas/{model}"
 
@@ -139,7 +140,7 @@ def markdown_table(routes: Iterable[BaseRoute]) -> str:
 
 # Answers ---------------------------------------------------------------------------
 
-PROBLEM_CONTENT = {media.JSON: {"schema": ref("Problem")}, media.HTML: {"schema": ref("Html")}}
+PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": ref("Problem")}, media.HTML: {"schema": ref("Html")}}
 
 #: Shared refusals; the text says when each happens.
 COMMON_RESPONSES: dict[str, dict[str, Any]] = {
@@ -161,8 +162,16 @@ COMMON_RESPONSES: dict[str, dict[str, Any]] = {
         "content": PROBLEM_CONTENT,
     },
     "405": {"description": "Not allowed here.", "content": PROBLEM_CONTENT},
+    "406": {
+        "description": "No media type this resource offers is acceptable (`Accept`).",
+        "content": PROBLEM_CONTENT,
+    },
     "409": {
         "description": "The session is not in a state that allows this (e.g. a spent id).",
+        "content": PROBLEM_CONTENT,
+    },
+    "412": {
+        "description": "`If-Match` or `If-None-Match` does not hold for the current `ETag`.",
         "content": PROBLEM_CONTENT,
     },
     "413": {
@@ -227,6 +236,9 @@ END_204 = empty(
     "The session has ended (no commands follow).",
     {"OMADM-Result": "the brief result: OK or failure"},
 )
+#: The strong validator of a resource's JSON representation (conditions.py).
+ETAG = {"ETag": "strong validator of this representation (for If-Match / If-None-Match)"}
+NOT_MODIFIED_304 = empty("Unchanged since the `ETag` named in `If-None-Match`.", ETAG)
 REDIRECT_303 = empty("Browsers go on to the next page.", {"Location": "the next page"})
 
 #: Package 1 and 3 bodies: every media type a device may label them with.

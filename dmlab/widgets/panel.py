@@ -17,12 +17,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..core.jobs import PLANNERS
 from ..device import SessionRun
 from ..events import Event
 from ..protocol import Alert, AlertType
 from ..protocol.alerts import generic_alert
 from ..runtime.lab import Lab, OperatorError
-from ..server.jobs import PLANNERS
 from ..store import State
 
 

@@ -8,8 +8,9 @@ from starlette.responses import JSONResponse, Response
 from ...protocol import ProtocolError, Report, commands_json, media, summarize_commands
 from ...protocol.messages import AlertReport, parse
 from ...store import Session, State
+from ..bodies import read_json
 from ..context import note
-from ..negotiation import read_json
+from ..negotiation import negotiate
 from ..problems import bad_request
 
 
@@ -17,12 +18,16 @@ class CommandsResponse(JSONResponse):
     media_type = media.COMMANDS
 
 
+#: A package 2's types: the CR's first (what ``*/*`` or no Accept gets), then DM 2.0's.
+PACKAGE_2 = (media.COMMANDS, media.DM20_REQUEST)
+
+
 def follows_specification(request: Request) -> bool:
     """Whether the device asks for package 2 in the DM 2.0 specification's type and not
     in the CR's: it then sends no package 3 after END (lab choice end-status), and its
     package 2 comes labelled the specification's way."""
-    accept = request.headers.get("accept", "").lower()
-    return media.DM20_REQUEST in accept and media.COMMANDS not in accept
+    chosen = negotiate(request, PACKAGE_2, strict=False)  # Accept disregarded if neither
+    return chosen == media.DM20_REQUEST
 
 
 def commands_answer(request: Request, session: Session, status_code: int = 200) -> Response:

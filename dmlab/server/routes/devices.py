@@ -7,23 +7,23 @@ hidden ``_method`` field, which this module treats exactly like the real verb.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
-import re
-import time
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from ...core import devids
+from ...core.devices import text_fields
+from ...core.jobs import PLANNERS, job_from_request
 from ...protocol import ProtocolError, media
-from ...protocol.notification import notification_key
 from ...store import Device, Origin
-from ..auth import Principal, new_secret
-from ..context import authenticate, csrf_for, note, owned_device, services
-from ..jobs import PLANNERS, job_from_request
-from ..negotiation import accepts, read_fields, wants_html
+from ..auth import Principal
+from ..bodies import read_fields
+from ..conditions import etag_of, expectation, not_modified
+from ..context import Services, authenticate, csrf_for, note, owned_device, services
+from ..negotiation import FLOW_3, negotiate, wants_html
 from ..operation import (
     ACCOUNT,
     BOTH,
@@ -31,6 +31,8 @@ from ..operation import (
     DEVICES,
     END_204,
     ENTRY,
+    ETAG,
+    NOT_MODIFIED_304,
     REDIRECT_303,
     Operation,
     empty,
@@ -39,17 +41,11 @@ from ..operation import (
     ref,
 )
 from ..pages import page
-from ..problems import Problem, bad_request, conflict
+from ..problems import Problem, bad_request
 from .common import base_url, commands_answer
 
-#: DevIDs such as IMEI:490154203237518 or urn:uuid:…; no slashes, dots-only
-#: segments or percent signs, so a DevID can never play tricks with paths.
-DEV_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{2,99}")
-TEXT_FIELDS = ("name", "man", "mod")
-MAX_TEXT = 100
 
-
-def device_json(svc: Any, device: Device) -> dict[str, Any]:
+def device_json(svc: Services, device: Device) -> dict[str, Any]:
     return {
         "devId": device.dev_id,
         "name": device.name,
@@ -59,6 +55,22 @@ def device_json(svc: Any, device: Device) -> dict[str, Any]:
         "registered": device.registered_at,
         "pending": len(svc.engine.pending(device.dev_id)),
     }
+
+
+def device_url(dev_id: str) -> str:
+    return f"/devices/{quote(dev_id)}"
+
+
+def fixed_paths(request: Request) -> set[str]:
+    """The names under /devices/ that are paths of their own (``new``, and any route
+    added later): a devId spelled so would be shadowed by them."""
+    fixed = set()
+    for route in request.app.routes:
+        path = getattr(route, "path", "")
+        head = path.removeprefix("/devices/").partition("/")[0]
+        if path.startswith("/devices/") and head and "{" not in head:
+            fixed.add(head)
+    return fixed
 
 
 def _check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) -> None:
@@ -72,20 +84,9 @@ def _check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) 
             token.encode(), csrf_for(request, principal).encode()
         ):
             raise Problem(
-                403,
                 "csrf",
                 "the form's CSRF token is missing or wrong; reload the page and submit again",
             )
-
-
-def _text_fields(fields: dict[str, Any]) -> dict[str, str]:
-    out = {}
-    for key in TEXT_FIELDS:
-        value = fields.get(key, "")
-        if not isinstance(value, str) or len(value) > MAX_TEXT:
-            raise bad_request(f"{key} must be text of at most {MAX_TEXT} characters")
-        out[key] = value.strip()
-    return out
 
 
 async def list_devices(request: Request) -> Response:
@@ -102,6 +103,7 @@ async def list_devices(request: Request) -> Response:
 
 async def registration_form(request: Request) -> Response:
     principal = authenticate(request, "account")
+    negotiate(request, (media.HTML,))
     return page(
         request,
         "device_new.html",
@@ -113,47 +115,30 @@ async def registration_form(request: Request) -> Response:
 
 async def register(request: Request) -> Response:
     principal = authenticate(request, "account")
+    html = wants_html(request)
     fields = await read_fields(request)
     _check_csrf(request, principal, fields)
-    dev_id = fields.get("devId", "")
-    if not isinstance(dev_id, str) or not DEV_ID.fullmatch(dev_id):
-        raise bad_request(
-            "devId is required: 3 to 100 characters of letters, digits and "
-            ":._- (e.g. IMEI:490154203237518 or urn:uuid:…)"
-        )
-    text = _text_fields(fields)
+    dev_id = devids.canonical(fields.get("devId"))
+    if dev_id in fixed_paths(request):
+        raise Problem("bad-dev-id", f"{dev_id} is a path of its own under /devices/")
     svc = services(request)
-    secret = new_secret()
-    device = Device(
-        dev_id=dev_id,
-        account=principal.account,
-        secret_hash=svc.auth.device_verifier(secret),
-        notify_key=notification_key(secret),
-        registered_at=time.time(),
-        **text,
-    )
-    with svc.store.transaction():
-        if svc.store.get_device(dev_id) is not None:
-            raise conflict(f"device {dev_id} is already registered")
-        svc.store.put_device(device)
+    device, secret = svc.devices.register(principal.account, dev_id, text_fields(fields))
     note(request, dev_id=dev_id, request=f"register {dev_id}", response="registered")
-    svc.events.publish("device.registered", account=principal.account, dev_id=dev_id)
-    location = f"/devices/{quote(dev_id)}"
-    if wants_html(request):
-        return page(
+    # The secret is shown once, here: no cache may keep it.
+    headers = {"Location": device_url(device.dev_id), "Cache-Control": "no-store"}
+    if html:
+        response = page(
             request,
             "device_registered.html",
             status_code=201,
             title="Device registered",
-            dev_id=dev_id,
+            dev_id=device.dev_id,
             secret=secret,
             account=principal.account,
         )
-    return JSONResponse(
-        {**device_json(svc, device), "secret": secret},
-        status_code=201,
-        headers={"Location": location},
-    )
+        response.headers.update(headers)
+        return response
+    return JSONResponse({**device_json(svc, device), "secret": secret}, 201, headers)
 
 
 async def show_device(request: Request) -> Response:
@@ -162,7 +147,10 @@ async def show_device(request: Request) -> Response:
     device = owned_device(request, principal, request.path_params["dev_id"])
     info = device_json(svc, device)
     if not wants_html(request):
-        return JSONResponse(info)
+        tag = etag_of(info)
+        if not_modified(request, tag):
+            return Response(status_code=304, headers={"ETag": tag})
+        return JSONResponse(info, headers={"ETag": tag})
     sessions = [s.brief() for s in svc.engine.pending(device.dev_id)]
     sessions += [s.brief() for s in svc.engine.completed(device.dev_id)[-20:]]
     alerts = [r.alert.to_json() for r in svc.store.alerts_of(device.dev_id, 10)]
@@ -178,38 +166,36 @@ async def show_device(request: Request) -> Response:
     )
 
 
+def _tag_of(svc: Services) -> Any:
+    return lambda device: etag_of(device_json(svc, device))
+
+
 async def update_device(request: Request, fields: dict[str, Any] | None = None) -> Response:
     principal = authenticate(request, "account")
+    html = wants_html(request)
     svc = services(request)
-    device = owned_device(request, principal, request.path_params["dev_id"])
+    dev_id = request.path_params["dev_id"]
     if fields is None:
         fields = await read_fields(request)
         _check_csrf(request, principal, fields)
-    if "devId" in fields and fields["devId"] != device.dev_id:
-        raise bad_request("devId cannot change; unregister and register again")
-    changes = {k: v for k, v in _text_fields(fields).items() if k in fields}
-    with svc.store.transaction():
-        current = svc.store.get_device(device.dev_id)
-        if current is None:
-            raise Problem(404, "not-found", f"no device {device.dev_id}")
-        updated = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
-        svc.store.put_device(updated)
-    note(request, request="update " + ", ".join(sorted(changes)), response="updated")
-    svc.events.publish("device.updated", account=principal.account, dev_id=device.dev_id)
-    if wants_html(request):
-        return RedirectResponse(f"/devices/{quote(device.dev_id)}", status_code=303)
-    return JSONResponse(device_json(svc, updated))
+    expect = expectation(request, _tag_of(svc))
+    updated = svc.devices.update(principal.account, dev_id, fields, expect)
+    changed = sorted(k for k in fields if k in ("name", "man", "mod"))
+    note(request, dev_id=updated.dev_id, request="update " + ", ".join(changed), response="updated")
+    if html:
+        return RedirectResponse(device_url(updated.dev_id), status_code=303)
+    info = device_json(svc, updated)
+    return JSONResponse(info, headers={"ETag": etag_of(info)})
 
 
 async def delete_device(request: Request) -> Response:
     principal = authenticate(request, "account")
+    html = wants_html(request)
     svc = services(request)
-    device = owned_device(request, principal, request.path_params["dev_id"])
-    svc.store.delete_device(device.dev_id)
-    svc.notifier.forget(device.dev_id)
-    note(request, response="unregistered")
-    svc.events.publish("device.unregistered", account=principal.account, dev_id=device.dev_id)
-    if wants_html(request):
+    expect = expectation(request, _tag_of(svc))
+    device = svc.devices.unregister(principal.account, request.path_params["dev_id"], expect)
+    note(request, dev_id=device.dev_id, response="unregistered")
+    if html:
         return RedirectResponse("/devices", status_code=303)
     return Response(status_code=204)
 
@@ -227,7 +213,6 @@ async def device_form_post(request: Request) -> Response:
         return await delete_device(request)
     # A 405 names what is allowed (RFC 9110 15.5.6): this resource's methods.
     raise Problem(
-        405,
         "method-not-allowed",
         "POST to a device needs _method=PUT or _method=DELETE",
         {"Allow": "DELETE, GET, HEAD, POST, PUT"},
@@ -242,6 +227,7 @@ async def request_session(request: Request) -> Response:
     Otherwise the session is queued, the device is notified, and the answer is 202.
     """
     principal = authenticate(request, "account", "device")
+    answer = negotiate(request, FLOW_3)
     svc = services(request)
     device = owned_device(request, principal, request.path_params["dev_id"])
     fields = await read_fields(request)
@@ -251,12 +237,11 @@ async def request_session(request: Request) -> Response:
     except ProtocolError as exc:
         raise bad_request(str(exc)) from None
     note(request, request=f"job {job.describe()}")
-    if accepts(request, media.COMMANDS):
+    if answer == media.COMMANDS:
         if principal.kind != "device":
             # Only the device's own browser component can run the commands and
             # report on them; begun for anyone else, the session would hang active.
             raise Problem(
-                403,
                 "forbidden",
                 f"commands ({media.COMMANDS}) are for the device's "
                 "browser component, which signs in with the device's credentials",
@@ -275,7 +260,7 @@ async def request_session(request: Request) -> Response:
         raise bad_request("ttl is a number of seconds")
     # A person's browser makes it flow 4; an operator's script asks the server
     # to manage the device, which is flow 1 (server-initiated).
-    origin = Origin.BROWSER if wants_html(request) else Origin.SERVER
+    origin = Origin.BROWSER if answer == media.HTML else Origin.SERVER
     session = svc.engine.queue(
         device, job, origin, notify=notify, ttl=float(ttl) if ttl is not None else None
     )
@@ -285,7 +270,7 @@ async def request_session(request: Request) -> Response:
         response=f"queued {session.session_id}" + ("; device notified" if notify else ""),
     )
     location = f"/sessions/id/{session.session_id}"
-    if wants_html(request):
+    if answer == media.HTML:
         response = page(
             request,
             "session_queued.html",
@@ -313,7 +298,7 @@ routes = [
         "List the account's devices.",
         DEVICES,
         who=ACCOUNT,
-        responses={200: json_answer("DeviceList", "The devices.", html=True)},
+        responses={200: json_answer("DeviceList", "The devices.", html=True), 406: "406"},
     ),
     Operation(
         "GET",
@@ -322,7 +307,7 @@ routes = [
         "The device registration form.",
         DEVICES,
         who=ACCOUNT,
-        responses={200: html_page("The form.")},
+        responses={200: html_page("The form."), 406: "406"},
     ),
     Operation(
         "POST",
@@ -338,9 +323,10 @@ routes = [
                 "RegisteredDevice",
                 "Registered.",
                 html=True,
-                headers={"Location": "the device's page"},
+                headers={"Location": "the device's page", "Cache-Control": "no-store"},
             ),
             400: "400",
+            406: "406",
             409: "409",
             413: "413",
             415: "415",
@@ -353,22 +339,29 @@ routes = [
         "Device information (for browsers, with the forms to update it and request a session).",
         DEVICES,
         who=ACCOUNT,
-        responses={200: json_answer("DeviceInfo", "The device.", html=True), 404: "404"},
+        responses={
+            200: json_answer("DeviceInfo", "The device.", html=True, headers=ETAG),
+            304: NOT_MODIFIED_304,
+            404: "404",
+            406: "406",
+        },
     ),
     Operation(
         "PUT",
         "/devices/{dev_id}",
         update_device,
-        "Update device information.",
+        "Update device information; honours `If-Match` and `If-None-Match`.",
         DEVICES,
         who=ACCOUNT,
         body=_bodies("DeviceUpdateForm", "DeviceUpdate"),
         body_required=False,
         responses={
-            200: json_answer("DeviceInfo", "Updated."),
+            200: json_answer("DeviceInfo", "Updated.", headers=ETAG),
             303: REDIRECT_303,
             400: "400",
             404: "404",
+            406: "406",
+            412: "412",
             413: "413",
             415: "415",
         },
@@ -377,10 +370,16 @@ routes = [
         "DELETE",
         "/devices/{dev_id}",
         delete_device,
-        "Unregister a device.",
+        "Unregister a device; honours `If-Match` and `If-None-Match`.",
         DEVICES,
         who=ACCOUNT,
-        responses={204: empty("Unregistered."), 303: REDIRECT_303, 404: "404"},
+        responses={
+            204: empty("Unregistered."),
+            303: REDIRECT_303,
+            404: "404",
+            406: "406",
+            412: "412",
+        },
     ),
     Operation(
         "POST",
@@ -392,12 +391,14 @@ routes = [
         body=_bodies("DeviceMethodForm", "DeviceMethod"),
         body_required=False,
         responses={
-            200: json_answer("DeviceInfo", "Updated (JSON)."),
+            200: json_answer("DeviceInfo", "Updated (JSON).", headers=ETAG),
             204: empty("Unregistered."),
             303: REDIRECT_303,
             400: "400",
             404: "404",
             405: "405",
+            406: "406",
+            412: "412",
             413: "413",
             415: "415",
         },
@@ -406,9 +407,9 @@ routes = [
         "POST",
         "/devices/{dev_id}/sessions",
         request_session,
-        "Ask for a session: the device's browser component (Accept "
-        f"`{media.COMMANDS}`) gets the commands now (flow 3); anyone else queues it and the "
-        "device is notified (flow 4 from a browser, flow 1 from a script).",
+        "Ask for a session: the device's browser component (preferring "
+        f"`{media.COMMANDS}` in Accept) gets the commands now (flow 3); anyone else queues it "
+        "and the device is notified (flow 4 from a browser, flow 1 from a script).",
         ENTRY,
         who=BOTH,
         body=_bodies("SessionRequestForm", "SessionRequest"),
@@ -423,7 +424,9 @@ routes = [
             ),
             204: END_204,
             400: "400",
+            403: "403",
             404: "404",
+            406: "406",
             413: "413",
             415: "415",
         },

@@ -23,6 +23,7 @@ from ..negotiation import wants_html
 from ..openapi import build_document
 from ..operation import ACCOUNT, COMMON_RESPONSES, PEOPLE, REDIRECT_303, Operation, html_page
 from ..pages import page
+from ..problems import PROBLEM_TYPES, Problem, problem_response
 from .common import base_url
 
 
@@ -102,6 +103,7 @@ def docs_view(doc: dict[str, Any]) -> dict[str, Any]:
         for name, schema in doc["components"]["schemas"].items()
     ]
     return {
+        "problems": list(PROBLEM_TYPES.values()),
         "info": doc["info"],
         "tags": [t["name"] for t in doc["tags"]],
         "operations": operations,
@@ -128,11 +130,8 @@ async def logout(request: Request) -> Response:
     note(request, response="signed out")
     headers = {"WWW-Authenticate": REALM, "Cache-Control": "no-store"}
     if not wants_html(request):
-        return JSONResponse(
-            {"error": "signed-out", "detail": "credentials forgotten; sign in again at /login"},
-            status_code=401,
-            headers=headers,
-        )
+        detail = "credentials forgotten; sign in again at /login"
+        return problem_response(request, Problem("signed-out", detail, headers))
     response = page(request, "logout.html", status_code=401, title="Signed out")
     response.headers.update(headers)
     return response

@@ -12,9 +12,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ...protocol import media
 from ...protocol.firmware import is_version, lab_package
+from ..bodies import check_json, read_body
 from ..context import authenticate, note, owned_device, services
 from ..disconnect import unless_disconnected
-from ..negotiation import parse_json, read_body, wants_html
+from ..negotiation import wants_html
 from ..operation import BOTH, DATA, DEVICE, PEOPLE, Operation, empty, json_answer, resource_rows
 from ..pages import page
 from ..problems import Problem, not_found
@@ -93,14 +94,14 @@ async def value(request: Request) -> Response:
     authenticate(request, "device", "account")
     text = request.path_params["text"]
     if not VALUE.fullmatch(text):
-        raise Problem(400, "bad-request", "a value is 1 to 64 letters, digits or .-")
+        raise Problem("bad-request", "a value is 1 to 64 letters, digits or .-")
     return PlainTextResponse(text)
 
 
 def _data_key(request: Request) -> str:
     key = request.path_params["key"]
     if not DATA_KEY.fullmatch(key):
-        raise Problem(400, "bad-request", "a data key is 1 to 100 letters, digits or ._-")
+        raise Problem("bad-request", "a data key is 1 to 100 letters, digits or ._-")
     return key
 
 
@@ -111,10 +112,7 @@ async def put_data(request: Request) -> Response:
     body = await read_body(request)
     content_type = media.base(request.headers.get("content-type")) or "application/octet-stream"
     if content_type == media.JSON:
-        try:
-            parse_json(body)  # depth-limited: 100,000 nested brackets are a 400, not a 500
-        except (ValueError, UnicodeDecodeError):
-            raise Problem(400, "bad-json", "the body is not valid JSON") from None
+        check_json(body)  # depth-limited: 100,000 nested brackets are a 400, not a 500
     services(request).store.put_data(principal.name, key, content_type, body)
     note(request, request=f"{len(body)} bytes of {content_type}", response="stored")
     return Response(status_code=204)
@@ -140,11 +138,11 @@ async def notifications(request: Request) -> Response:
     try:
         wait = float(request.query_params.get("wait", "0"))
     except ValueError:
-        raise Problem(400, "bad-request", WAIT_RULE) from None
+        raise Problem("bad-request", WAIT_RULE) from None
     # NaN fails both comparisons (no deadline would ever pass); a negative wait is
     # outside the documented range, as is one beyond MAX_WAIT.
     if not 0 <= wait <= MAX_WAIT:
-        raise Problem(400, "bad-request", WAIT_RULE)
+        raise Problem("bad-request", WAIT_RULE)
     package = await unless_disconnected(
         request, services(request).notifier.wait(principal.name, wait)
     )
@@ -173,7 +171,7 @@ routes = [
         home,
         "The front page: the resources this server offers.",
         PEOPLE,
-        responses={200: json_answer("Home", "The resources.", html=True)},
+        responses={200: json_answer("Home", "The resources.", html=True), 406: "406"},
     ),
     Operation(
         "GET",

@@ -7,12 +7,15 @@ from starlette.responses import JSONResponse, Response
 
 from ...protocol import Report, summarize_statuses
 from ...store import Session, State
+from ..conditions import etag_of, expectation, not_modified
 from ..context import authenticate, note, services
 from ..operation import (
     BOTH,
     COMMANDS_200,
     DEVICE,
     END_204,
+    ETAG,
+    NOT_MODIFIED_304,
     REPORT_BODY,
     SESSIONS,
     Operation,
@@ -26,6 +29,11 @@ from .common import (
     opening_summary,
     read_report,
 )
+
+
+def _tag(session: Session) -> str:
+    """The session resource's tag: that of its brief, what ``GET`` answers."""
+    return etag_of(session.brief())
 
 
 def _listing(request: Request, state: State) -> Response:
@@ -96,11 +104,13 @@ async def report(request: Request) -> Response:
     report = await read_report(request)
     note(request, request=f"Status {summarize_statuses(report.statuses)}")
     svc = services(request)
+    expect = expectation(request, _tag)
     session = svc.engine.report(
         principal.name,
         session_id,
         report,
         base_url(request),
+        expect,
         end_completes=follows_specification(request),
     )
     if report.alerts:
@@ -110,12 +120,27 @@ async def report(request: Request) -> Response:
     return commands_answer(request, session)
 
 
+async def show(request: Request) -> Response:
+    """A session's brief (where a 201 or 202 points), with its tag for If-Match."""
+    principal = authenticate(request, "device", "account")
+    session_id = request.path_params["session_id"]
+    note(request, session=session_id)
+    dev_id = principal.name if principal.kind == "device" else None
+    session = services(request).engine.visible(dev_id, principal.account, session_id)
+    tag = _tag(session)
+    if not_modified(request, tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    note(request, response=session.state.value)
+    return JSONResponse(session.brief(), headers={"ETag": tag})
+
+
 async def abort(request: Request) -> Response:
     principal = authenticate(request, "device", "account")
     session_id = request.path_params["session_id"]
     note(request, session=session_id)
     dev_id = principal.name if principal.kind == "device" else None
-    session = services(request).engine.abort(dev_id, principal.account, session_id)
+    expect = expectation(request, _tag)
+    session = services(request).engine.abort(dev_id, principal.account, session_id, expect)
     note(request, response="aborted")
     return JSONResponse(session.brief())
 
@@ -141,10 +166,14 @@ _abort = {
         200: json_answer("SessionBrief", "The aborted session."),
         404: "404",
         409: "409",
+        412: "412",
     },
     "devid_header": True,
 }
-_ABORT = "Abort a started or pending session (DM 1.2's alert 1223)."
+_ABORT = (
+    "Abort a started or pending session (DM 1.2's alert 1223); honours `If-Match` and "
+    "`If-None-Match` against the session's `ETag`."
+)
 
 routes = [
     Operation(
@@ -180,6 +209,20 @@ routes = [
         devid_header=True,
     ),
     Operation(
+        "GET",
+        "/sessions/id/{session_id}",
+        show,
+        "A session's brief (where a 201 or 202 points), with its `ETag`.",
+        SESSIONS,
+        who=BOTH,
+        responses={
+            200: json_answer("SessionBrief", "The session.", headers=ETAG),
+            304: NOT_MODIFIED_304,
+            404: "404",
+        },
+        devid_header=True,
+    ),
+    Operation(
         "POST",
         "/sessions/id/{session_id}",
         start,
@@ -196,11 +239,12 @@ routes = [
         "/sessions/id/{session_id}",
         report,
         "Report one status per command; get the next commands under a new session id, "
-        "or 204 at the end.",
+        "or 204 at the end. Honours `If-Match` and `If-None-Match` against the session's "
+        "`ETag`.",
         SESSIONS,
         who=DEVICE,
         body=REPORT_BODY,
-        responses={**_package_2, 204: END_204},
+        responses={**_package_2, 204: END_204, 412: "412"},
         devid_header=True,
     ),
     Operation("DELETE", "/sessions/id/{session_id}", abort, _ABORT, SESSIONS, **_abort),

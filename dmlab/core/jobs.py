@@ -11,6 +11,7 @@ from typing import Any
 
 from ..protocol import Command, ProtocolError, parse_commands
 from ..protocol.firmware import is_version
+from ..protocol.strictjson import parse_json
 from ..store import JobSpec, Round
 from .service_jobs import SERVICE_JOBS
 from .steps import Planner, Step
@@ -84,8 +85,6 @@ def job_from_request(fields: dict[str, Any]) -> JobSpec:
     if "CMD" in fields or "commands" in fields:
         raw = fields.get("CMD", fields.get("commands"))
         if isinstance(raw, str):
-            from .negotiation import parse_json
-
             try:
                 raw = parse_json(raw)
             except ValueError:

@@ -2,24 +2,29 @@
 
 Every transition reads and writes the store inside one ``transaction()``, so
 two devices (or two requests of one device) racing for the same session see
-exactly one winner; the loser gets a ``409``.
+exactly one winner; the loser gets a :class:`Conflict`. Events go out only
+after the transaction commits (:class:`Unit`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import Protocol
 
-from ..events import EventBus
 from ..protocol import Alert, Command, Report, expects_status
-from ..store import Device, JobSpec, Origin, Result, Round, Session, State, Store
+from ..store import AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
 from . import jobs
-from .notifier import Notifier
-from .problems import Problem, conflict, not_found
+from .errors import Conflict, NotFound, SpentSession, StatusMismatch
+from .unit import Unit
+
+
+class Notify(Protocol):
+    """How the engine asks a device to call in (the server's package 0 channels)."""
+
+    def notify(self, device: Device, *, session: str = ...) -> object: ...
 
 
 def _ends(commands: tuple[Command, ...]) -> bool:
@@ -34,19 +39,17 @@ def new_session_id() -> str:
 class SessionEngine:
     def __init__(
         self,
-        store: Store,
-        notifier: Notifier,
-        events: EventBus,
+        unit: Unit,
+        notifier: Notify,
         *,
         ids: Callable[[], str] = new_session_id,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
+        self.unit = unit
+        self.store = unit.store
         self.notifier = notifier
-        self.events = events
         self._ids = ids
         self._clock = clock
-        self._local = threading.local()  # per-thread outbox of events awaiting commit
 
     # Queueing (flows 1 and 4) -------------------------------------------------
     def queue(
@@ -59,7 +62,7 @@ class SessionEngine:
         ttl: float | None = None,
     ) -> Session:
         now = self._clock()
-        with self._atomic():
+        with self.unit.atomic():
             session = Session(
                 key=self._fresh_id(),
                 dev_id=device.dev_id,
@@ -85,7 +88,7 @@ class SessionEngine:
         ``end_completes``: the device follows the DM 2.0 specification, which sends no
         package 3 after a package 2 holding END; such a package completes the session
         as it is handed out (lab choice end-status)."""
-        with self._atomic():
+        with self.unit.atomic():
             pending = self.pending(dev_id)
             if not pending:
                 return None
@@ -94,12 +97,12 @@ class SessionEngine:
     def start(
         self, dev_id: str, session_id: str, base_url: str, *, end_completes: bool = False
     ) -> Session:
-        with self._atomic():
+        with self.unit.atomic():
             session = self._own(dev_id, session_id)
             self._expire_if_due(session)
             session = self.store.get_session(session.key) or session
             if session.state is not State.PENDING:
-                raise conflict(
+                raise Conflict(
                     f"session {session_id} is {self._describe_state(session)}; "
                     "only a pending session can be started"
                 )
@@ -108,7 +111,7 @@ class SessionEngine:
     def begin(self, device: Device, job: JobSpec, origin: Origin, base_url: str) -> Session:
         """Create a session and start it at once (flows 2 and 3)."""
         now = self._clock()
-        with self._atomic():
+        with self.unit.atomic():
             key = self._fresh_id()
             session = Session(
                 key=key,
@@ -157,22 +160,23 @@ class SessionEngine:
         session_id: str,
         report: Report,
         base_url: str,
+        expect: Callable[[Session], None] | None = None,
         *,
         end_completes: bool = False,
     ) -> Session:
-        with self._atomic():
+        with self.unit.atomic():
             session = self._own(dev_id, session_id)
+            if expect is not None:
+                expect(session)
             if session.state is State.PENDING:
-                raise conflict(f"session {session_id} has not been started")
+                raise Conflict(f"session {session_id} has not been started")
             if session.state is State.COMPLETED:
-                raise conflict(f"session {session_id} is {self._describe_state(session)}")
+                raise Conflict(f"session {session_id} is {self._describe_state(session)}")
             self._require_current(session, session_id)
             current = session.rounds[-1]
             wanted = expects_status(current.commands)
             if len(report.statuses) != wanted:
-                raise Problem(
-                    400,
-                    "status-mismatch",
+                raise StatusMismatch(
                     f"{wanted} command(s) were sent, so {wanted} status(es) are due "
                     f"in order; got {len(report.statuses)}",
                 )
@@ -222,18 +226,20 @@ class SessionEngine:
         self._publish("session.completed", ended, result=result.value)
         return ended
 
-    def abort(self, dev_id: str | None, account: str, session_id: str) -> Session:
+    def abort(
+        self,
+        dev_id: str | None,
+        account: str,
+        session_id: str,
+        expect: Callable[[Session], None] | None = None,
+    ) -> Session:
         """End a pending or active session as aborted (DM 1.2's alert 1223)."""
-        with self._atomic():
-            session = self.store.session_by_id(session_id)
-            if (
-                session is None
-                or session.account != account
-                or (dev_id is not None and session.dev_id != dev_id)
-            ):
-                raise not_found(f"no session {session_id}")
+        with self.unit.atomic():
+            session = self.visible(dev_id, account, session_id)
+            if expect is not None:
+                expect(session)
             if session.state is State.COMPLETED:
-                raise conflict(f"session {session_id} is already {self._describe_state(session)}")
+                raise Conflict(f"session {session_id} is already {self._describe_state(session)}")
             self._require_current(session, session_id)
             aborted = dataclasses.replace(
                 session, state=State.COMPLETED, result=Result.ABORTED, ended_at=self._clock()
@@ -242,10 +248,22 @@ class SessionEngine:
         self._publish("session.aborted", aborted)
         return aborted
 
+    def visible(self, dev_id: str | None, account: str, session_id: str) -> Session:
+        """A session by any of its ids, if it is the device's (``dev_id``) or, for an
+        account (``dev_id`` None), one of its devices'; else ``NotFound``."""
+        session = self.store.session_by_id(session_id)
+        if (
+            session is None
+            or session.account != account
+            or (dev_id is not None and session.dev_id != dev_id)
+        ):
+            raise NotFound(f"no session {session_id}")
+        return session
+
     # Listings -------------------------------------------------------------------
     def pending(self, dev_id: str) -> list[Session]:
         """Pending sessions of a device, oldest first, after moving expired ones out."""
-        with self._atomic():
+        with self.unit.atomic():
             sessions = self.store.sessions_of_device(dev_id, State.PENDING)
             live = [s for s in sessions if not self._expire_if_due(s)]
         return live
@@ -254,7 +272,7 @@ class SessionEngine:
         """Pending sessions of all of an account's devices, after moving expired ones out:
         one pass over those sessions, not one query per device (an account may have
         thousands of devices, few of them with pending work)."""
-        with self._atomic():
+        with self.unit.atomic():
             sessions = self.store.sessions_of_account(account, State.PENDING)
             return [s for s in sessions if not self._expire_if_due(s)]
 
@@ -265,12 +283,10 @@ class SessionEngine:
     def record_alerts(
         self, device: Device, alerts: tuple[Alert, ...], session_key: str | None = None
     ) -> None:
-        from ..store import AlertRecord
-
         now = self._clock()
         for alert in alerts:
             self.store.add_alert(AlertRecord(device.dev_id, alert, now, session_key))
-            self.events.publish(
+            self.unit.publish(
                 "alert.received",
                 account=device.account,
                 dev_id=device.dev_id,
@@ -284,13 +300,13 @@ class SessionEngine:
     def _own(self, dev_id: str, session_id: str) -> Session:
         session = self.store.session_by_id(session_id)
         if session is None or session.dev_id != dev_id:
-            raise not_found(f"no session {session_id} for this device")
+            raise NotFound(f"no session {session_id} for this device")
         return session
 
     @staticmethod
     def _require_current(session: Session, session_id: str) -> None:
         if session.session_id != session_id:
-            raise conflict(
+            raise SpentSession(
                 f"session id {session_id} is spent; the session continues as {session.session_id}"
             )
 
@@ -320,32 +336,8 @@ class SessionEngine:
             return f"completed ({session.result.value})"
         return session.state.value
 
-    @contextmanager
-    def _atomic(self) -> Iterator[None]:
-        """A store transaction whose events go out only once it has committed, so no
-        subscriber hears of a change that a failure then rolls back."""
-        outermost = getattr(self._local, "outbox", None) is None
-        if outermost:
-            self._local.outbox = []
-        try:
-            with self.store.transaction():
-                yield
-            if outermost:
-                for kind, session, data in self._local.outbox:
-                    self._announce(kind, session, data)
-        finally:
-            if outermost:
-                self._local.outbox = None
-
     def _publish(self, kind: str, session: Session, **data: object) -> None:
-        outbox = getattr(self._local, "outbox", None)
-        if outbox is not None:
-            outbox.append((kind, session, data))
-        else:
-            self._announce(kind, session, data)
-
-    def _announce(self, kind: str, session: Session, data: dict[str, object]) -> None:
-        self.events.publish(
+        self.unit.publish(
             kind,
             account=session.account,
             dev_id=session.dev_id,
