@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .core.service_jobs import SERVICE_JOBS
 from .device import Behaviour
 from .protocol.services import DIAGMON
 from .server.operation import openapi_path, operations
-from .server.service_jobs import SERVICE_JOBS
 from .trace import Exchange
 
 if TYPE_CHECKING:

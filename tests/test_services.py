@@ -12,6 +12,7 @@ import pytest
 
 from dmlab import Lab, compat
 from dmlab.core.jobs import PLANNERS
+from dmlab.core.service_jobs import SERVICE_JOBS
 from dmlab.device import Behaviour
 from dmlab.protocol.services import (
     DCMO,
@@ -29,7 +30,6 @@ from dmlab.protocol.services import (
     LawmoState,
     ScomoResult,
 )
-from dmlab.server.service_jobs import SERVICE_JOBS
 from dmlab.widgets.panel import JOBS
 
 from helpers import Registered, by_dev, problem

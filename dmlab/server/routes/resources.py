@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ...core.service_jobs import NAME
 from ...protocol import media
 from ...protocol.firmware import is_version, lab_package
 from ..bodies import check_json, read_body
@@ -19,7 +20,6 @@ from ..negotiation import wants_html
 from ..operation import BOTH, DATA, DEVICE, PEOPLE, Operation, empty, json_answer, resource_rows
 from ..pages import page
 from ..problems import Problem, not_found
-from ..service_jobs import NAME
 from .common import base_url
 
 DATA_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
