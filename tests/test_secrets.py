@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from dmlab import Lab
+from dmlab.core import devices
 from dmlab.events import Event
 from dmlab.protocol import media
 from dmlab.protocol.notification import notification_key
@@ -217,3 +218,10 @@ def _texts(output: dict) -> list[str]:
         elif isinstance(value, str):
             texts.append(value)
     return texts
+
+
+def test_a_new_secret_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dmlab device --secret -abc`` would read the secret as an option."""
+    drawn = iter(["-first-draw", "_second", "third"])
+    monkeypatch.setattr(devices.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert devices.new_secret() == "_second"

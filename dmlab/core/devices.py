@@ -31,8 +31,11 @@ class Forget(Protocol):
 
 
 def new_secret() -> str:
-    """A device secret: 128 bits, URL-safe, never a colon."""
-    return secrets.token_urlsafe(16)
+    """A device secret: 128 bits, URL-safe, never a colon, and never a leading ``-``
+    (people paste it on command lines, where ``--secret -x…`` reads as an option)."""
+    while (secret := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return secret
 
 
 def text_fields(fields: Mapping[str, object], *, only_given: bool = False) -> dict[str, str]:
