@@ -9,6 +9,7 @@ server does.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -173,3 +174,32 @@ def test_deeply_nested_json_data_is_a_400_not_a_500(lab: Lab, clients: Any, regi
         )
         problem(answer, 400, "bad-json")
     assert phone.put("/data/flat", json={"a": [1]}).status_code == 204
+
+
+def test_omadm_devid_must_be_a_devid_whoever_sends_it(
+    lab: Lab, doc: dict[str, Any], clients: Any, register: Any
+) -> None:
+    """The document gives ``OMADM-DevID`` the DevID pattern on every operation that
+    takes it; a value outside it is a 400 for an account as for a device."""
+    operation = doc["paths"]["/sessions/pending"]["get"]
+    (header,) = [p for p in operation["parameters"] if p["name"] == media.DEVID_HEADER]
+    pattern = re.compile(header["schema"]["pattern"])
+    assert "400" in operation["responses"]
+    malformed = ["", "x", "IMEI:12/..", "%41%42%43", "a" * 101, "IMEI:12ab"]
+    assert not any(pattern.search(v) for v in malformed[:-1])  # the last breaks IMEI's digits
+
+    account = clients.account()
+    device = register(attach=False)
+    phone = clients.of(device)
+    for value in malformed:
+        for caller in (account, phone):
+            answer = caller.get("/sessions/pending", headers={media.DEVID_HEADER: value})
+            problem(answer, 400, "bad-dev-id")
+    # a DevID on an account's request is allowed; a device must name itself
+    assert (
+        account.get("/sessions/pending", headers={media.DEVID_HEADER: device.dev_id}).status_code
+        == 200
+    )
+    assert phone.get("/sessions/pending", headers={media.DEVID_HEADER: device.dev_id}).is_success
+    other = "IMEI:" + "1" * 15 if device.dev_id != "IMEI:" + "1" * 15 else "IMEI:2"
+    problem(phone.get("/sessions/pending", headers={media.DEVID_HEADER: other}), 401)

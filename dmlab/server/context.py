@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from ..core import devids
 from ..core.devices import Devices
+from ..core.errors import InvalidDevId
 from ..core.sessions import SessionEngine
 from ..events import EventBus
 from ..protocol import media
@@ -73,12 +74,20 @@ def authenticate(request: Request, *kinds: str) -> Principal:
             "account's name and password, or a device's DevID and secret)",
             {"WWW-Authenticate": REALM},
         )
-    if principal.kind == "device":
-        claimed = request.headers.get("omadm-devid")
-        if claimed is not None and devids.lookup(claimed) != principal.name:
+    claimed = request.headers.get(media.DEVID_HEADER)
+    if claimed is not None:
+        # Whoever sends it, it must be a DevID (the document's pattern); an account's
+        # request may carry one, a device's must carry its own.
+        try:
+            named = devids.canonical(claimed)
+        except InvalidDevId:
+            raise Problem(
+                "bad-dev-id", f"the {media.DEVID_HEADER} header is not a DevID: {devids.HINT}"
+            ) from None
+        if principal.kind == "device" and named != principal.name:
             raise Problem(
                 "unauthorized",
-                "the OMADM-DevID header names another device",
+                f"the {media.DEVID_HEADER} header names another device",
                 {"WWW-Authenticate": REALM},
             )
     note(

@@ -253,7 +253,8 @@ def _parameters(path: str, op: Doc) -> list[dict[str, Any]]:
                 "name": media.DEVID_HEADER,
                 "in": "header",
                 "required": False,
-                "description": "a device names its DevID; it must match the credentials",
+                "description": "a device names its DevID: that of its credentials (another "
+                "is a 401); on any request, a value that is no DevID is a 400 (bad-dev-id)",
                 "schema": {"type": "string", "pattern": _full(DEV_ID)},
             }
         )
@@ -267,6 +268,8 @@ def _responses(op: Doc) -> dict[str, Any]:
         codes.setdefault(401, "401")
         codes.setdefault(403, "403")
         codes.setdefault(429, "429")
+    if op.devid_header:
+        codes.setdefault(400, "400")
     for code in sorted(codes):
         spec = codes[code]
         out[str(code)] = (
