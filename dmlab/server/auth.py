@@ -30,6 +30,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -50,9 +51,10 @@ from ..store import Device, StorageFault, Store
 # scrypt paper (about 16 MiB and some tens of milliseconds here).
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _CACHE_SIZE = 50_000
-#: Threads that may run scrypt at once: two cores' worth. More would only make
-#: every hash slower; fewer would queue a burst of first logins.
-HASH_WORKERS = 2
+#: Threads that may run scrypt at once: every core but one, which the event loop
+#: keeps (on 2 cores, one: a flood of wrong secrets then waits in line, rather
+#: than taking the CPU that cached logins need).
+HASH_WORKERS = max(1, (os.cpu_count() or 2) - 1)
 
 #: Brute force, per (name, client address): this many failures are free; each
 #: further one doubles the wait before the next attempt (2 s, 4 s, … ``MAX_BACKOFF``).
