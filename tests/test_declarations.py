@@ -20,8 +20,12 @@ from dmlab import Lab
 from dmlab.protocol import media
 from dmlab.server import build_services, create_app, tables
 from dmlab.server.operation import markdown_table, resource_rows
+from dmlab.server.problems import PROBLEM_TYPES
 
 from helpers import csrf_of, html, problem
+
+PROBLEMS = [{"name": p.name, "status": p.status} for p in PROBLEM_TYPES.values()]
+STATUS = {p.name: p.status for p in PROBLEM_TYPES.values()}
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +207,25 @@ def test_omadm_devid_must_be_a_devid_whoever_sends_it(
     assert phone.get("/sessions/pending", headers={media.DEVID_HEADER: device.dev_id}).is_success
     other = "IMEI:" + "1" * 15 if device.dev_id != "IMEI:" + "1" * 15 else "IMEI:2"
     problem(phone.get("/sessions/pending", headers={media.DEVID_HEADER: other}), 401)
+
+
+def test_each_operation_names_the_problem_types_it_answers(
+    lab: Lab, doc: dict[str, Any], clients: Any, register: Any
+) -> None:
+    """Derived from the statuses each operation declares; a real refusal's type is among
+    them, and /docs links each to its definition."""
+    names = {p["name"] for p in PROBLEMS}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            listed = op["x-problem-types"]
+            assert set(listed) <= names, (method, path)
+            errors = {code for code in op["responses"] if code >= "400"}
+            assert {str(STATUS[t]) for t in listed} == errors & {str(s) for s in STATUS.values()}
+    phone = clients.of(register(attach=False))
+    deep = phone.put(
+        "/data/deep", content=b"[" * 100 + b"]" * 100, headers={"Content-Type": media.JSON}
+    )
+    assert problem(deep, 400)["type"].endswith("#problem-bad-json")
+    assert "bad-json" in doc["paths"]["/data/{key}"]["put"]["x-problem-types"]
+    page = html(clients.anonymous(accept="text/html").get("/docs"), 200)
+    assert '<a href="#problem-bad-dev-id"><code>bad-dev-id</code></a>' in page

@@ -37,6 +37,7 @@ from .operation import (
     openapi_path,
     ref,
 )
+from .problems import PROBLEM_TYPES
 from .routes.resources import DATA_KEY
 
 OPENAPI_VERSION = "3.1.0"
@@ -292,6 +293,10 @@ def _operation(method: str, path: str, route: Route, op: Doc) -> dict[str, Any]:
     if params:
         operation["parameters"] = params
     operation["security"] = [{SCHEMES[caller]: []} for caller in op.who]
+    # The problem types this operation can answer: those of the statuses it declares.
+    operation["x-problem-types"] = [
+        name for name, p in PROBLEM_TYPES.items() if str(p.status) in operation["responses"]
+    ]
     if op.body is not None:
         operation["requestBody"] = {"required": op.body_required, "content": op.body}
     return operation

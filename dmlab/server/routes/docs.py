@@ -94,6 +94,7 @@ def docs_view(doc: dict[str, Any]) -> dict[str, Any]:
                         for p in op.get("parameters", [])
                     ],
                     "body": _content_view(body["content"]) if body else [],
+                    "problem_types": op.get("x-problem-types", []),
                     "body_required": bool(body and body.get("required")),
                     "responses": responses,
                 }
