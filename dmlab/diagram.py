@@ -16,9 +16,11 @@ of the session lists left out: they inspect the flow, they are not part of it),
 and the CR's figure (:meth:`SequenceDiagram.figure`): only the parties the CR
 names, under the CR's names.
 
-Three renderings of the same arrows, for three readers: Mermaid for JupyterLab
-(which renders ``text/vnd.mermaid`` natively), SVG for static pages and viewers
-without JavaScript, and a text listing that nbval compares.
+Three renderings of the same arrows, for three readers: SVG for notebooks, pages and
+slides (self-contained, no JavaScript), Mermaid text for documents that render it
+(``save("x.mmd")``), and a text listing that nbval compares. A notebook shows the SVG:
+JupyterLab's Mermaid renderer writes the picture it draws back into the notebook, so a
+``text/vnd.mermaid`` output marks a notebook modified the moment it is opened.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from .trace import ROLES, Exchange
+from .trace import ROLES, Exchange, shortener
 
 __all__ = [
     "CR_PARTIES",
@@ -49,8 +51,6 @@ __all__ = [
 
 #: Roles that stand for one device; with several devices each gets its own lifeline.
 DEVICE_ROLES = ("device", "browser-component")
-#: Session ids are 16 hex characters; eight are plenty to tell sessions apart.
-SHORT_ID = 8
 #: Longest label drawn; the trace table has the rest.
 MAX_LABEL = 90
 #: The parties of the CR's flows (x.2), under the CR's own names.
@@ -90,15 +90,6 @@ class Arrow:
 
 
 # --- from exchanges to arrows -------------------------------------------------
-
-
-def _shortener(exchanges: Sequence[Exchange]) -> Any:
-    """Replace every session id that appears in the exchanges by its short form."""
-    ids = sorted({e.session for e in exchanges if len(e.session) > SHORT_ID}, key=len, reverse=True)
-    if not ids:
-        return lambda text: text
-    pattern = re.compile("|".join(re.escape(i) for i in ids))
-    return lambda text: pattern.sub(lambda m: m.group(0)[:SHORT_ID] + "…", text)
 
 
 def _clip(text: str) -> str:
@@ -166,7 +157,7 @@ def _rank(role: str) -> int:
 def arrows(exchanges: Iterable[Exchange], names: Mapping[str, str] | None = None) -> list[Arrow]:
     """The diagram's arrows, in drawing order; ``names`` renames roles (``CR_PARTIES``)."""
     exchanges = list(exchanges)
-    short = _shortener(exchanges)
+    short = shortener(exchanges)
     name = _lifeline_namer(exchanges, names or {})
     out = []
     for kind, e in _ordered(exchanges):
@@ -363,7 +354,7 @@ def png(svg_text: str, *, scale: float = 2.0) -> bytes:
 
 
 class SequenceDiagram:
-    """A sequence diagram that shows itself in Jupyter (Mermaid, SVG, or text).
+    """A sequence diagram that shows itself in Jupyter (SVG, or text), saves as SVG/PNG/Mermaid.
 
     ``names`` renames lifelines by role (``CR_PARTIES`` for the CR's figures);
     ``title`` is drawn above the lifelines.
@@ -430,7 +421,6 @@ class SequenceDiagram:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {
-            "text/vnd.mermaid": self.mermaid(),
             "image/svg+xml": self.svg(),
             "text/plain": self.text(),
         }

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -119,6 +120,20 @@ def exchange_from_row(row: Sequence[object]) -> Exchange | None:
         response,
         float(elapsed),
     )
+
+
+#: Session ids are 16 hex characters; eight are plenty to tell sessions apart.
+SHORT_ID = 8
+
+
+def shortener(exchanges: Iterable[Exchange]) -> Callable[[str], str]:
+    """Replace every session id of ``exchanges`` in a text by its first eight characters
+    and an ellipsis (what the diagram and ``Trace.table()`` show)."""
+    ids = sorted({e.session for e in exchanges if len(e.session) > SHORT_ID}, key=len, reverse=True)
+    if not ids:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(i) for i in ids))
+    return lambda text: pattern.sub(lambda m: m.group(0)[:SHORT_ID] + "…", text)
 
 
 class TraceSink(Protocol):
@@ -315,6 +330,29 @@ class Trace:
         frame = pd.DataFrame(rows, columns=columns)
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame.set_index("seq")
+
+    def table(self, since: int = 0, *, dev_id: bool = False) -> pd.DataFrame:
+        """The exchanges after ``since`` for reading in a notebook: who asked whom, the
+        request line, the status and both summaries, session ids shortened as in the
+        diagram (``frame()`` has every field whole). ``dev_id`` adds the device column."""
+        import pandas as pd
+
+        records = self.since(since)
+        short = shortener(records)
+        rows = [
+            {
+                "seq": r.seq,
+                "from → to": f"{r.source} → {r.target}",
+                **({"dev_id": r.dev_id} if dev_id else {}),
+                "request": short(f"{r.method} {r.path}"),
+                "status": r.status,
+                "sent": short(r.request),
+                "answered": short(r.response),
+            }
+            for r in records
+        ]
+        columns = ["seq", "from → to", *(["dev_id"] if dev_id else []), "request", "status"]
+        return pd.DataFrame(rows, columns=[*columns, "sent", "answered"]).set_index("seq")
 
     def to_har(self, path: str | os.PathLike[str], *, base_url: str, since: int = 0) -> Path:
         """Write the exchanges after ``since`` as a HAR 1.2 file (see :mod:`dmlab.har`)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,20 @@ SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
 NOTEBOOK = "dashboard.ipynb"
 DEV_ID = "IMEI:490154203237518"
 TIMEOUT = 20_000  # ms, for each wait in the page (a whole run takes about 10 s)
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+RUN_ALL_TIMEOUT = 120_000  # ms: one notebook's "Restart Kernel and Run All Cells"
+#: Tables known to be cut, by notebook, each with who fixes it (issue 17 is reworking 07's
+#: tables, issue 13 owns 09); every other check of this test still holds for them.
+CUT_ELSEWHERE = {
+    "07-firmware-update.ipynb": (
+        "issue 17 (07's tables)",
+        {"offset|bytes|field|value|source", "code|DM 1.2 meaning|lab maps to|REST|mapping"},
+    ),
+    "09-existing-services.ipynb": (
+        "issue 13 (09's campaign table, 6 px too wide)",
+        {"|service|operation|CR resources|round trips|bytes|outside the CR|result"},
+    ),
+}
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed"
@@ -142,12 +157,19 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root, runtime, settings = base / "root", base / "runtime", base / "settings"
     root.mkdir()
     write_notebook(root / NOTEBOOK)
+    for notebook in NOTEBOOKS:  # the project's notebooks, as a teacher opens them
+        shutil.copy(notebook, root / notebook.name)
     # No news, no update check: no toast asking, no request to the outside.
     notification = (
         settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     )
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Every cell in the page, laid out: the checks below measure tables and read diagrams
+    # anywhere in a notebook, not only in the cells on screen.
+    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(base / "config"),
@@ -295,3 +317,123 @@ def test_fire_alert_in_jupyterlab_updates_table_and_diagram(
         context.close()
     assert not errors, errors
     assert not outside, f"the page reached beyond the server: {outside}"
+
+
+# Every notebook, as a teacher runs it: "Restart Kernel and Run All Cells" --------------
+
+#: Whether the open notebook's model differs from its file (JupyterLab's "modified" dot).
+DIRTY = "() => window.jupyterapp.shell.currentWidget.context.model.dirty"
+
+#: Tables wider than the output area that holds them: cut at its right edge.
+CUT_TABLES = """() => {
+  const cut = [];
+  let measured = 0;
+  for (const table of document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output table')) {
+    const area = table.closest('.jp-OutputArea-output');
+    const overflow = table.getBoundingClientRect().right - area.getBoundingClientRect().right;
+    if (overflow > 1) {
+      const head = [...table.querySelectorAll('th')].map(th => th.textContent.trim()).join('|');
+      cut.push(`${Math.round(overflow)} px: |${head.slice(0, 120)}`);
+    }
+    measured += 1;
+  }
+  return [cut, measured];
+}"""
+
+#: Each DM Notification arrow of the lab's SVG diagrams, with the arrows drawn just before
+#: and after it: [before kind, before label, after kind, after label], or null at an edge.
+NOTIFICATIONS = """() => {
+  const found = [];
+  const kind = line => (line.getAttribute('marker-end') || '').replace(/^url\\(#head-|\\)$/g, '');
+  for (const svg of document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) svg')) {
+    if (!svg.querySelector('marker#head-notify')) continue;  // not one of the lab's diagrams
+    const arrows = [...svg.querySelectorAll('line[marker-end]')];
+    const labels = [...svg.querySelectorAll('text[fill]:not([fill="white"])')]
+      .filter(t => t.getAttribute('text-anchor') === 'middle' && !t.closest('rect'))
+      .map(t => t.textContent);
+    const names = labels.slice(-arrows.length);
+    arrows.forEach((line, i) => {
+      if (kind(line) !== 'notify') return;
+      const before = i > 0 ? [kind(arrows[i - 1]), names[i - 1]] : null;
+      const after = i + 1 < arrows.length ? [kind(arrows[i + 1]), names[i + 1]] : null;
+      found.push([before, after]);
+    });
+  }
+  return found;
+}"""
+
+
+def _run_all_from_a_fresh_kernel(page: Any) -> None:
+    # Not awaited here: the command's promise waits for the dialog's answer.
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-run-all'); }")
+    page.locator(".jp-Dialog button.jp-mod-accept").click()  # "Restart Kernel?"
+    page.wait_for_function(ALL_RUN_AND_IDLE, timeout=RUN_ALL_TIMEOUT)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_restart_and_run_all_keeps_the_lab_usable(
+    jupyterlab: Server, browser: Any, notebook: Path
+) -> None:
+    """Open a notebook, restart its kernel and run every cell, as a teacher would. Then:
+    the file was not marked modified by opening it; no cell failed; every dashboard is
+    live (a real click on Fire alert is answered by the running lab); every notification
+    arrow sits inside the request that caused it; and no table is cut at 1280 px."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{jupyterlab.url}/lab/tree/{notebook.name}?reset")
+        page.wait_for_function(KERNEL_READY)
+        assert page.evaluate(DIRTY) is False, "opening the notebook marked it modified"
+
+        _run_all_from_a_fresh_kernel(page)
+
+        outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
+        failed = [text for text in outputs.all_inner_texts() if "Traceback" in text]
+        assert not failed, failed[0][:2000]
+
+        boards = page.locator(".jp-OutputArea-output .dmlab-dashboard")
+        for board in boards.all():
+            board.scroll_into_view_if_needed()
+            board.locator(".widget-dropdown", has_text="Alert").locator("select").select_option(
+                "ClientInitiatedMgmt"
+            )
+            outcome = board.locator(".dmlab-outcome")
+            expect(outcome).not_to_contain_text("sent alert ClientInitiatedMgmt")
+            board.locator("button.widget-button", has_text="Fire alert").click()
+            expect(outcome).to_contain_text(
+                re.compile(r"sent alert ClientInitiatedMgmt; the server")
+            )
+
+        for before, after in page.evaluate(NOTIFICATIONS):
+            if before is None:
+                continue  # a figure without the request that caused it (the CR's parties only)
+            assert before[0] == "request" and after and after[0] in ("return", "error"), (
+                f"a notification outside its request: after {before}, before {after}"
+            )
+
+        cut, measured = page.evaluate(CUT_TABLES)
+        _, known = CUT_ELSEWHERE.get(notebook.name, ("", set()))
+        cut = [table for table in cut if not any(f"|{head}|" in table for head in known)]
+        assert not cut, f"tables cut at the right edge of a 1280 px window: {cut}"
+        assert (
+            measured
+            == page.locator(
+                ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output table"
+            ).count()
+        )
+    except Exception as exc:
+        shot = SHOTS / f"jupyterlab-{notebook.stem}-failed.png"
+        page.screenshot(path=str(shot), full_page=True)
+        exc.add_note(f"page: {shot}; jupyter lab's log:\n" + jupyterlab.log.read_text()[-3000:])
+        raise
+    finally:
+        page.evaluate(  # stop this notebook's kernel: the next notebook gets the cores
+            "async () => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " try { if (panel && panel.sessionContext) await panel.sessionContext.shutdown(); }"
+            " catch (error) { /* a kernel already gone: nothing left to stop */ } }"
+        )
+        context.close()
+    assert not errors, errors

@@ -182,3 +182,67 @@ def test_dashboard_and_its_text_form(lab: Lab) -> None:
     board.panel.queue.click()
     assert repr(board) == "Dashboard(devices=2, sessions=1, exchanges=4)"
     board.close()
+
+
+def test_queue_without_notifying_then_abort_from_the_panel(lab: Lab) -> None:
+    """Finding 4: the panel can leave a session pending (no DM Notification), offers
+    only ids that can still be aborted, and its Abort then succeeds."""
+    panel = ControlPanel(lab)
+    panel.devices.value = (PHONE,)
+    panel.queue.click()  # notified: the phone runs it at once
+    done = lab.operator.completed()[-1]["SessionID"]
+    assert "completed OK" in panel.last and done not in panel.session.options
+    panel.notify.value = False
+    panel.queue.click()
+    assert panel.last.endswith("still pending (the device has not called yet)")
+    (waiting,) = panel.session.options
+    assert [s["SessionID"] for s in lab.operator.pending()] == [waiting]
+    panel.session.value = waiting
+    panel.abort.click()
+    assert panel.last == f"aborted session {waiting} of {PHONE}: completed (aborted)"
+    assert panel.session.options == ()
+
+
+def test_ids_leave_the_abort_box_when_their_session_ends(lab: Lab) -> None:
+    panel = ControlPanel(lab)
+    phone = lab.devices[PHONE]
+    queued = lab.operator.request_session(
+        PHONE, job="firmware-update", version="2.0.0", notify=False
+    )
+    assert panel.session.options == (queued["SessionID"],)
+    phone.start(queued["SessionID"])
+    lab.settle()
+    assert panel.session.options == ()  # two rounds, two ids, then completed
+
+
+def test_session_steps_show_a_subtree_as_whole_json(lab: Lab) -> None:
+    import json
+
+    phone = lab.devices[PHONE]
+    lab.operator.request_session(
+        PHONE, commands=[["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo"], ["END"]]
+    )
+    lab.settle()
+    first, end = phone.runs[-1].steps()
+    assert (first["command"], first["sc"], end["command"], end["sc"]) == ("GET", 200, "END", "—")
+    assert json.loads(first["Data"])["DevID"] == PHONE  # whole, and JSON
+
+
+def test_exercise_checks_say_whether_the_answer_holds() -> None:
+    from dmlab.exercises import check
+
+    assert repr(check(1, 1, "rounds")) == "✓ your answer holds: you said 1; rounds: 1"
+    assert repr(check(2, 1, "rounds")) == "✗ not yet: you said 2; rounds: 1"
+    assert not check(..., 1, "rounds").holds
+
+
+def test_hold_and_release_a_devices_notifications(lab: Lab) -> None:
+    phone = lab.devices[PHONE]
+    held = lab.hold_notifications(PHONE)
+    lab.operator.request_session(PHONE, job="inventory")
+    lab.settle()
+    assert len(held) == 1 and phone.runs == []
+    lab.release_notifications(PHONE)
+    lab.operator.request_session(PHONE, job="inventory")
+    lab.settle()
+    assert len(held) == 1 and len(phone.runs) == 1

@@ -71,6 +71,35 @@ class SessionRun:
             "seconds": round(self.ended - self.started, 3),
         }
 
+    def steps(self) -> list[dict[str, Any]]:
+        """One row per command: round, session id, command, parameters, status, Data.
+
+        A GET of a subtree returns a dict: it is shown as JSON text, whole (a table
+        cell would cut a dict's repr short), with spaces where a narrow cell may wrap.
+        """
+        rows = []
+        for number, ((commands, statuses), session_id) in enumerate(
+            zip(self.rounds, self.ids, strict=False), 1
+        ):
+            for i, command in enumerate(commands):
+                status = statuses[i] if i < len(statuses) else None
+                data = None if status is None else status.data
+                rows.append(
+                    {
+                        "round": number,
+                        "session id": session_id,
+                        "command": command.name,
+                        "parameters": " ".join(command.args),
+                        "sc": status.sc if status else "—",
+                        "Data": ""
+                        if data is None
+                        else data
+                        if isinstance(data, str)
+                        else json.dumps(data),
+                    }
+                )
+        return rows
+
 
 class VirtualDevice:
     """A DM client with a real management tree.

@@ -142,6 +142,10 @@ class Device:
     def start_next(self) -> SessionRun | None:
         return self._lab.run(self.virtual.start_next(trigger="poll"))
 
+    def start(self, session_id: str) -> SessionRun | None:
+        """``POST /sessions/id/{sessionId}``: start the pending session of that id."""
+        return self._lab.run(self.virtual.start(session_id))
+
     def browser_component(self, **request: Any) -> SessionRun | None:
         """Flow 3: the device's browser component asks for commands directly."""
         return self._lab.run(self.virtual.browser_component(**request))
@@ -322,8 +326,20 @@ class Lab:
         virtual = self.devices_loop.run(make())
         device = Device(self, virtual, owner)
         self.devices[dev_id] = device
-        self.services.notifier.listen(dev_id, lambda package: self._dispatch(virtual, package))
+        self.release_notifications(dev_id)
         return device
+
+    def hold_notifications(self, dev_id: str) -> list[bytes]:
+        """Put yourself on the device's notification channel: its DM Notifications land
+        in the returned list instead of reaching it (to look at them, forge, replay)."""
+        held: list[bytes] = []
+        self.services.notifier.listen(dev_id, held.append)
+        return held
+
+    def release_notifications(self, dev_id: str) -> None:
+        """Notifications reach the device again (undoes :meth:`hold_notifications`)."""
+        virtual = self.devices[dev_id].virtual
+        self.services.notifier.listen(dev_id, lambda package: self._dispatch(virtual, package))
 
     def _dispatch(self, device: VirtualDevice, package: bytes) -> None:
         """A notification arrived (on the server's thread): the device acts on its own loop."""

@@ -29,6 +29,7 @@ class Dashboard(widgets.VBox):
             ],
             **kwargs,
         )
+        self.add_class("dmlab-dashboard")
 
     def close(self) -> None:
         for part in (self.panel, self.table, self.trace):

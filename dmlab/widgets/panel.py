@@ -48,6 +48,11 @@ ALERTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 #: The jobs an account may queue, as the server declares them (explicit commands last).
 JOBS = (*(j for j in PLANNERS if j != "commands"), "commands")
+#: Session events that make an id abortable (pending or active), and those that end it.
+_LIVE = ("session.queued", "session.started", "session.continued")
+_ENDED = ("session.completed", "session.aborted", "session.expired")
+#: Ids the abort box offers at most (the newest).
+MAX_OFFERED = 20
 DEFAULT_COMMANDS = '[["GET", "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"], ["END"]]'
 
 
@@ -77,6 +82,9 @@ class ControlPanel(widgets.VBox):
             style=style,
             layout=widgets.Layout(width="40em", height="4em"),
         )
+        # Unticked, the session waits as pending (no DM Notification): there is
+        # then something to abort, or for a device event to pick up (flow 2).
+        self.notify = widgets.Checkbox(value=True, description="notify the device", indent=False)
         self.queue = widgets.Button(
             description="Queue session", icon="play", button_style="primary"
         )
@@ -88,6 +96,7 @@ class ControlPanel(widgets.VBox):
         )
         self.abort = widgets.Button(description="Abort", icon="stop", button_style="danger")
         self.result = widgets.HTML(value="<i>no action yet</i>")
+        self.result.add_class("dmlab-outcome")  # what a page (or a browser test) reads
         self.fire.on_click(self._guarded(self.fire_alert))
         self.queue.on_click(self._guarded(self.queue_session))
         self.abort.on_click(self._guarded(self.abort_session))
@@ -98,7 +107,12 @@ class ControlPanel(widgets.VBox):
                 widgets.HTML(
                     "<b>Operator</b> (flow 1: <code>POST /devices/{devId}/sessions</code>)"
                 ),
-                widgets.HBox([self.devices, widgets.VBox([self.job, self.version, self.params])]),
+                widgets.HBox(
+                    [
+                        self.devices,
+                        widgets.VBox([self.job, self.version, self.params, self.notify]),
+                    ]
+                ),
                 self.commands,
                 self.queue,
                 widgets.HTML("<b>Abort</b> (<code>DELETE /session/id/{sessionId}</code>)"),
@@ -143,6 +157,7 @@ class ControlPanel(widgets.VBox):
             if not isinstance(params, dict):
                 raise ValueError('the params are a JSON object, like {"mode": "partial"}')
             job = {"job": self.job.value, **params}
+        job["notify"] = self.notify.value
         queued = []
         for dev_id in chosen:
             operator = self.lab.operators[self.lab.devices[dev_id].account]
@@ -231,12 +246,18 @@ class ControlPanel(widgets.VBox):
                 self.devices.value = kept
 
     def _on_event(self, event: Event) -> None:
+        """Offer exactly the ids that can be aborted: pending or active sessions' current ids."""
         self.refresh()  # devices come to life after their registration event: check often
-        if event.kind in ("session.queued", "session.continued", "session.started"):
-            session = str(event.data.get("session", ""))
-            with self._lock:
-                if session and session not in self.session.options:
-                    self.session.options = (*self.session.options[-19:], session)
+        if event.kind not in _LIVE + _ENDED:
+            return
+        session = str(event.data.get("session", ""))
+        gone = {session} if event.kind in _ENDED else {str(event.data.get("previous", ""))}
+        with self._lock:
+            offered = [s for s in self.session.options if s not in gone]
+            if event.kind in _LIVE and session and session not in offered:
+                offered.append(session)
+            if offered != list(self.session.options):
+                self.session.options = tuple(offered[-MAX_OFFERED:])
 
     def close(self) -> None:
         self._unsubscribe()
