@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml jupyter_nbconvert_config.json $(if $(STALE),FORCE)
 # Jupyter refuses to run as root unless told; containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# JupyterLab opens on the tour; its file browser shows the other notebooks beside it.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
+	$(BIN)/jupyter lab notebooks/01-tour.ipynb $(ROOT_FLAG)
 
 serve: $(STAMP)
 	$(BIN)/python -m dmlab serve --port 8443 --data .dmlab-data --account demo:demo-password
