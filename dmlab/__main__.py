@@ -69,6 +69,11 @@ def serve(args: argparse.Namespace) -> int:
             store.check()  # damaged, full or read-only: refuse now, not on the first write
         # The trace is kept in the store too: a restart shows what happened before it.
         services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
+        if hasattr(store, "listen"):
+            # Other processes on this database deliver notifications too: wake our polls.
+            from .store.postgres import NOTIFICATIONS_CHANNEL
+
+            exits.callback(store.listen(NOTIFICATIONS_CHANNEL, services.notifier.wake))
         for name, password in args.account:
             existing = store.get_account(name)
             if existing is None or not verify_secret(password, existing.password_hash):

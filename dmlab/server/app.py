@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -13,7 +14,7 @@ from ..core.unit import Unit
 from ..events import EventBus
 from ..store import MemoryStore, Store
 from ..trace import Trace
-from .auth import Authenticator, AuthMiddleware
+from .auth import Authenticator, AuthMiddleware, SharedThrottle
 from .context import Services
 from .headers import StandardHeaders
 from .notifier import Notifier
@@ -36,9 +37,16 @@ def build_services(
     store = store if store is not None else MemoryStore()
     trace = trace if trace is not None else Trace(clock=clock)
     events = events if events is not None else EventBus(clock=clock)
-    notifier = Notifier(server_id, trace, events, clock=clock, first_id=first_notification_id)
+    # A store that several processes share (PostgreSQL) also holds what would
+    # otherwise differ per process: the notification mailboxes and the CSRF key.
+    shared: Any = store if hasattr(store, "shared_secret") else None
+    notifier = Notifier(
+        server_id, trace, events, clock=clock, first_id=first_notification_id, shared=shared
+    )
     unit = Unit(store, events)
-    auth = Authenticator(store, cost=hash_cost)
+    throttle = None if shared is None else SharedThrottle(shared)
+    auth = Authenticator(store, cost=hash_cost, throttle=throttle)
+    extra = {} if shared is None else {"csrf_key": shared.shared_secret("csrf")}
     return Services(
         store=store,
         auth=auth,
@@ -48,6 +56,7 @@ def build_services(
         trace=trace,
         events=events,
         server_id=server_id,
+        **extra,
     )
 
 

@@ -36,8 +36,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.to_thread
@@ -189,42 +190,106 @@ class Throttle:
         """Raise :class:`LockedOut` if these names may not be tried now from ``client``.
         ``proven`` credentials were checked without scrypt: only the pair lock applies."""
         now = self._clock()
-        with self._lock:
+        with self._guard():
             for name in names:
-                pair = self._pairs.get((name, client))
+                pair = self._pair(name, client)
                 if pair is not None and pair.locked_until > now:
                     raise LockedOut(pair.locked_until - now)
                 if proven:
                     continue
-                _, _, until = self._names.get(name, (0, 0.0, 0.0))
+                _, _, until = self._name(name) or (0, 0.0, 0.0)
                 if until > now:
                     raise LockedOut(until - now)
 
     def failed(self, names: tuple[str, ...], client: str) -> None:
         now = self._clock()
-        with self._lock:
+        with self._guard():
             for name in names:
-                pair = self._pairs.pop((name, client), None) or _Pair()
+                pair = self._pair(name, client) or _Pair()
                 if now - pair.last > FORGET_AFTER:
                     pair = _Pair()
                 pair.failures += 1
                 pair.last = now
                 if pair.failures > self._free:
                     pair.locked_until = now + min(2.0 ** (pair.failures - self._free), MAX_BACKOFF)
-                self._pairs[(name, client)] = pair  # (re)inserted last: the newest
-                count, since, until = self._names.pop(name, (0, now, 0.0))
+                self._put_pair(name, client, pair)
+                count, since, until = self._name(name) or (0, now, 0.0)
                 if now - since > WINDOW:
                     count, since = 0, now
                 count += 1
                 if count >= self._ceiling:
                     until, count, since = now + LOCKOUT, 0, now
-                self._names[name] = (count, since, until)
-            for table in (self._pairs, self._names):
-                while len(table) > self._max:
-                    table.popitem(last=False)
+                self._put_name(name, (count, since, until))
+            self._trim()
+
+    # The tables, in this process (``SharedThrottle`` keeps them in a shared store).
+    def _guard(self) -> AbstractContextManager[object]:
+        return self._lock
+
+    def _pair(self, name: str, client: str) -> _Pair | None:
+        return self._pairs.get((name, client))
+
+    def _put_pair(self, name: str, client: str, pair: _Pair) -> None:
+        self._pairs.pop((name, client), None)
+        self._pairs[(name, client)] = pair  # (re)inserted last: the newest
+
+    def _name(self, name: str) -> tuple[int, float, float] | None:
+        return self._names.get(name)
+
+    def _put_name(self, name: str, entry: tuple[int, float, float]) -> None:
+        self._names.pop(name, None)
+        self._names[name] = entry
+
+    def _trim(self) -> None:
+        for table in (self._pairs, self._names):
+            while len(table) > self._max:
+                table.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._pairs) + len(self._names)
+
+
+class ThrottleTables(Protocol):
+    """The throttle's two tables where every server process sees them (``PostgresStore``)."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def login_pair(self, name: str, client: str) -> tuple[int, float, float] | None: ...
+    def put_login_pair(self, name: str, client: str, pair: tuple[int, float, float]) -> None: ...
+    def login_name(self, name: str) -> tuple[int, float, float] | None: ...
+    def put_login_name(self, name: str, entry: tuple[int, float, float]) -> None: ...
+    def trim_logins(self, keep: int) -> int: ...
+
+
+class SharedThrottle(Throttle):
+    """The same rules, with the tables in a database several server processes share:
+    a guesser spreading attempts over the workers meets one count. Wall-clock time,
+    since monotonic clocks of different processes (or hosts) do not agree."""
+
+    def __init__(self, tables: ThrottleTables, **kwargs: Any) -> None:
+        super().__init__(time.time, **kwargs)
+        self._tables = tables
+
+    def _guard(self) -> AbstractContextManager[object]:
+        return self._tables.transaction()
+
+    def _pair(self, name: str, client: str) -> _Pair | None:
+        row = self._tables.login_pair(name, client)
+        return None if row is None else _Pair(*row)
+
+    def _put_pair(self, name: str, client: str, pair: _Pair) -> None:
+        self._tables.put_login_pair(name, client, (pair.failures, pair.last, pair.locked_until))
+
+    def _name(self, name: str) -> tuple[int, float, float] | None:
+        return self._tables.login_name(name)
+
+    def _put_name(self, name: str, entry: tuple[int, float, float]) -> None:
+        self._tables.put_login_name(name, entry)
+
+    def _trim(self) -> None:
+        self._tables.trim_logins(self._max)
+
+    def __len__(self) -> int:
+        return self._tables.trim_logins(-1)
 
 
 class Authenticator:
@@ -238,7 +303,7 @@ class Authenticator:
     ) -> None:
         self._store = store
         self._cost = cost
-        self.throttle = throttle or Throttle()
+        self.throttle = throttle if throttle is not None else Throttle()  # (may be empty)
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()

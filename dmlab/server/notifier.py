@@ -6,6 +6,12 @@ another process long-polls ``GET /notifications`` over HTTPS, which needs no
 listening socket on the device (phones behind NAT cannot take incoming
 connections either); its notifications wait in a small mailbox meanwhile, and
 a waiting poll sleeps until a delivery wakes it (no timer, no CPU while idle).
+
+Several server processes on one PostgreSQL database share the mailboxes: they are
+rows in the database (:class:`SharedMailboxes`), a delivery on one process NOTIFYs
+every process, whose listener thread wakes its own waiting polls, and the woken
+poll takes the row with ``DELETE … RETURNING``, so each package reaches the device
+exactly once, whichever process it polls.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
 
 from ..events import EventBus
 from ..protocol.notification import Notification, encode
@@ -32,6 +42,14 @@ Wake = Callable[[], None]
 MAILBOX_SIZE = 8
 
 
+class SharedMailboxes(Protocol):
+    """Mailboxes kept where every server process sees them (``PostgresStore``)."""
+
+    def put_notification(self, dev_id: str, package: bytes, keep: int) -> None: ...
+    def take_notification(self, dev_id: str) -> bytes | None: ...
+    def forget_notifications(self, dev_id: str) -> None: ...
+
+
 class Notifier:
     def __init__(
         self,
@@ -41,6 +59,7 @@ class Notifier:
         *,
         first_id: int | None = None,
         clock: Callable[[], float] = time.time,
+        shared: SharedMailboxes | None = None,
     ) -> None:
         self.server_id = server_id
         self._trace = trace
@@ -57,6 +76,9 @@ class Notifier:
         self._mailboxes: dict[str, deque[bytes]] = defaultdict(lambda: deque(maxlen=MAILBOX_SIZE))
         #: Polls waiting for each device's mailbox, each woken on its own loop.
         self._waiting: dict[str, set[Wake]] = {}
+        #: Rows in the shared database instead of ``_mailboxes`` (module docstring);
+        #: whoever listens for deliveries calls :meth:`wake`.
+        self._shared = shared
 
     def listen(self, dev_id: str, listener: Listener) -> Callable[[], None]:
         with self._lock:
@@ -106,14 +128,24 @@ class Notifier:
         """Hand bytes to the device's channel (also used to show forged packages)."""
         with self._lock:
             listener = self._listeners.get(dev_id)
-            if listener is None:
+            if listener is None and self._shared is None:
                 self._mailboxes[dev_id].append(package)
                 for wake in self._waiting.get(dev_id, ()):
                     wake()
         if listener is not None:
             listener(package)
+        elif self._shared is not None:
+            self._shared.put_notification(dev_id, package, MAILBOX_SIZE)
+
+    def wake(self, dev_id: str) -> None:
+        """Something arrived for the device in the shared mailboxes (any thread)."""
+        with self._lock:
+            for wake in self._waiting.get(dev_id, ()):
+                wake()
 
     def take(self, dev_id: str) -> bytes | None:
+        if self._shared is not None:
+            return self._shared.take_notification(dev_id)
         with self._lock:
             box = self._mailboxes.get(dev_id)
             return box.popleft() if box else None
@@ -143,20 +175,34 @@ class Notifier:
                 if box:
                     return box.popleft()
                 self._waiting.setdefault(dev_id, set()).add(wake)
+            if self._shared is not None:
+                # Registered first, then looked: a delivery in between still wakes us.
+                package = await anyio.to_thread.run_sync(self._shared.take_notification, dev_id)
+                if package is not None:
+                    self._unwait(dev_id, wake)
+                    return package
             try:
                 async with asyncio.timeout_at(deadline):
                     await arrived.wait()
             except TimeoutError:
-                return self.take(dev_id)
+                self._unwait(dev_id, wake)
+                if self._shared is None:
+                    return self.take(dev_id)
+                return await anyio.to_thread.run_sync(self.take, dev_id)
             finally:
-                with self._lock:
-                    waiting = self._waiting.get(dev_id, set())
-                    waiting.discard(wake)
-                    if not waiting:
-                        self._waiting.pop(dev_id, None)
+                self._unwait(dev_id, wake)
             arrived.clear()  # another poll for the same device may have taken it
 
+    def _unwait(self, dev_id: str, wake: Wake) -> None:
+        with self._lock:
+            waiting = self._waiting.get(dev_id, set())
+            waiting.discard(wake)
+            if not waiting:
+                self._waiting.pop(dev_id, None)
+
     def forget(self, dev_id: str) -> None:
+        if self._shared is not None:
+            self._shared.forget_notifications(dev_id)
         with self._lock:
             self._mailboxes.pop(dev_id, None)
             self._listeners.pop(dev_id, None)

@@ -19,6 +19,7 @@ benchmarks/sessions.py measures. Reads outside ``transaction()`` take no lock.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ from .rows import (
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The advisory lock every write transaction holds ("dmlab" in ASCII).
 _WRITE_LOCK = 0x646D6C6162
@@ -124,7 +125,37 @@ _SCHEMA_1 = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: _SCHEMA_1,
     1: ("ALTER TABLE trace ADD COLUMN elapsed DOUBLE PRECISION NOT NULL DEFAULT 0",),
+    # Version 3: what several server processes share (see "Shared by every process").
+    2: (
+        "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+        """CREATE TABLE notifications (
+            id BIGSERIAL PRIMARY KEY,
+            dev_id TEXT NOT NULL,
+            package BYTEA NOT NULL
+        )""",
+        "CREATE INDEX notifications_by_device ON notifications (dev_id, id)",
+        # The login throttle's tables (dmlab.server.auth.SharedThrottle).
+        """CREATE TABLE login_pairs (
+            name TEXT NOT NULL,
+            client TEXT NOT NULL,
+            failures INTEGER NOT NULL,
+            last DOUBLE PRECISION NOT NULL,
+            locked_until DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, client)
+        )""",
+        "CREATE INDEX login_pairs_by_age ON login_pairs (last)",
+        """CREATE TABLE login_names (
+            name TEXT PRIMARY KEY,
+            count INTEGER NOT NULL,
+            since DOUBLE PRECISION NOT NULL,
+            until DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX login_names_by_age ON login_names (since)",
+    ),
 }
+
+#: The LISTEN/NOTIFY channel that says "a notification waits for this device".
+NOTIFICATIONS_CHANNEL = "dmlab_notifications"
 
 
 class SchemaVersionError(RuntimeError):
@@ -449,3 +480,127 @@ class PostgresStore:
 
     def clear_trace(self) -> None:
         self._write("DELETE FROM trace", ())
+
+    # Shared by every process ---------------------------------------------------------
+    # Several servers on one database behave as one: a secret they all sign with, and
+    # notification mailboxes that any of them fills and any of them empties.
+    def shared_secret(self, name: str) -> bytes:
+        """32 random bytes made once per database and then the same for every process."""
+        with self.transaction():
+            conn = self._local.conn
+            conn.execute(
+                "INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_bytes(32)),
+            )
+            row = conn.execute("SELECT value FROM secrets WHERE name = %s", (name,)).fetchone()
+        return bytes(row[0])
+
+    def put_notification(self, dev_id: str, package: bytes, keep: int) -> None:
+        """Queue a package for the device (its newest ``keep`` stay) and wake every
+        process listening on ``NOTIFICATIONS_CHANNEL`` (delivered at commit)."""
+        with self.transaction():
+            conn = self._local.conn
+            conn.execute(
+                "INSERT INTO notifications (dev_id, package) VALUES (%s, %s)",
+                (dev_id, bytes(package)),
+            )
+            conn.execute(
+                "DELETE FROM notifications WHERE dev_id = %s AND id <= (SELECT id FROM "
+                "notifications WHERE dev_id = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
+                (dev_id, dev_id, keep),
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFICATIONS_CHANNEL, dev_id))
+
+    def take_notification(self, dev_id: str) -> bytes | None:
+        """The device's oldest package, removed: exactly one taker gets it (no lock
+        needed, DELETE … RETURNING on one row is atomic)."""
+
+        def take(conn: psycopg.Connection[Any]) -> Any:
+            return conn.execute(
+                "DELETE FROM notifications WHERE id = (SELECT id FROM notifications "
+                "WHERE dev_id = %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                "RETURNING package",
+                (dev_id,),
+            ).fetchone()
+
+        row = self._run(take)
+        return None if row is None else bytes(row[0])
+
+    def forget_notifications(self, dev_id: str) -> None:
+        self._write("DELETE FROM notifications WHERE dev_id = %s", (dev_id,))
+
+    def listen(self, channel: str, on_payload: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_payload`` (on a thread of its own) for every NOTIFY on ``channel``,
+        from any process; returns a function that stops listening."""
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        conn.execute(f"LISTEN {channel}")  # a fixed identifier, never client input
+        stopped = threading.Event()
+
+        def run() -> None:
+            try:
+                while not stopped.is_set():
+                    for notify in conn.notifies(timeout=0.5):
+                        on_payload(notify.payload)
+            except psycopg.Error:
+                if not stopped.is_set():
+                    raise
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=run, name=f"listen-{channel}", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopped.set()
+            thread.join(timeout=5)
+
+        return stop
+
+    # The login throttle's tables (``SharedThrottle``): (failures, last, locked_until)
+    # per (name, client address), (count, since, until) per name.
+    def login_pair(self, name: str, client: str) -> tuple[int, float, float] | None:
+        return self._one(
+            "SELECT failures, last, locked_until FROM login_pairs WHERE name = %s AND client = %s",
+            (name, client),
+        )
+
+    def put_login_pair(self, name: str, client: str, pair: tuple[int, float, float]) -> None:
+        self._write(
+            "INSERT INTO login_pairs (name, client, failures, last, locked_until) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name, client) DO UPDATE SET "
+            "failures = excluded.failures, last = excluded.last, "
+            "locked_until = excluded.locked_until",
+            (name, client, *pair),
+        )
+
+    def login_name(self, name: str) -> tuple[int, float, float] | None:
+        return self._one("SELECT count, since, until FROM login_names WHERE name = %s", (name,))
+
+    def put_login_name(self, name: str, entry: tuple[int, float, float]) -> None:
+        self._write(
+            "INSERT INTO login_names (name, count, since, until) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET count = excluded.count, "
+            "since = excluded.since, until = excluded.until",
+            (name, *entry),
+        )
+
+    def trim_logins(self, keep: int) -> int:
+        """Keep the newest ``keep`` rows of each table (all if negative); the rows left."""
+        with self.transaction():
+            conn = self._local.conn
+            if keep >= 0:
+                # Indexed: finds the (keep+1)-th newest row, removes it and older ones.
+                conn.execute(
+                    "DELETE FROM login_pairs WHERE last <= (SELECT last FROM login_pairs "
+                    "ORDER BY last DESC LIMIT 1 OFFSET %s)",
+                    (keep,),
+                )
+                conn.execute(
+                    "DELETE FROM login_names WHERE since <= (SELECT since FROM login_names "
+                    "ORDER BY since DESC LIMIT 1 OFFSET %s)",
+                    (keep,),
+                )
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM login_pairs) + (SELECT count(*) FROM login_names)"
+            ).fetchone()
+        return int(row[0])

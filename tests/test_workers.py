@@ -1,0 +1,138 @@
+"""Several server processes on one PostgreSQL database behave as one server: two
+``python -m dmlab serve`` on different ports, sharing the database and the data
+directory (the lab CA), with a client talking to either."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_cli import ACCOUNT, START_TIMEOUT, Process, free_port
+
+from helpers import BROWSER_ACCEPT, csrf_of
+
+DEV_IDS = iter(f"IMEI:49015420323{n:04d}" for n in range(10_000))
+
+
+@pytest.fixture(scope="module")
+def pair(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two servers' URLs, started one after the other (the first creates the CA)."""
+    import psycopg
+
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE dmlab_workers_pair")
+    database = postgres_server.rsplit("/", 1)[0] + "/dmlab_workers_pair"
+    tmp = tmp_path_factory.mktemp("pair")
+    processes: list[Process] = []
+    urls = []
+    try:
+        for _ in range(2):
+            process = Process.start(
+                "serve",
+                "--port",
+                str(free_port()),
+                "--data",
+                str(tmp / "data"),
+                "--account",
+                ":".join(ACCOUNT),
+                "--database",
+                database,
+                cwd=tmp,
+            )
+            processes.append(process)
+            urls.append(process.expect(r"dmlab serving (https://\S+) ", START_TIMEOUT)[1])
+        yield urls
+    finally:
+        codes = [process.terminate() for process in processes]
+    assert codes == [0, 0], "\n".join(line for p in processes for line in p.lines)
+
+
+def _client(url: str, ca: Path, **kwargs: object) -> httpx.Client:
+    verify = ssl.create_default_context(cafile=str(ca))
+    return httpx.Client(base_url=url, verify=verify, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def _ca(pair: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "pair0" / "data" / "ca.pem"
+
+
+def test_a_device_polling_one_server_is_woken_by_a_session_queued_on_the_other(
+    pair: list[str], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    a, b = pair
+    ca = _ca(pair, tmp_path_factory)
+    dev_id = next(DEV_IDS)
+    with _client(b, ca, auth=ACCOUNT, headers={"Accept": "application/json"}) as operator:
+        secret = operator.post("/devices/new", json={"devId": dev_id}).json()["secret"]
+        device = Process.start(
+            "device", "--server", a, "--cafile", str(ca), "--dev-id", dev_id,
+            "--secret", secret, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            # The device's first long-poll is waiting on A (its 204 would come after 25 s).
+            queued = operator.post(f"/devices/{dev_id}/sessions", json={"job": "inventory"})
+            assert queued.status_code == 202, queued.text
+            device.expect(rf"^{re.escape(dev_id)} GET /notifications -> 200$", START_TIMEOUT)
+            started = device.expect(rf"^{re.escape(dev_id)} POST /sessions/next -> 200 session")
+            assert started
+            device.expect(rf"^{re.escape(dev_id)} PUT /sessions/id/\S+ -> 204$")
+            completed = operator.get("/sessions/completed").json()["Sessions"]
+            assert [s["Result"] for s in completed if queued.json()["SessionID"] in s["IDs"]] == [
+                "OK"
+            ]
+        finally:
+            assert device.terminate() == 0, "\n".join(device.lines)
+
+
+def test_a_csrf_token_from_one_server_is_accepted_by_the_other(
+    pair: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    a, b = pair
+    ca = _ca(pair, tmp_path_factory)
+    dev_id = next(DEV_IDS)
+    with _client(a, ca, auth=ACCOUNT) as on_a, _client(b, ca, auth=ACCOUNT) as on_b:
+        form = on_a.get("/devices/new", headers={"Accept": BROWSER_ACCEPT})
+        assert form.status_code == 200, form.text
+        posted = on_b.post(
+            "/devices/new",
+            data={"devId": dev_id, "csrf": csrf_of(form.text)},
+            headers={"Accept": "application/json"},
+        )
+        assert posted.status_code == 201, posted.text
+        assert on_a.get(f"/devices/{dev_id}", headers={"Accept": "application/json"}).is_success
+
+
+def test_a_device_deleted_on_one_server_cannot_log_in_on_the_other(
+    pair: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A's verified-credentials cache checks the stored record on every use."""
+    a, b = pair
+    ca = _ca(pair, tmp_path_factory)
+    dev_id = next(DEV_IDS)
+    with _client(b, ca, auth=ACCOUNT, headers={"Accept": "application/json"}) as operator:
+        secret = operator.post("/devices/new", json={"devId": dev_id}).json()["secret"]
+        with _client(a, ca, auth=(dev_id, secret)) as device:
+            assert device.get("/notifications").status_code == 204  # now in A's cache
+            assert operator.delete(f"/devices/{dev_id}").status_code == 204
+            assert device.get("/notifications").status_code == 401
+
+
+def test_a_lockout_earned_on_one_server_holds_on_the_other(
+    pair: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from dmlab.server.auth import FREE_FAILURES
+
+    a, b = pair
+    ca = _ca(pair, tmp_path_factory)
+    wrong = ("guesser", "not-the-password")
+    with _client(a, ca, auth=wrong) as on_a, _client(b, ca, auth=wrong) as on_b:
+        for _ in range(FREE_FAILURES + 1):
+            assert on_a.get("/devices").status_code == 401
+        # The last failure locked (guesser, 127.0.0.1) for 2 s, on every server.
+        refused = on_b.get("/devices")
+        assert refused.status_code == 429, refused.text
+        assert "Retry-After" in refused.headers
