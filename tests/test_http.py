@@ -84,6 +84,23 @@ def test_nothing_acceptable_is_406(register, clients):
     problem(clients.account(accept=media.JSON).get("/devices/new"), 406, "not-acceptable")
 
 
+def test_a_device_that_accepts_no_package_2_type_gets_406_and_nothing_starts(
+    lab, register, clients
+):
+    phone = register(attach=False)
+    clients.account().post(
+        f"/devices/{phone.dev_id}/sessions", json={"job": "inventory", "notify": False}
+    )
+    device = clients.device(phone.dev_id, phone.secret)
+    refused = device.post("/sessions/next", headers={"Accept": "image/png"})
+    problem(refused, 406, "not-acceptable")
+    assert len(device.get("/sessions/pending").json()["Sessions"]) == 1  # still pending
+    spec = device.post("/sessions/next", headers={"Accept": media.DM20_REQUEST})
+    assert spec.status_code == 200
+    assert media.base(spec.headers["content-type"]) == media.DM20_REQUEST
+    assert "accept" in spec.headers["vary"].lower()
+
+
 def test_flow_3_only_when_commands_are_acceptable(lab, register, clients):
     phone = register(attach=False)
     device = clients.device(phone.dev_id, phone.secret)

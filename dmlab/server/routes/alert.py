@@ -53,6 +53,7 @@ routes = [
             200: COMMANDS_200,
             204: empty("Recorded; no session follows (a generic alert, or nothing pending)."),
             400: "400",
+            406: "406",
             413: "413",
             415: "415",
         },

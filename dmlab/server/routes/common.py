@@ -26,8 +26,8 @@ def follows_specification(request: Request) -> bool:
     """Whether the device asks for package 2 in the DM 2.0 specification's type and not
     in the CR's: it then sends no package 3 after END (lab choice end-status), and its
     package 2 comes labelled the specification's way."""
-    chosen = negotiate(request, PACKAGE_2, strict=False)  # Accept disregarded if neither
-    return chosen == media.DM20_REQUEST
+    # Neither acceptable: a 406, raised before the engine changes anything.
+    return negotiate(request, PACKAGE_2) == media.DM20_REQUEST
 
 
 def commands_answer(request: Request, session: Session, status_code: int = 200) -> Response:

@@ -159,7 +159,15 @@ _LISTING = {
         "The sessions (a device sees its own, an account every session of its devices).",
     )
 }
-_package_2 = {200: COMMANDS_200, 400: "400", 404: "404", 409: "409", 413: "413", 415: "415"}
+_package_2 = {
+    200: COMMANDS_200,
+    400: "400",
+    404: "404",
+    406: "406",
+    409: "409",
+    413: "413",
+    415: "415",
+}
 _abort = {
     "who": BOTH,
     "responses": {
