@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 import sqlite3
 import ssl
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,8 @@ def _open_store(database: str | None, data: Path, exits: contextlib.ExitStack) -
 
 def serve(args: argparse.Namespace) -> int:
     """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
+    if args.workers > 1:
+        return supervise(args)
     from .runtime import LabCA, ServerThread
     from .runtime.limits import ConnectionLimits
     from .server import build_services, close_streams, create_app
@@ -69,6 +75,8 @@ def serve(args: argparse.Namespace) -> int:
             store.check()  # damaged, full or read-only: refuse now, not on the first write
         # The trace is kept in the store too: a restart shows what happened before it.
         services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
+        if args.listen_fd is not None:
+            print(f"dmlab worker {os.getpid()} started", flush=True)
         if hasattr(store, "listen"):
             # Other processes on this database deliver notifications too: wake our polls.
             from .store.postgres import NOTIFICATIONS_CHANNEL
@@ -90,12 +98,14 @@ def serve(args: argparse.Namespace) -> int:
         handshake_timeout=args.header_timeout,
         max_connections=args.max_connections,
     )
-    server = ServerThread(app, ca, port=args.port, limits=limits)
+    given = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
+    server = ServerThread(app, ca, port=args.port, limits=limits, sock=given)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
-    print(f"dmlab serving {server.url} (CA certificate: {data / 'ca.pem'})", flush=True)
+    if given is None:
+        print(f"dmlab serving {server.url} (CA certificate: {data / 'ca.pem'})", flush=True)
     try:
         stop.wait()
     finally:
@@ -103,6 +113,96 @@ def serve(args: argparse.Namespace) -> int:
         server.stop()
         exits.close()
     return 0
+
+
+def supervise(args: argparse.Namespace) -> int:
+    """``serve --workers N``: bind the port here, prepare the data directory and the
+    database once, then run N ``serve`` processes that each serve the inherited socket
+    (the kernel hands every accepted connection to one of them). uvicorn's own
+    ``--workers`` would need the app as an import string; ours is built from options.
+    Forwards SIGTERM/SIGINT, and restarts a worker that dies."""
+    from .runtime.threads import HOST, bind
+
+    if args.database is None:
+        print(
+            "dmlab: cannot start: --workers needs --database postgresql://… (or "
+            f"{THROWAWAY}): a SQLite file is one process's store",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
+    exits = contextlib.ExitStack()
+    try:
+        sock = bind(HOST, args.port)
+    except RuntimeError as exc:
+        print(f"dmlab: {exc}", file=sys.stderr, flush=True)
+        return 1
+    exits.callback(sock.close)
+    database = args.database
+    if database == THROWAWAY:
+        from .runtime.postgres import throwaway_postgres
+
+        database = exits.enter_context(throwaway_postgres())
+        print(f"dmlab started a throwaway PostgreSQL: {database}", flush=True)
+    # The CA, the schema and the accounts are made here, once, before any worker starts.
+    from .runtime import LabCA
+    from .server import build_services
+    from .server.auth import verify_secret
+    from .store.postgres import PostgresStore
+
+    data = Path(args.data)
+    try:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data.chmod(0o700)
+        LabCA.load_or_create(data).write_ca(data / "ca.pem")
+        with PostgresStore(database) as store:
+            services = build_services(store=store, server_id=args.server_id)
+            for name, password in args.account:
+                existing = store.get_account(name)
+                if existing is None or not verify_secret(password, existing.password_hash):
+                    services.add_account(name, password)
+    except Exception as exc:  # the database or the directory: one clear line, no traceback
+        exits.close()
+        print(f"dmlab: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    command = [
+        sys.executable, "-m", "dmlab", "serve", "--data", args.data, "--database", database,
+        "--server-id", args.server_id, "--header-timeout", str(args.header_timeout),
+        "--body-timeout", str(args.body_timeout), "--max-connections", str(args.max_connections),
+        "--listen-fd", str(sock.fileno()),
+    ]  # fmt: skip
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, pass_fds=[sock.fileno()])
+
+    with exits:
+        # Connections that arrive before a worker is up wait in the socket's backlog.
+        workers = [spawn() for _ in range(args.workers)]
+        print(
+            f"dmlab serving https://{HOST}:{sock.getsockname()[1]} with {args.workers} "
+            f"workers (CA certificate: {Path(args.data) / 'ca.pem'})",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            for i, worker in enumerate(workers):
+                if worker.poll() is not None:
+                    print(f"dmlab: worker {worker.pid} exited ({worker.returncode}); restarting")
+                    time.sleep(1.0)  # a worker that cannot start must not spin
+                    workers[i] = spawn()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        codes = []
+        for worker in workers:
+            try:
+                codes.append(worker.wait(15))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                codes.append(worker.wait())
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 def device(args: argparse.Namespace) -> int:
@@ -212,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="postgresql://USER@HOST:PORT/DB to keep state in PostgreSQL (default: SQLite "
         f"in --data); '{THROWAWAY}' starts a temporary local PostgreSQL for this run",
     )
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N server processes behind the one port (needs --database postgresql://…)",
+    )
+    s.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker's inherited socket
     s.set_defaults(run=serve)
 
     d = commands.add_parser("device", help="run a virtual device against a server")

@@ -4,10 +4,12 @@ directory (the lab CA), with a client talking to either."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -136,3 +138,48 @@ def test_a_lockout_earned_on_one_server_holds_on_the_other(
         refused = on_b.get("/devices")
         assert refused.status_code == 429, refused.text
         assert "Retry-After" in refused.headers
+
+
+def test_workers_need_postgresql(tmp_path: Path) -> None:
+    process = Process.start(
+        "serve", "--workers", "2", "--port", str(free_port()), "--data", str(tmp_path / "d"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    process.expect(r"--workers needs --database postgresql://", START_TIMEOUT)
+    assert process.popen.wait(START_TIMEOUT) == 2
+    process.close()
+
+
+def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """tests/test_concurrency.py's fleet against ``serve --workers 2``: every session
+    completed exactly once, none lost, none seen by another device."""
+    from test_concurrency import ACCOUNTS, check, fleet
+
+    from dmlab.server import build_services
+    from dmlab.store.postgres import PostgresStore
+
+    database = new_database()
+    accounts = [f"--account={name}:{password}" for name, password in ACCOUNTS]
+    process = Process.start(
+        "serve", "--workers", "2", "--port", str(free_port()), "--data", str(tmp_path / "d"),
+        "--database", database, *accounts, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        url = process.expect(r"dmlab serving (https://\S+) with 2 workers", START_TIMEOUT)[1]
+        verify = ssl.create_default_context(cafile=str(tmp_path / "d" / "ca.pem"))
+
+        async def main() -> Any:
+            async with httpx.AsyncClient(
+                verify=verify, timeout=60, limits=httpx.Limits(max_connections=50)
+            ) as client:
+                return await fleet(client, url, 40)
+
+        out = asyncio.run(main())
+    finally:
+        code = process.terminate()
+    assert code == 0, "\n".join(process.lines)
+    assert len(process.lines) >= 1
+    with PostgresStore(database) as store:
+        # Who started what is checked from the store (the events stayed in each worker).
+        check(build_services(store=store), out, None)
+    assert len(out.raced) == 8

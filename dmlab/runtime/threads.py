@@ -119,7 +119,10 @@ class ServerThread:
         log_level: str = "warning",
         name: str = "dmlab-server",
         limits: ConnectionLimits | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: a listening socket to serve on instead of binding ``port`` (a
+        worker of ``serve --workers``, handed its parent's socket)."""
         if not isinstance(ca, LabCA):
             # Without a CA there is no TLS, and plain HTTP is never served.
             raise TypeError(f"ServerThread needs a LabCA, got {type(ca).__name__}")
@@ -133,6 +136,7 @@ class ServerThread:
         self._server: _LabServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self._given = sock
         self._port: int | None = None
         self._error: BaseException | None = None
         #: Whether the last `stop()` had to force the exit: a connection or the lifespan held it.
@@ -158,7 +162,7 @@ class ServerThread:
         """Bind, serve in a new thread, and return once uvicorn accepts connections."""
         if self._thread is not None:
             raise RuntimeError(f"{self.name} is already running on port {self._port}")
-        sock = _bind(HOST, self._requested_port)
+        sock = self._given if self._given is not None else bind(HOST, self._requested_port)
         config = uvicorn.Config(
             self.app,
             ssl_context_factory=self._ssl_context,
@@ -255,7 +259,8 @@ class ServerThread:
         self._port = None
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (a busy port raises ``RuntimeError`` with one clear line)."""
     # IPPROTO_TCP, not 0: accepted sockets inherit the protocol, and asyncio sets
     # TCP_NODELAY only on sockets that say they are TCP. Without it, Nagle's
     # algorithm meets the client's delayed ACK and every TLS answer waits ~40 ms.
