@@ -418,6 +418,7 @@ def test_restart_and_run_all_keeps_the_lab_usable(
         _, known = CUT_ELSEWHERE.get(notebook.name, ("", set()))
         cut = [table for table in cut if not any(f"|{head}|" in table for head in known)]
         assert not cut, f"tables cut at the right edge of a 1280 px window: {cut}"
+        seen = list(errors)  # stopping the kernel below may cancel the page's own requests
         assert (
             measured
             == page.locator(
@@ -436,4 +437,4 @@ def test_restart_and_run_all_keeps_the_lab_usable(
             " catch (error) { /* a kernel already gone: nothing left to stop */ } }"
         )
         context.close()
-    assert not errors, errors
+    assert not seen, seen
