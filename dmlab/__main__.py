@@ -29,6 +29,18 @@ def _account(text: str) -> tuple[str, str]:
     return name, password
 
 
+def _choice(text: str) -> tuple[str, str]:
+    """``ID=VALUE``, checked against the registry of lab choices now, not at start."""
+    from .choices import Choices, UnknownChoice
+
+    try:
+        chosen = Choices.parse([text])
+    except UnknownChoice as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    key = text.partition("=")[0].strip()
+    return key, chosen[key]
+
+
 #: ``--database`` value that starts a PostgreSQL cluster for this run only.
 THROWAWAY = "throwaway-postgresql"
 
@@ -54,6 +66,7 @@ def serve(args: argparse.Namespace) -> int:
     """Run the DM server standalone: HTTPS only, state and CA kept in --data."""
     if args.workers > 1:
         return supervise(args)
+    from .choices import Choices
     from .runtime import LabCA, ServerThread
     from .runtime.limits import ConnectionLimits
     from .server import build_services, close_streams, create_app
@@ -74,7 +87,12 @@ def serve(args: argparse.Namespace) -> int:
         if hasattr(store, "check"):
             store.check()  # damaged, full or read-only: refuse now, not on the first write
         # The trace is kept in the store too: a restart shows what happened before it.
-        services = build_services(store=store, server_id=args.server_id, trace=Trace(sink=store))
+        services = build_services(
+            store=store,
+            server_id=args.server_id,
+            trace=Trace(sink=store),
+            choices=Choices(dict(args.choice)),
+        )
         if args.listen_fd is not None:
             print(f"dmlab worker {os.getpid()} started", flush=True)
         if hasattr(store, "listen"):
@@ -170,6 +188,7 @@ def supervise(args: argparse.Namespace) -> int:
         "--server-id", args.server_id, "--header-timeout", str(args.header_timeout),
         "--body-timeout", str(args.body_timeout), "--max-connections", str(args.max_connections),
         "--listen-fd", str(sock.fileno()),
+        *(f"--choice={key}={value}" for key, value in args.choice),
     ]  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -320,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="N server processes behind the one port (needs --database postgresql://…)",
     )
     s.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker's inherited socket
+    s.add_argument(
+        "--choice",
+        type=_choice,
+        action="append",
+        default=[],
+        metavar="ID=VALUE",
+        help="a lab choice's option, e.g. session-ids=stable (repeatable; GET /choices lists them)",
+    )
     s.set_defaults(run=serve)
 
     d = commands.add_parser("device", help="run a virtual device against a server")

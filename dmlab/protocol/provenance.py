@@ -39,21 +39,154 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """One reading of a switchable choice: what it changes on the wire, and whether it
+    departs from the CR's text (the conformance kit then fails or warns the purposes
+    named in ``purposes``)."""
+
+    value: str
+    wire: str
+    departs: bool = False
+    #: Conformance test purposes this option makes FAIL or WARN (only when ``departs``).
+    purposes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LabChoice:
-    """A place where the specification and the CR are silent, or could not be confirmed."""
+    """A place where the specification and the CR are silent, or could not be confirmed.
+
+    A choice with ``options`` is switchable (``Lab(choices=...)``, ``serve --choice``);
+    the first option is the default and ``reading`` says what it does. A choice without
+    options is fixed: ``reading`` is what the lab does, ``other`` what it might do."""
 
     id: str
     topic: str
-    #: What the lab does.
+    #: What the lab does (by default).
     reading: str
     #: The other readings a working group might take ("" when none was weighed).
     other: str
     why: str
+    #: The CR (or specification) clause this choice fills, and the words it reads.
+    clause: str = ""
+    #: The question a working group would ask.
+    question: str = ""
+    options: tuple[Option, ...] = ()
+    #: Where in the code the choice acts.
+    where: str = ""
+
+    @property
+    def default(self) -> str:
+        return self.options[0].value if self.options else ""
+
+    def option(self, value: str) -> Option:
+        for o in self.options:
+            if o.value == value:
+                return o
+        raise KeyError(value)
 
 
 # --- the lab's choices, one row each; ids are what users and tests cite -------
 
 CHOICES: Final[tuple[LabChoice, ...]] = (
+    # Switchable readings of the CR's session resources (dmlab/choices.py)
+    LabChoice(
+        "session-ids",
+        "Sessions",
+        "every reported round spends its id; the next package comes under a new id "
+        "(`Location: /sessions/id/{new}`)",
+        "one id for the whole session",
+        "the CR's words; a spent id tells a stale or replayed report from a current one",
+        clause='CR x.1.1: PUT /sessions/id/{sessionId} answers with "a newly assigned Session ID"',
+        question="does the session id change on every round?",
+        options=(
+            Option("new-per-put", "each PUT's answer carries a new SessionID and Location"),
+            Option(
+                "stable",
+                "SessionID and Location stay the same for the whole session",
+                departs=True,
+                purposes=("TP/SESS/PUT/001",),
+            ),
+        ),
+        where="dmlab/server/engine.py SessionEngine.report",
+    ),
+    LabChoice(
+        "put-retry",
+        "Sessions",
+        "a PUT repeated with the same statuses on the id it just spent gets the same answer "
+        "again (the package it was given, or 204 at the end); a different body is a 409",
+        "409 for every PUT on a spent id",
+        "HTTP's PUT is idempotent; when the answer to a PUT is lost the device can only "
+        "retry, and a 409 leaves the session hanging (issue 12's finding)",
+        clause="CR x.1.1 (PUT /sessions/id/{sessionId}); RFC 9110 §9.2.2 (idempotent methods)",
+        question="what does a device do when the answer to its PUT is lost?",
+        options=(
+            Option(
+                "replay",
+                "an identical PUT on the id just spent answers 200 with the same package "
+                "(or 204 at the end), not 409",
+            ),
+            Option("conflict", "an identical PUT on a spent id answers 409 like any other"),
+        ),
+        where="dmlab/server/engine.py SessionEngine.report",
+    ),
+    LabChoice(
+        "abort-path",
+        "Sessions",
+        "a session is aborted at `DELETE /session/id/{id}` (the CR's spelling) and at "
+        "`DELETE /sessions/id/{id}` (the plural of its other session resources)",
+        "only the CR's singular spelling",
+        "the CR spells this one resource in the singular, likely a slip; clients guess both",
+        clause="CR x.1.1: DELETE /session/id/{sessionId}",
+        question="is the plural spelling of the abort resource served?",
+        options=(
+            Option("both", "DELETE on /session/id/{id} and on /sessions/id/{id} abort"),
+            Option("singular", "only DELETE /session/id/{id} aborts; the plural answers 405"),
+        ),
+        where="dmlab/server/routes/sessions.py (routes declared with when=)",
+    ),
+    LabChoice(
+        "alert-opens",
+        "Sessions",
+        "a session-opening alert (client- or server-initiated) to `POST /sessions/next` "
+        "starts the oldest pending session",
+        "a client-initiated alert always starts a new client-initiated session",
+        "the CR queues work per device; the oldest is the one the device was told about",
+    ),
+    LabChoice(
+        "brief-result",
+        "Sessions",
+        "a session's brief result is about its own statuses: a firmware update whose EXEC "
+        "was accepted (202) is OK even if the update later fails (the alert says so); "
+        "aborted and expired sessions are listed as such",
+        "OK and failure only, as the CR says; or the job's outcome after its alert",
+        'the CR lists completed sessions "with a brief result (OK or failure)"',
+        clause="CR x.1.1: GET /sessions/completed",
+    ),
+    LabChoice(
+        "session-origin",
+        "Sessions",
+        "a session's origin is the flow that queued it; one queued by the server and "
+        "then opened by the device's client-initiated alert stays server-initiated",
+        "the flow that opened it",
+        "the origin tells why the work exists, not who called first",
+    ),
+    LabChoice(
+        "html-forms",
+        "Browser flows",
+        "HTML forms cannot PUT or DELETE: the device page's forms POST with a hidden "
+        "`_method`; every state-changing form carries a CSRF token",
+        "JavaScript sending PUT and DELETE",
+        "the pages work without JavaScript",
+    ),
+    LabChoice(
+        "data-resources",
+        "REST resources",
+        "`GET /firmware/{version}` (a package), `GET /firmware/{version}/url` (what an HGET "
+        "writes into FUMO's PkgURL) and `PUT|POST /data/{key}` (where HPUT, HPOST and SUB "
+        "deliver) are the lab's",
+        "",
+        "the CR's commands name ServerURIs but no resources behind them",
+    ),
     LabChoice(
         "notification-version",
         "Package 0",
@@ -176,6 +309,15 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "the server relays any upper-case command name so devices can be tested with one",
         "400 for the unknown command",
         "one status per command keeps package 3 aligned with package 2",
+    ),
+    LabChoice(
+        "remote-failure-status",
+        "Commands",
+        "a remote answer outside 2xx to HGET, HPUT or HPOST is the command's status 500",
+        "the remote answer's own status code",
+        "a device status says what happened to the command; the remote server's code "
+        "would be read as the device's (a remote 404 is not a missing node)",
+        where="dmlab/device/executor.py",
     ),
     LabChoice(
         "default-status",

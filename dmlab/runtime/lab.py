@@ -18,11 +18,12 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
+from ..choices import Choices
 from ..device import Behaviour, SessionRun, VirtualDevice
 from ..events import EventBus
 from ..protocol import AlertType, media
@@ -189,8 +190,12 @@ class Lab:
         server_id: str = "dmlab",
         hash_cost: dict[str, int] | None = None,
         session_ids: Callable[[], str] | None = None,
+        choices: Mapping[str, str] | None = None,
     ) -> None:
+        """``choices``: lab choice id → option, e.g. ``{"session-ids": "stable"}``
+        (:mod:`dmlab.choices`; an unknown id or option raises ``UnknownChoice``)."""
         extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
+        extra["choices"] = Choices(choices)
         self.ca = LabCA.create()
         self.services: Services = build_services(
             store=store, server_id=server_id, first_notification_id=0, hash_cost=hash_cost, **extra

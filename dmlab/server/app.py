@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from ..choices import Choices
 from ..core.devices import Devices
 from ..core.sessions import SessionEngine, new_session_id
 from ..core.unit import Unit
@@ -18,8 +19,10 @@ from .auth import Authenticator, AuthMiddleware, SharedThrottle
 from .context import Services
 from .headers import StandardHeaders
 from .notifier import Notifier
+from .operation import served
 from .problems import EXCEPTION_HANDLERS
 from .routes import alert, devices, docs, events, resources, sessions
+from .routes import choices as choice_routes
 from .tracing import TraceMiddleware
 
 
@@ -33,7 +36,9 @@ def build_services(
     clock: Callable[[], float] = time.time,
     hash_cost: dict[str, int] | None = None,
     first_notification_id: int | None = None,
+    choices: Choices | None = None,
 ) -> Services:
+    choices = choices if choices is not None else Choices()
     store = store if store is not None else MemoryStore()
     trace = trace if trace is not None else Trace(clock=clock)
     events = events if events is not None else EventBus(clock=clock)
@@ -56,6 +61,7 @@ def build_services(
         trace=trace,
         events=events,
         server_id=server_id,
+        choices=choices,
         **extra,
     )
 
@@ -63,12 +69,17 @@ def build_services(
 def create_app(services: Services) -> Starlette:
     app = Starlette(
         routes=[
-            *sessions.routes,
-            *devices.routes,
-            *alert.routes,
-            *resources.routes,
-            *events.routes,
-            *docs.routes,
+            route
+            for route in (
+                *sessions.routes,
+                *devices.routes,
+                *alert.routes,
+                *resources.routes,
+                *events.routes,
+                *docs.routes,
+                *choice_routes.routes,
+            )
+            if served(route, services.choices)
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..choices import Choices
 from ..core import devids
 from ..core.devices import Devices
 from ..core.errors import InvalidDevId
@@ -32,6 +33,8 @@ class Services:
     trace: Trace
     events: EventBus
     server_id: str
+    #: The lab's readings of the CR in force (lab choices with options).
+    choices: Choices = field(default_factory=Choices)
     csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     def add_account(self, name: str, password: str) -> Account:

@@ -122,6 +122,50 @@ DEVICE_METHOD: dict[str, Any] = {
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     **model_schemas(),
+    "ChoiceList": {
+        "description": "The lab's choices (dmlab/protocol/provenance.py), each with its "
+        "options and the one in force.",
+        "type": "object",
+        "required": ["Choices"],
+        "properties": {
+            "Choices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "topic", "reading", "why", "default", "inForce", "options"],
+                    "properties": {
+                        **{
+                            k: {"type": "string"}
+                            for k in [
+                                "id",
+                                "topic",
+                                "clause",
+                                "question",
+                                "reading",
+                                "other",
+                                "why",
+                                "where",
+                                "default",
+                                "inForce",
+                            ]
+                        },
+                        "options": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "value": {"type": "string"},
+                                    "wire": {"type": "string"},
+                                    "departs": {"type": "boolean"},
+                                    "purposes": {"type": "array", "items": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    },
     "Problem": {
         "description": "Every refusal, as RFC 9457 problem details; `type` is one of the "
         "problem types listed on /docs (`/docs#problem-<name>`).",

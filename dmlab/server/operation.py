@@ -61,6 +61,9 @@ class Doc:
     devid_header: bool = False  # a device names itself in OMADM-DevID
     #: The name code generators give the call; by default the endpoint's.
     operation_id: str = ""
+    #: Served only while these lab choices have one of these options in force
+    #: (``{"abort-path": ("both",)}``); empty: always served.
+    when: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def browser(self) -> bool:
@@ -87,6 +90,13 @@ class Operation(Route):
         self.method = method
         doc.setdefault("operation_id", endpoint.__name__)
         self.doc = Doc(summary, tag, **doc)
+
+
+def served(route: BaseRoute, choices: Mapping[str, str]) -> bool:
+    """Whether ``route`` is served under the lab choices in force (its ``when``)."""
+    if not isinstance(route, Operation):
+        return True
+    return all(choices[key] in values for key, values in route.doc.when.items())
 
 
 def operations(routes: Iterable[BaseRoute]) -> list[Operation]:

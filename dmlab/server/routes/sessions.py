@@ -255,7 +255,16 @@ routes = [
         responses={**_package_2, 204: END_204, 412: "412"},
         devid_header=True,
     ),
-    Operation("DELETE", "/sessions/id/{session_id}", abort, _ABORT, SESSIONS, **_abort),
+    # The plural spelling, like the CR's other session resources (lab choice abort-path).
+    Operation(
+        "DELETE",
+        "/sessions/id/{session_id}",
+        abort,
+        _ABORT,
+        SESSIONS,
+        when={"abort-path": ("both",)},
+        **_abort,
+    ),
     # The CR spells the abort resource with a singular "session".
     Operation(
         "DELETE",

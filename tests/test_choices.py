@@ -1,0 +1,192 @@
+"""Lab choices (issue 12): one registry, switchable, validated, shown from one place."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from dmlab import Lab
+from dmlab import choices as registry
+from dmlab.__main__ import build_parser
+from dmlab.choices import CHOICES, Choices, UnknownChoice
+from dmlab.protocol import media
+from dmlab.protocol.provenance import CHOICE_IDS
+
+from helpers import HASH_COST, Clients, commands, put_status, queue
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+#: How prose names a choice: "lab choice `x-y`", "lab choice x-y", "▸ lab choice x-y".
+CITED = re.compile(r"lab choice\**:?\**\s+`?([a-z0-9]+(?:-[a-z0-9]+)+)`?")
+
+
+def _notebook_text(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    parts = []
+    for cell in cells:
+        parts.append("".join(cell["source"]))
+        for output in cell.get("outputs", ()):
+            for value in output.get("data", {}).values():
+                parts.append("".join(value) if isinstance(value, list) else str(value))
+            parts.append("".join(output.get("text", "")))
+    return "\n".join(parts)
+
+
+# The registry --------------------------------------------------------------------------
+def test_every_choice_id_is_unique_and_every_switchable_default_is_its_first_option():
+    ids = [c.id for c in CHOICES]
+    assert len(ids) == len(set(ids))
+    for c in CHOICES:
+        if c.options:
+            assert c.default == c.options[0].value
+            assert len(c.options) >= 2, c.id
+            assert c.clause and c.question and c.where, c.id
+            assert all(o.purposes for o in c.options if o.departs), c.id
+
+
+def test_readme_choices_table_is_generated_from_the_registry():
+    assert registry.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", *NOTEBOOKS], ids=lambda p: p.name)
+def test_documents_cite_only_registered_choice_ids(path: Path):
+    text = _notebook_text(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
+    unknown = {cited for cited in CITED.findall(text) if cited not in CHOICE_IDS}
+    assert not unknown, f"{path.name} cites lab choices nobody declared: {sorted(unknown)}"
+
+
+def test_every_registered_choice_is_shown_by_a_notebook():
+    shown = "\n".join(_notebook_text(p) for p in NOTEBOOKS)
+    missing = [c.id for c in CHOICES if c.id not in shown]
+    assert not missing, f"no notebook shows these lab choices: {missing}"
+
+
+# Validation ------------------------------------------------------------------------------
+def test_an_unknown_choice_id_is_refused_with_the_valid_ones():
+    with pytest.raises(UnknownChoice) as refused:
+        Choices({"session-idz": "stable"})
+    assert "session-idz" in str(refused.value) and "session-ids" in str(refused.value)
+
+
+def test_an_unknown_option_is_refused_with_the_valid_ones():
+    with pytest.raises(UnknownChoice) as refused:
+        Lab(choices={"session-ids": "sticky"})
+    assert "sticky" in str(refused.value)
+    assert "new-per-put" in str(refused.value) and "stable" in str(refused.value)
+
+
+def test_a_fixed_choice_cannot_be_switched():
+    with pytest.raises(UnknownChoice, match="no switchable lab choice 'tls-floor'"):
+        Choices({"tls-floor": "1.1"})
+
+
+def test_serve_refuses_a_bad_choice_before_starting(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["serve", "--data", str(tmp_path), "--choice", "put-retry=x"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "put-retry" in err and "replay" in err and "conflict" in err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--data", str(tmp_path), "--choice", "put-retry"])
+    assert "ID=VALUE" in capsys.readouterr().err
+
+
+def test_serve_takes_repeated_choices():
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--data",
+            "x",
+            "--choice",
+            "session-ids=stable",
+            "--choice",
+            "abort-path=singular",
+        ]
+    )
+    assert dict(args.choice) == {"session-ids": "stable", "abort-path": "singular"}
+
+
+# GET /choices and the choices in force -------------------------------------------------------
+@pytest.fixture(scope="module")
+def singular_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices={"abort-path": "singular"}) as running:
+        yield running
+
+
+@contextmanager
+def _clients(lab: Lab) -> Iterator[Clients]:
+    made = Clients(lab)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def _in_force(lab: Lab) -> dict[str, str]:
+    with _clients(lab) as made:
+        answer = made.anonymous().get("/choices")
+    assert answer.status_code == 200, answer.text
+    return {c["id"]: c["inForce"] for c in answer.json()["Choices"] if c["options"]}
+
+
+def test_get_choices_lists_every_choice_with_the_defaults_in_force(lab):
+    with _clients(lab) as made:
+        answer = made.anonymous().get("/choices")
+    rows = answer.json()["Choices"]
+    assert [r["id"] for r in rows] == [c.id for c in CHOICES]
+    assert _in_force(lab) == {c.id: c.default for c in CHOICES if c.options}
+    stable = next(r for r in rows if r["id"] == "session-ids")["options"][1]
+    assert stable == {
+        "value": "stable",
+        "wire": stable["wire"],
+        "departs": True,
+        "purposes": ["TP/SESS/PUT/001"],
+    }
+
+
+def test_get_choices_shows_the_option_a_lab_was_started_with(singular_lab):
+    assert _in_force(singular_lab)["abort-path"] == "singular"
+
+
+def test_get_choices_as_a_page(lab):
+    with _clients(lab) as made:
+        page = made.anonymous(accept=media.HTML).get("/choices")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="choice-put-retry"' in page.text and "<strong>in force</strong>" in page.text
+
+
+# abort-path -------------------------------------------------------------------------------
+def _active_session(lab: Lab, made: Clients, registered) -> tuple[str, object]:
+    sid = queue(lab, registered.dev_id, job="inventory")["SessionID"]
+    client = made.of(registered)
+    commands(client.post(f"/sessions/id/{sid}"))
+    return sid, client
+
+
+@pytest.mark.parametrize("path", ["/session/id/{}", "/sessions/id/{}"])
+def test_abort_path_both_aborts_at_either_spelling(lab, register, path):
+    with _clients(lab) as made:
+        sid, client = _active_session(lab, made, register(attach=False))
+        answer = client.delete(path.format(sid))  # type: ignore[attr-defined]
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["Result"] == "aborted"
+
+
+def test_abort_path_singular_serves_only_the_crs_spelling(singular_lab):
+    account = singular_lab.operator
+    dev_id = "IMEI:490154203237000"
+    secret = account.register(dev_id, name="t", man="m", mod="m")["secret"]
+    with _clients(singular_lab) as made:
+        client = made.device(dev_id, secret)
+        sid = queue(singular_lab, dev_id, job="inventory")["SessionID"]
+        commands(client.post(f"/sessions/id/{sid}"))
+        plural = client.delete(f"/sessions/id/{sid}")
+        assert plural.status_code == 405
+        assert put_status(client, sid, []).status_code != 409  # still active: not aborted
+        assert client.delete(f"/session/id/{sid}").status_code == 200
