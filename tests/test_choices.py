@@ -61,6 +61,25 @@ def test_documents_cite_only_registered_choice_ids(path: Path):
     assert not unknown, f"{path.name} cites lab choices nobody declared: {sorted(unknown)}"
 
 
+#: A marker that introduces the others ("… is marked **▸ lab choice**:") names no choice.
+INTRO = re.compile(r"▸ lab choice(\*\*(\.|:| so | marks)|, for this notebook only)")
+MARKER = re.compile(r"▸ lab choice(?:\*\*)? `([a-z0-9-]+)`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_lab_choice_marker_names_a_registered_choice(path: Path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    text = " ".join(
+        re.sub(r"\s+", " ", "".join(c["source"])) for c in cells if c["cell_type"] == "markdown"
+    )
+    markers = text.count("▸ lab choice")
+    named = MARKER.findall(text)
+    assert markers == len(named) + len(INTRO.findall(text)), (
+        f"{path.name}: a ▸ lab choice marker names no choice id"
+    )
+    assert set(named) <= CHOICE_IDS, sorted(set(named) - CHOICE_IDS)
+
+
 def test_every_registered_choice_is_shown_by_a_notebook():
     shown = "\n".join(_notebook_text(p) for p in NOTEBOOKS)
     missing = [c.id for c in CHOICES if c.id not in shown]

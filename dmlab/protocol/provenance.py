@@ -171,6 +171,127 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "the origin tells why the work exists, not who called first",
     ),
     LabChoice(
+        "idle-alert-204",
+        "Sessions",
+        "a session-opening alert with no pending work is recorded and answered 204; a generic "
+        "alert (an event report) is recorded, answered 204 and leaves pending work pending",
+        "start an empty session; or open pending work on any alert",
+        'the CR\'s POST /alert "may get further Management Commands": may, not must',
+    ),
+    LabChoice(
+        "alert-body",
+        "Sessions",
+        '`POST /alert` carries DM 2.0\'s package 3 shape (`{"Alert": [...]}`)',
+        "package 1's shape",
+        "an alert outside a session is what package 3 carries after the statuses",
+    ),
+    LabChoice(
+        "job-steps",
+        "Sessions",
+        "a job is a function of the statuses so far: each round's commands are planned from "
+        "the previous rounds' answers",
+        "all commands planned up front",
+        "the CR lets each PUT's answer carry further commands; the server decides them then",
+    ),
+    LabChoice(
+        "queue-resource",
+        "REST resources",
+        "a server application or script queues work with JSON to `POST /devices/{devId}/sessions` "
+        '(`{"job": …}` or `{"CMD": …}`), the browser entry point',
+        "a resource of its own",
+        "the CR has no resource for a server application to ask for a session",
+    ),
+    LabChoice(
+        "events-stream",
+        "REST resources",
+        "`GET /events` streams an account's session events as Server-Sent Events",
+        "polling the session lists",
+        "pages and widgets follow sessions without polling; the CR names no such resource",
+    ),
+    LabChoice(
+        "listing-scope",
+        "REST resources",
+        "an account sees the sessions of all its devices; a device only its own",
+        "",
+        "the CR's session lists name no caller",
+    ),
+    LabChoice(
+        "representation",
+        "REST resources",
+        "each resource answers JSON, or an HTML page for a browser (content negotiation on "
+        "`Accept`); an account asking for the CR's command type is refused (only a device's "
+        "own browser component gets commands)",
+        "JSON only",
+        "the CR names resources but not their representations, and has people use some",
+    ),
+    LabChoice(
+        "problem-body",
+        "REST resources",
+        "every refusal has the status that fits and an RFC 9457 problem body, or an HTML page "
+        "for a browser",
+        "",
+        "the CR names no error format",
+    ),
+    LabChoice(
+        "body-limit",
+        "REST resources",
+        "a request body larger than 256 KiB is refused (413) from its Content-Length, unread",
+        "",
+        "nothing unbounded that a client controls",
+    ),
+    LabChoice(
+        "account-auth",
+        "Devices and accounts",
+        "accounts and devices authenticate with HTTP Basic over TLS; a device as devId:secret "
+        "and with `OMADM-DevID`",
+        "client certificates; OAuth",
+        "the CR names no authentication scheme; Basic is the one every client supports",
+    ),
+    LabChoice(
+        "device-secret",
+        "Devices and accounts",
+        "registering a device issues a random secret, shown once; the server keeps only its hash",
+        "an account-chosen password",
+        "the CR does not say how a registered device learns its credentials",
+    ),
+    LabChoice(
+        "registration-json",
+        "Devices and accounts",
+        "`POST /devices/new` takes form data (with a CSRF token) and also `application/json`",
+        "form data only",
+        'the CR asks for "form data"; a script should not need to fetch a form first',
+    ),
+    LabChoice(
+        "devid-grammar",
+        "Devices and accounts",
+        "a DevID is 3 to 100 letters, digits and `:._-`, with no slashes, dot-only segments "
+        "or percent signs",
+        "any string",
+        "a DevID sits in URLs (`/devices/{devId}`)",
+    ),
+    LabChoice(
+        "device-fields",
+        "Devices and accounts",
+        "a device record holds `name`, `man` and `mod`; a PUT changes the fields it names",
+        "",
+        "the CR lists no fields",
+    ),
+    LabChoice(
+        "hide-others",
+        "Devices and accounts",
+        "another account's device or session is answered exactly as one that does not exist "
+        "(404, same wording)",
+        "403",
+        "a 403 would tell a stranger the device exists",
+    ),
+    LabChoice(
+        "unregister-revokes",
+        "Devices and accounts",
+        "unregistering a device revokes its credentials at once and deletes its sessions",
+        "",
+        "the CR does not say what unregistering does to a device's access",
+    ),
+    LabChoice(
         "html-forms",
         "Browser flows",
         "HTML forms cannot PUT or DELETE: the device page's forms POST with a hidden "
@@ -650,6 +771,7 @@ POINTS: Final[tuple[Point, ...]] = (
     Point("Commands", "parameter order", LAB, "argument-order"),
     Point("Commands", "a command the device does not know", LAB, "unknown-command"),
     Point("Commands", "DEFAULT's own status", LAB, "default-status"),
+    Point("Commands", "a remote failure of HGET, HPUT or HPOST", LAB, "remote-failure-status"),
     Point("Commands", "where HGET without ClientURI stores", LAB, "hget-place"),
     Point("Commands", "media type of the MO serialization", LAB, "mo-serialization-type"),
     Point("Commands", "MOData for a node that is not an instance root", LAB, "mo-data-shape"),
@@ -695,6 +817,24 @@ POINTS: Final[tuple[Point, ...]] = (
         CR,
         "CR x.1",
     ),
+    Point("REST resources", "the session id on each round", LAB, "session-ids"),
+    Point("REST resources", "a PUT repeated after its answer was lost", LAB, "put-retry"),
+    Point("REST resources", "the abort resource's spellings", LAB, "abort-path"),
+    Point("REST resources", "which session an opening alert starts", LAB, "alert-opens"),
+    Point("REST resources", "an alert when nothing is pending", LAB, "idle-alert-204"),
+    Point("REST resources", "the body of POST /alert", LAB, "alert-body"),
+    Point("REST resources", "how a session's commands are planned", LAB, "job-steps"),
+    Point("REST resources", "what the brief result judges", LAB, "brief-result"),
+    Point("REST resources", "a session's origin", LAB, "session-origin"),
+    Point("REST resources", "how server-side work is queued", LAB, "queue-resource"),
+    Point("REST resources", "following sessions as they change", LAB, "events-stream"),
+    Point("REST resources", "who sees which sessions", LAB, "listing-scope"),
+    Point("REST resources", "JSON or HTML", LAB, "representation"),
+    Point("REST resources", "the body of a refusal", LAB, "problem-body"),
+    Point("REST resources", "the largest body", LAB, "body-limit"),
+    Point(
+        "REST resources", "resources that commands fetch from or deliver to", LAB, "data-resources"
+    ),
     Point(
         "Browser flows",
         "a browser component POSTs with `Accept: application/vnd.omadm-cmd+json` and gets "
@@ -703,6 +843,15 @@ POINTS: Final[tuple[Point, ...]] = (
         "CR x.2.3, x.2.4",
     ),
     Point("Browser flows", "what the browser POSTs to", LAB, "browser-entry"),
+    Point("Browser flows", "PUT and DELETE from HTML forms; CSRF", LAB, "html-forms"),
+    # Devices and accounts (CR x.1.2)
+    Point("Devices and accounts", "how accounts and devices authenticate", LAB, "account-auth"),
+    Point("Devices and accounts", "how a device gets its credentials", LAB, "device-secret"),
+    Point("Devices and accounts", "the registration body", LAB, "registration-json"),
+    Point("Devices and accounts", "which DevIDs are accepted", LAB, "devid-grammar"),
+    Point("Devices and accounts", "a device record's fields", LAB, "device-fields"),
+    Point("Devices and accounts", "another account's device or session", LAB, "hide-others"),
+    Point("Devices and accounts", "what unregistering does", LAB, "unregister-revokes"),
     # Existing services beside FUMO
     Point("Service MOs", "MO instance ids", LAB, "mo-instance-names"),
     Point("Service MOs", "a service result alert's Data", LAB, "service-alert-data"),
