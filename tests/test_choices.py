@@ -14,10 +14,12 @@ from dmlab import Lab
 from dmlab import choices as registry
 from dmlab.__main__ import build_parser
 from dmlab.choices import CHOICES, Choices, UnknownChoice
+from dmlab.conformance import Verdict
+from dmlab.conformance import run as run_kit
 from dmlab.protocol import media
-from dmlab.protocol.provenance import CHOICE_IDS
+from dmlab.protocol.provenance import CHOICE_IDS, choice
 
-from helpers import HASH_COST, Clients, commands, put_status, queue
+from helpers import ACCOUNT, HASH_COST, RIVAL, Clients, commands, put_status, queue
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -209,3 +211,30 @@ def test_abort_path_singular_serves_only_the_crs_spelling(singular_lab):
         assert plural.status_code == 405
         assert put_status(client, sid, []).status_code != 409  # still active: not aborted
         assert client.delete(f"/session/id/{sid}").status_code == 200
+
+
+# Agreement with the conformance kit ---------------------------------------------------------
+OPTIONS = [(c.id, o.value) for c in CHOICES for o in c.options if c.judged_by]
+BAD = {Verdict.FAIL, Verdict.WARN}
+
+
+@pytest.mark.parametrize(("choice_id", "value"), OPTIONS, ids=[f"{k}={v}" for k, v in OPTIONS])
+def test_the_conformance_kit_agrees_with_the_registry_on_every_option(choice_id, value, tmp_path):
+    """An option the registry says departs from the CR makes its purposes FAIL or WARN;
+    any other option passes every purpose that judges the choice."""
+    c = choice(choice_id)
+    option = c.option(value)
+    assert set(option.purposes) <= set(c.judged_by)
+    with Lab(hash_cost=HASH_COST, choices={choice_id: value}) as running:
+        running.add_account(*RIVAL)
+        ca = str(running.ca.write_ca(tmp_path / "ca.pem"))
+        result = run_kit(
+            running.url, cafile=ca, accounts=[ACCOUNT, RIVAL], only=",".join(c.judged_by)
+        )
+    verdicts = {o.purpose.id: o.verdict for o in result.outcomes}
+    assert set(verdicts) == set(c.judged_by)
+    broken = {pid for pid, verdict in verdicts.items() if verdict in BAD}
+    if option.departs:
+        assert set(option.purposes) <= broken, verdicts
+    else:
+        assert not broken, {pid: result.outcome(pid).reason for pid in broken}

@@ -782,8 +782,24 @@ def _put_old_id(c: Check) -> None:
         second["SessionID"] != first["SessionID"],
         "the server kept the id, so no id was spent (see TP/SESS/PUT/001)",
     )
-    c.refused(c.report(dev, first["SessionID"], first["CMD"]), "a report on the replaced id")
+    # Other statuses: a repeat of the same report is a retry (TP/HTTP/IDEM/001).
+    c.refused(
+        c.report(dev, first["SessionID"], first["CMD"], fail=True), "a report on the replaced id"
+    )
     c.expect(c.takes_report(dev, second), "the session no longer takes its report on the new id")
+
+
+@check("TP/HTTP/IDEM/001")
+def _put_repeated(c: Check) -> None:
+    dev = c.device()
+    first, answer = _second_round(c, dev)  # suppose this answer never reached the device
+    second = c.package(answer)
+    again = c.report(dev, first["SessionID"], first["CMD"])
+    c.expect(
+        again.status_code == answer.status_code and c.package(again) == second,
+        f"the repeated PUT answered {again.status_code}, not round 2 again",
+    )
+    c.expect(c.takes_report(dev, second), "after the repeat the session no longer takes round 2")
 
 
 # x.1.1 DELETE /session/id/{sessionId}

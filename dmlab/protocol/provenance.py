@@ -73,6 +73,10 @@ class LabChoice:
     options: tuple[Option, ...] = ()
     #: Where in the code the choice acts.
     where: str = ""
+    #: The conformance kit's test purposes that judge this place of the CR: under an
+    #: option that does not depart they pass; under one that does, its ``purposes`` fail
+    #: or warn (a test runs the kit under every option).
+    judged_by: tuple[str, ...] = ()
 
     @property
     def default(self) -> str:
@@ -108,6 +112,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
             ),
         ),
         where="dmlab/server/engine.py SessionEngine.report",
+        judged_by=("TP/SESS/PUT/001", "TP/SESS/PUT/010"),
     ),
     LabChoice(
         "put-retry",
@@ -125,9 +130,16 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "an identical PUT on the id just spent answers 200 with the same package "
                 "(or 204 at the end), not 409",
             ),
-            Option("conflict", "an identical PUT on a spent id answers 409 like any other"),
+            Option(
+                "conflict",
+                "an identical PUT on a spent id answers 409 like any other (PUT is then not "
+                "idempotent, as HTTP, which the CR relies on, requires)",
+                departs=True,
+                purposes=("TP/HTTP/IDEM/001",),
+            ),
         ),
         where="dmlab/server/engine.py SessionEngine.report",
+        judged_by=("TP/SESS/PUT/006", "TP/SESS/PUT/010", "TP/HTTP/IDEM/001"),
     ),
     LabChoice(
         "abort-path",
@@ -143,6 +155,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
             Option("singular", "only DELETE /session/id/{id} aborts; the plural answers 405"),
         ),
         where="dmlab/server/routes/sessions.py (routes declared with when=)",
+        judged_by=("TP/SESS/DEL/001", "TP/SESS/DEL/002", "TP/SESS/DEL/003"),
     ),
     LabChoice(
         "alert-opens",
