@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dmlab import Lab
@@ -16,10 +17,22 @@ from dmlab.__main__ import build_parser
 from dmlab.choices import CHOICES, Choices, UnknownChoice
 from dmlab.conformance import Verdict
 from dmlab.conformance import run as run_kit
+from dmlab.conformance.server import Dev, statuses_for
 from dmlab.protocol import media
 from dmlab.protocol.provenance import CHOICE_IDS, choice
 
-from helpers import ACCOUNT, HASH_COST, RIVAL, Clients, commands, put_status, queue
+from helpers import (
+    ACCOUNT,
+    HASH_COST,
+    RIVAL,
+    Clients,
+    by_dev,
+    commands,
+    new_dev_id,
+    problem,
+    put_status,
+    queue,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -238,3 +251,117 @@ def test_the_conformance_kit_agrees_with_the_registry_on_every_option(choice_id,
         assert set(option.purposes) <= broken, verdicts
     else:
         assert not broken, {pid: result.outcome(pid).reason for pid in broken}
+
+
+# session-ids and put-retry ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stable_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices={"session-ids": "stable"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def conflict_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices={"put-retry": "conflict"}) as running:
+        yield running
+
+
+class _Phone:
+    """A device speaking raw HTTP, so a test can lose an answer on purpose."""
+
+    def __init__(self, lab: Lab, made: Clients) -> None:
+        dev_id = new_dev_id()
+        secret = lab.operator.register(dev_id, name="t", man="m", mod="m")["secret"]
+        self.lab, self.dev = lab, Dev(dev_id, secret, ACCOUNT[0], True)
+        self.http = made.device(dev_id, secret)
+
+    def first_round(self) -> dict:
+        queue(self.lab, self.dev.dev_id, job="firmware-update", version="2.0.0")
+        return commands(self.http.post("/sessions/next"))
+
+    def report(self, package: dict, *, fail: bool = False, **extra) -> httpx.Response:
+        statuses = statuses_for(package["CMD"], self.dev, fail=fail)
+        return put_status(self.http, package["SessionID"], statuses, **extra)
+
+    def result(self) -> str:
+        listed = by_dev(self.lab.operator.completed(), self.dev.dev_id)
+        return listed[0]["Result"] if listed else "not completed"
+
+
+def test_session_ids_new_per_put_gives_each_round_a_new_id(lab):
+    with _clients(lab) as made:
+        phone = _Phone(lab, made)
+        first = phone.first_round()
+        second = commands(phone.report(first))
+        assert second["SessionID"] != first["SessionID"]
+        assert phone.report(second).status_code == 204
+
+
+def test_session_ids_stable_keeps_one_id_for_the_whole_session(stable_lab):
+    with _clients(stable_lab) as made:
+        phone = _Phone(stable_lab, made)
+        first = phone.first_round()
+        answer = phone.report(first)
+        second = commands(answer)  # checks Location too
+        assert second["SessionID"] == first["SessionID"]
+        assert answer.headers["location"] == f"/sessions/id/{first['SessionID']}"
+        assert phone.report(second).status_code == 204
+        assert phone.result() == "OK"
+
+
+def test_session_ids_stable_takes_a_retried_put_as_the_next_rounds_report(stable_lab):
+    """The risk a stable id leaves: the server cannot tell a retry from the next report."""
+    with _clients(stable_lab) as made:
+        phone = _Phone(stable_lab, made)
+        first = phone.first_round()
+        phone.report(first)  # its answer is lost
+        retry = phone.report(first)
+        assert retry.status_code in (200, 204, 400)
+        assert retry.status_code != 200 or retry.json()["CMD"] != first["CMD"]
+
+
+def test_put_retry_replay_answers_a_repeated_put_again_and_the_session_goes_on(lab):
+    """Issue 12's finding: the answer to a PUT is lost; the device's retry used to get 409
+    and the session hung."""
+    with _clients(lab) as made:
+        phone = _Phone(lab, made)
+        first = phone.first_round()
+        lost = phone.report(first)
+        retry = phone.report(first)
+        assert retry.status_code == 200, retry.text
+        assert retry.json() == lost.json() and retry.headers["location"] == lost.headers["location"]
+        final = phone.report(commands(retry))
+        assert final.status_code == 204
+        again = phone.report(commands(retry))  # the 204 is lost too
+        assert again.status_code == 204 and again.headers["omadm-result"] == "OK"
+        assert phone.result() == "OK"
+
+
+def test_put_retry_replay_still_refuses_a_different_report_on_a_spent_id(lab):
+    with _clients(lab) as made:
+        phone = _Phone(lab, made)
+        first = phone.first_round()
+        second = commands(phone.report(first))
+        problem(phone.report(first, fail=True), 409)
+        assert phone.report(second).status_code == 204
+
+
+def test_put_retry_replay_records_a_repeated_reports_alerts_once(lab):
+    alert = {"AlertType": "urn:oma:at:dmlab:1.0:Note", "Data": {"n": 1}}
+    with _clients(lab) as made:
+        phone = _Phone(lab, made)
+        first = phone.first_round()
+        before = len(lab.services.store.alerts_of(phone.dev.dev_id))
+        phone.report(first, Alert=[alert])
+        assert phone.report(first, Alert=[alert]).status_code == 200
+        assert len(lab.services.store.alerts_of(phone.dev.dev_id)) == before + 1
+
+
+def test_put_retry_conflict_refuses_the_repeated_put_and_the_session_hangs(conflict_lab):
+    with _clients(conflict_lab) as made:
+        phone = _Phone(conflict_lab, made)
+        first = phone.first_round()
+        phone.report(first)  # its answer is lost
+        problem(phone.report(first), 409)
+        assert phone.http.post("/sessions/next").status_code == 204
+        assert phone.result() == "not completed"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..choices import Choices
 from ..protocol import Alert, Command, Report, expects_status
 from ..store import AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
 from . import jobs
@@ -44,7 +45,13 @@ class SessionEngine:
         *,
         ids: Callable[[], str] = new_session_id,
         clock: Callable[[], float] = time.time,
+        choices: Choices | None = None,
     ) -> None:
+        choices = choices if choices is not None else Choices()
+        #: Lab choice session-ids: one id for the whole session instead of one per round.
+        self.stable_ids = choices.is_("session-ids", "stable")
+        #: Lab choice put-retry: a repeated identical PUT on the id it spent is answered again.
+        self.replay_puts = choices.is_("put-retry", "replay")
         self.unit = unit
         self.store = unit.store
         self.notifier = notifier
@@ -164,10 +171,18 @@ class SessionEngine:
         *,
         end_completes: bool = False,
     ) -> Session:
+        """Take package 3 on ``session_id``; the session after it (the next round, or
+        completed). The alerts it carries are recorded with it, in the same transaction.
+
+        A report repeated with the same statuses and alerts on the id it spent (its
+        answer was lost) returns the session as that report left it, changing nothing
+        (lab choice put-retry)."""
         with self.unit.atomic():
             session = self._own(dev_id, session_id)
             if expect is not None:
                 expect(session)
+            if self.replay_puts and self._repeats(session, session_id, report):
+                return session
             if session.state is State.PENDING:
                 raise Conflict(f"session {session_id} has not been started")
             if session.state is State.COMPLETED:
@@ -200,8 +215,9 @@ class SessionEngine:
                 )
                 self.store.put_session(ended)
                 self._publish("session.completed", ended, result=result.value)
+                self._record_report_alerts(ended, report)
                 return ended
-            new_id = self._fresh_id()
+            new_id = session_id if self.stable_ids else self._fresh_id()
             continued = dataclasses.replace(
                 session, session_id=new_id, rounds=(*done, Round(new_id, step.commands))
             )
@@ -209,7 +225,32 @@ class SessionEngine:
             if end_completes and _ends(step.commands):
                 continued = self._complete(continued, now, step.reason)
             self.store.put_session(continued)
+            self._record_report_alerts(continued, report)
             return continued
+
+    @staticmethod
+    def _repeats(session: Session, session_id: str, report: Report) -> bool:
+        """Whether ``report`` repeats the one ``session_id``'s round already took: that
+        round is the last one reported (the one before the round in force, or the last
+        round of a completed session) and took the same statuses and alerts."""
+        if session.state is State.COMPLETED:
+            answered = session.rounds[-1:] if session.result in (Result.OK, Result.FAILURE) else ()
+        elif session.state is State.ACTIVE and session.session_id != session_id:
+            answered = session.rounds[-2:-1]
+        else:
+            return False
+        return any(
+            r.session_id == session_id
+            and r.statuses == report.statuses
+            and r.alerts == report.alerts
+            for r in answered
+        )
+
+    def _record_report_alerts(self, session: Session, report: Report) -> None:
+        if report.alerts:
+            device = self.store.get_device(session.dev_id)
+            if device is not None:
+                self.record_alerts(device, report.alerts, session.key)
 
     def _complete(self, session: Session, now: float, reason: str) -> Session:
         """A session whose last package ends with END, for a device that will send no

@@ -111,7 +111,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 purposes=("TP/SESS/PUT/001",),
             ),
         ),
-        where="dmlab/server/engine.py SessionEngine.report",
+        where="dmlab/core/sessions.py SessionEngine.report",
         judged_by=("TP/SESS/PUT/001", "TP/SESS/PUT/010"),
     ),
     LabChoice(
@@ -138,7 +138,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 purposes=("TP/HTTP/IDEM/001",),
             ),
         ),
-        where="dmlab/server/engine.py SessionEngine.report",
+        where="dmlab/core/sessions.py SessionEngine.report",
         judged_by=("TP/SESS/PUT/006", "TP/SESS/PUT/010", "TP/HTTP/IDEM/001"),
     ),
     LabChoice(

@@ -55,7 +55,7 @@ def build_services(
     return Services(
         store=store,
         auth=auth,
-        engine=SessionEngine(unit, notifier, ids=ids, clock=clock),
+        engine=SessionEngine(unit, notifier, ids=ids, clock=clock, choices=choices),
         devices=Devices(unit, notifier, auth.device_verifier),
         notifier=notifier,
         trace=trace,

@@ -113,10 +113,6 @@ async def report(request: Request) -> Response:
         expect,
         end_completes=follows_specification(request),
     )
-    if report.alerts:
-        device = svc.store.get_device(principal.name)
-        assert device is not None
-        svc.engine.record_alerts(device, report.alerts, session.key)
     return commands_answer(request, session)
 
 
