@@ -365,3 +365,21 @@ def test_put_retry_conflict_refuses_the_repeated_put_and_the_session_hangs(confl
         problem(phone.report(first), 409)
         assert phone.http.post("/sessions/next").status_code == 204
         assert phone.result() == "not completed"
+
+
+# Weighing two readings side by side -----------------------------------------------------------
+def test_compare_shows_what_a_lost_put_answer_costs_under_each_put_retry_option():
+    from dmlab.compare import compare, lost_put_answer
+
+    weighed = compare(
+        lost_put_answer, {"put-retry": "conflict"}, {"put-retry": "replay"}, hash_cost=HASH_COST
+    )
+    table = weighed.table()
+    conflict, replay = table["put-retry=conflict"], table["put-retry=replay"]
+    assert conflict["session result"] == "active (never completed)"
+    assert conflict["refused answers (4xx)"] == 1
+    assert replay["session result"] == "OK" and replay["refused answers (4xx)"] == 0
+    assert replay["round trips (device)"] == 4  # next, PUT, the same PUT again, PUT round 2
+    assert "✗ LOST" in weighed.a.diagram.text() and "409" in weighed.a.diagram.text()
+    bundle = weighed._repr_mimebundle_()
+    assert bundle["text/html"].count("<svg") == 2 and "put-retry=replay" in bundle["text/plain"]
