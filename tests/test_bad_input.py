@@ -551,8 +551,10 @@ CASES: dict[str, Case] = {
         "conflict",
         json={"Status": [{"sc": 200}, {"sc": 200}]},
     ),
+    # Another report than the one that completed it (the same one is a retry, answered
+    # again: lab choice put-retry).
     "report-completed": Case(
-        "device", "PUT", "/sessions/id/{completed}", 409, json={"Status": [{"sc": 200}]}
+        "device", "PUT", "/sessions/id/{completed}", 409, json={"Status": [{"sc": 500}]}
     ),
     "start-completed": Case("device", "POST", "/sessions/id/{completed}", 409),
     "abort-completed": Case("account", "DELETE", "/sessions/id/{completed}", 409, "conflict"),
