@@ -14,6 +14,10 @@ measured in alternating rounds at the same concurrency (one connection per devic
 
     .venv/bin/python benchmarks/sessions.py                # 50 devices x 20 sessions
     .venv/bin/python benchmarks/sessions.py --devices 5 --sessions-per-device 2
+
+``--database sqlite|postgresql://…`` measures ``python -m dmlab serve`` in a process of
+its own (``--workers N`` of them on PostgreSQL) instead of a server in this process;
+the baseline stays in this process. "Scaling out" in the README has the figures.
 """
 
 from __future__ import annotations
@@ -21,9 +25,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -70,9 +80,10 @@ class Figures:
         return self.exchanges / self.seconds
 
 
-def new_client(base_url: str, ca: LabCA, **extra: Any) -> httpx.AsyncClient:
+def new_client(base_url: str, ca: LabCA | ssl.SSLContext, **extra: Any) -> httpx.AsyncClient:
     """The same client for dmlab devices and baseline workers: one connection each."""
-    return httpx.AsyncClient(base_url=base_url, verify=ca.client_context(), timeout=30.0, **extra)
+    verify = ca.client_context() if isinstance(ca, LabCA) else ca
+    return httpx.AsyncClient(base_url=base_url, verify=verify, timeout=30.0, **extra)
 
 
 class DmlabSide:
@@ -82,8 +93,11 @@ class DmlabSide:
         # The default scrypt cost: each device pays it once, in the warm-up (the
         # authenticator remembers verified credentials).
         self.services = build_services(server_id="dmlab")
-        self.services.store.put_account(Account(ACCOUNT, self.services.auth.hash("password")))
         self.server = ServerThread(create_app(self.services), ca).start()
+        self.fill(ca, self.server.url, devices, sessions)
+
+    def fill(self, ca: LabCA | ssl.SSLContext, url: str, devices: int, sessions: int) -> None:
+        self.services.store.put_account(Account(ACCOUNT, self.services.auth.hash("password")))
         self.clients: list[httpx.AsyncClient] = []
         self.fleet: list[VirtualDevice] = []
         for i in range(devices):
@@ -99,9 +113,9 @@ class DmlabSide:
                 self.services.engine.queue(
                     record, JobSpec("inventory"), Origin.CLIENT, notify=False
                 )
-            client = new_client(self.server.url, ca)
+            client = new_client(url, ca)
             self.clients.append(client)
-            self.fleet.append(VirtualDevice(dev_id, secret, self.server.url, client=client))
+            self.fleet.append(VirtualDevice(dev_id, secret, url, client=client))
 
     async def warm_up(self, bodies: Bodies) -> None:
         """One session per device (TLS handshakes, auth cache); the first one's bytes are
@@ -137,6 +151,43 @@ class DmlabSide:
         for client in self.clients:
             await client.aclose()
         self.server.stop()
+
+
+class ServedSide(DmlabSide):
+    """``python -m dmlab serve`` in processes of its own, on SQLite or PostgreSQL."""
+
+    def __init__(self, database: str, workers: int, devices: int, sessions: int) -> None:
+        from dmlab.store.postgres import PostgresStore
+        from dmlab.store.sqlite import SQLiteStore
+
+        self.data = Path(tempfile.mkdtemp(prefix="dmlab-bench-"))
+        sqlite = database == "sqlite"
+        store: Any = SQLiteStore(self.data / "dmlab.sqlite3") if sqlite else PostgresStore(database)
+        self.services = build_services(store=store, server_id="dmlab")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "dmlab", "serve", "--port", str(port)]
+        command += ["--data", str(self.data), "--workers", str(workers)]
+        command += [] if sqlite else ["--database", database]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        match = re.search(r"dmlab serving (https://\S+)", line)
+        if match is None:
+            self.process.kill()
+            raise SystemExit(f"the server did not start: {line!r}")
+        verify = ssl.create_default_context(cafile=str(self.data / "ca.pem"))
+        self.fill(verify, match[1], devices, sessions)
+        store.close()
+
+    async def close(self) -> None:
+        for device in self.fleet:
+            await device.aclose()
+        for client in self.clients:
+            await client.aclose()
+        self.process.terminate()
+        self.process.wait(30)
 
 
 async def one_session(device: VirtualDevice) -> None:
@@ -218,7 +269,12 @@ class BaselineSide:
 async def main_async(args: argparse.Namespace) -> float:
     ca = LabCA.create()
     bodies = Bodies()
-    dmlab = DmlabSide(ca, args.devices, 1 + args.rounds * args.sessions_per_device)
+    sessions = 1 + args.rounds * args.sessions_per_device
+    dmlab = (
+        DmlabSide(ca, args.devices, sessions)
+        if args.database is None
+        else ServedSide(args.database, args.workers, args.devices, sessions)
+    )
     baseline: BaselineSide | None = None
     try:
         await dmlab.warm_up(bodies)
@@ -266,7 +322,18 @@ def main(argv: list[str] | None = None) -> None:
         default=3,
         help="alternating dmlab/baseline rounds; the best of each counts (default 3)",
     )
+    parser.add_argument(
+        "--database",
+        metavar="sqlite|URL",
+        help="measure `dmlab serve` in processes of its own: on SQLite, or on this "
+        "postgresql:// database (default: a server in this process, in memory)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="with a postgresql:// --database: serve processes"
+    )
     args = parser.parse_args(argv)
+    if args.workers > 1 and (args.database or "sqlite") == "sqlite":
+        parser.error("--workers needs --database postgresql://…")
     asyncio.run(main_async(args))
 
 

@@ -18,6 +18,7 @@ capped both in number and in bytes, the oldest going first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -202,6 +203,8 @@ class Trace:
             self._bytes -= _size(self._records.popleft())
         self._clock = clock
         self._sink = sink
+        #: A sink shared by several processes numbers their exchanges (one order).
+        self._next_seq: Callable[[], int] | None = getattr(sink, "next_trace_seq", None)
         self._listeners: list[Callable[[Exchange], None]] = []
         self._tokens = float(ANON_BURST)
         self._refilled = time.monotonic()
@@ -225,8 +228,12 @@ class Trace:
         response_bytes: int = 0,
     ) -> Exchange:
         """Keep one exchange, its fields cut to size."""
+        numbered = None
+        if self._next_seq is not None:
+            with contextlib.suppress(Exception):  # the sink's write will say what failed
+                numbered = self._next_seq()
         with self._lock:
-            self._seq += 1
+            self._seq = self._seq + 1 if numbered is None else numbered
             exchange = Exchange(
                 self._seq,
                 self._clock(),
@@ -256,7 +263,9 @@ class Trace:
             # failed write loses one record, never the answer being traced. The sink
             # keeps what memory keeps: the newest ``kept``.
             try:
-                self._sink.append_trace(exchange, kept)
+                # Shared numbering: the other processes' records count too, so the
+                # sink keeps the newest ``limit`` of them all, not this memory's share.
+                self._sink.append_trace(exchange, kept if self._next_seq is None else self._limit)
             except Exception as exc:
                 # One line, no traceback (a full disk fails every write alike);
                 # the runtime's log filter lets one through a minute.

@@ -183,3 +183,19 @@ def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path:
         # Who started what is checked from the store (the events stayed in each worker).
         check(build_services(store=store), out, None)
     assert len(out.raced) == 8
+
+
+def test_two_processes_number_one_trace(new_database: Callable[[], str]) -> None:
+    """Each server keeps its exchanges in the database; their numbers come from it,
+    so one process's records never overwrite another's and all share one order."""
+    from dmlab.store.postgres import PostgresStore
+    from dmlab.trace import Trace
+
+    database = new_database()
+    with PostgresStore(database) as one, PostgresStore(database) as other:
+        traces = [Trace(sink=one), Trace(sink=other)]
+        for i in range(4):
+            traces[i % 2].record(source="device", method="GET", path=f"/{i}", status=200)
+        kept = one.load_trace(10)
+    assert [e.path for e in kept] == ["/0", "/1", "/2", "/3"]
+    assert [e.seq for e in kept] == sorted({e.seq for e in kept})

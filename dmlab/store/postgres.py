@@ -44,7 +44,7 @@ from .rows import (
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The advisory lock every write transaction holds ("dmlab" in ASCII).
 _WRITE_LOCK = 0x646D6C6162
@@ -151,6 +151,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             until DOUBLE PRECISION NOT NULL
         )""",
         "CREATE INDEX login_names_by_age ON login_names (since)",
+    ),
+    # Version 4: the trace's numbers come from the database, so that the exchanges of
+    # every process share one order (and none overwrites another's row).
+    3: (
+        "CREATE SEQUENCE trace_seq",
+        "SELECT setval('trace_seq', COALESCE((SELECT max(seq) FROM trace), 0) + 1, false)",
     ),
 }
 
@@ -469,6 +475,12 @@ class PostgresStore:
                 ),
             )
             conn.execute("DELETE FROM trace WHERE seq <= %s", (exchange.seq - limit,))
+
+    def next_trace_seq(self) -> int:
+        """The next exchange's number, unique over every process on this database."""
+        row = self._one("SELECT nextval('trace_seq')", ())
+        assert row is not None
+        return int(row[0])
 
     def load_trace(self, limit: int) -> list[Exchange]:
         """The newest ``limit`` exchanges, oldest first."""
