@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -151,6 +152,15 @@ def _stop(server: Server) -> None:
     assert not alive, f"left behind by jupyter lab: {alive}"
 
 
+def as_this_python(path: Path) -> None:
+    """Stored notebooks name the Python that executed them (3.11). JupyterLab rewrites
+    ``language_info`` from the kernel it starts, which marks a notebook modified when CI
+    runs the suite on another Python: say this Python, as a teacher's own run would."""
+    notebook = json.loads(path.read_text())
+    notebook["metadata"].setdefault("language_info", {})["version"] = platform.python_version()
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("jupyterlab")
@@ -159,6 +169,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     write_notebook(root / NOTEBOOK)
     for notebook in NOTEBOOKS:  # the project's notebooks, as a teacher opens them
         shutil.copy(notebook, root / notebook.name)
+        as_this_python(root / notebook.name)
     # No news, no update check: no toast asking, no request to the outside.
     notification = (
         settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
