@@ -200,6 +200,11 @@ COMMON_RESPONSES: dict[str, dict[str, Any]] = {
 }
 
 
+def text_answer(description: str) -> dict[str, Any]:
+    """A plain-text answer (a URL, a literal a job HGETs)."""
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
 def json_answer(
     schema: str, description: str, *, html: bool = False, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:

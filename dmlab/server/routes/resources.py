@@ -17,7 +17,17 @@ from ..bodies import check_json, read_body
 from ..context import authenticate, note, owned_device, services
 from ..disconnect import unless_disconnected
 from ..negotiation import wants_html
-from ..operation import BOTH, DATA, DEVICE, PEOPLE, Operation, empty, json_answer, resource_rows
+from ..operation import (
+    BOTH,
+    DATA,
+    DEVICE,
+    PEOPLE,
+    Operation,
+    empty,
+    json_answer,
+    resource_rows,
+    text_answer,
+)
 from ..pages import page
 from ..problems import Problem, not_found
 from .common import base_url
@@ -191,10 +201,7 @@ routes = [
         DATA,
         who=BOTH,
         responses={
-            200: {
-                "description": "The URL.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            },
+            200: text_answer("The URL."),
             404: "404",
         },
         devid_header=True,
@@ -229,10 +236,7 @@ routes = [
         DATA,
         who=BOTH,
         responses={
-            200: {
-                "description": "The text.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            },
+            200: text_answer("The text."),
             400: "400",
         },
         devid_header=True,
