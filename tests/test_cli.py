@@ -4,117 +4,18 @@ file the server writes, and stopped with SIGTERM like any service."""
 
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
 import socket
 import ssl
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
+from helpers import START_TIMEOUT, Process, free_port
+
 ACCOUNT = ("demo", "demo-pw")
 DEV_ID = "IMEI:490154203237518"
-#: Generous: the first start of a process imports pandas and uvicorn.
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (bound, read back, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Process:
-    """A child process whose output lines can be awaited one pattern at a time."""
-
-    popen: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    _pump_thread: threading.Thread | None = None
-
-    @classmethod
-    def start(cls, *args: str, cwd: Path) -> Process:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "dmlab", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        process = cls(popen)
-        process._pump_thread = threading.Thread(target=process._pump, daemon=True)
-        process._pump_thread.start()
-        return process
-
-    def _pump(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def expect(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        """The first new line matching ``pattern``; fails with everything seen so far."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                line = self._queue.get(timeout=max(remaining, 0.01))
-            except queue.Empty:
-                line = ""
-            if line is None:
-                raise AssertionError(
-                    f"process exited ({self.popen.poll()}) before {pattern!r}:\n"
-                    + "\n".join(self.lines)
-                )
-            if line:
-                self.lines.append(line)
-                match = re.search(pattern, line)
-                if match:
-                    return match
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"no line matching {pattern!r} within {timeout} s:\n" + "\n".join(self.lines)
-                )
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM, and the exit status (killing it, and failing, if it hangs)."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-            raise AssertionError(f"{self.popen.args} ignored SIGTERM for {timeout} s") from None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Once the process has exited: read the rest of its output, close the pipe."""
-        if self._pump_thread is not None:
-            self._pump_thread.join(5)
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if line:
-                self.lines.append(line)
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
-from test_cli import START_TIMEOUT, Process, free_port
 
 from dmlab.conformance import PURPOSES
+
+from helpers import START_TIMEOUT, Process, free_port
 
 ACCOUNTS = ("demo:demo-password", "rival:rival-password")
 

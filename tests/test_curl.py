@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import START_TIMEOUT, Process, free_port
+
+from helpers import START_TIMEOUT, Process, free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ACCOUNT = "demo:demo-password"  # what the README's commands (and `make serve`) use

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_cli import START_TIMEOUT, Process, free_port
 
 from dmlab.protocol import media
 from dmlab.store import Account
 from dmlab.store.sqlite import _SCHEMA_1, SCHEMA_VERSION, SQLiteStore
 from dmlab.trace import Trace
+
+from helpers import START_TIMEOUT, Process, free_port
 
 ACCOUNT = ("demo", "pw")
 DEV_ID = "IMEI:490154203237518"

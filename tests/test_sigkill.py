@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from test_cli import Process, free_port
 
 from dmlab.device import VirtualDevice
 from dmlab.store import State
 from dmlab.store.sqlite import SQLiteStore
+
+from helpers import Process, free_port
 
 DEVICES = 50
 OPERATOR = ("ops", "ops-password")

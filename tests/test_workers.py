@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_cli import ACCOUNT, START_TIMEOUT, Process, free_port
+from test_cli import ACCOUNT
 
-from helpers import BROWSER_ACCEPT, csrf_of
+from helpers import BROWSER_ACCEPT, START_TIMEOUT, Process, csrf_of, free_port
 
 DEV_IDS = iter(f"IMEI:49015420323{n:04d}" for n in range(10_000))
 
