@@ -101,6 +101,12 @@ class SessionRun:
         return rows
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """RFC 6454's origin: scheme, host and port (the scheme's default when absent)."""
+    default = {"https": 443, "http": 80}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
 class VirtualDevice:
     """A DM client with a real management tree.
 
@@ -169,24 +175,22 @@ class VirtualDevice:
         self._clock = clock
         self._on_event = on_event
         # A fleet of thousands shares one client (``client=``): a client per device would
-        # dominate an idle device's memory. Credentials and OMADM-DevID then travel per
-        # request, and closing the device leaves the shared client open.
+        # dominate an idle device's memory, so closing the device leaves a shared client
+        # open. Either way credentials and OMADM-DevID travel per request, and only to
+        # the DM server's own origin: a command may name any URL (HGET, HPUT, an EXEC's
+        # ServerURI), and a download server elsewhere must not learn the device's secret.
         self._shared = client is not None
-        self._auth: Any = httpx.USE_CLIENT_DEFAULT  # or this device's BasicAuth on a shared client
-        self._headers: dict[str, str] | None = None
+        self._origin = _origin(httpx.URL(self.server_url))
+        self._auth = httpx.BasicAuth(dev_id, secret)
+        self._headers = {media.DEVID_HEADER: dev_id}
         if client is None:
             client = httpx.AsyncClient(
                 base_url=self.server_url,
-                auth=(dev_id, secret),
                 verify=verify,
                 transport=transport,
-                headers={media.DEVID_HEADER: dev_id},
                 timeout=30.0,
                 event_hooks={"response": [self._log_exchange]} if on_exchange else None,
             )
-        else:
-            self._auth = httpx.BasicAuth(dev_id, secret)
-            self._headers = {media.DEVID_HEADER: dev_id}
         self._client = client
         self._on_exchange = on_exchange
         # A device runs one session at a time; triggers queue behind it.
@@ -338,13 +342,14 @@ class VirtualDevice:
     async def _request(
         self, method: str, url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
-        """Every exchange goes through here: on a shared client, with this device's
-        credentials and OMADM-DevID added to the request."""
-        if self._shared:
-            headers = {**(self._headers or {}), **(headers or {})}
-            if url.startswith("/"):
-                url = self.server_url + url
-        return await self._client.request(method, url, headers=headers, auth=self._auth, **kwargs)
+        """Every exchange goes through here. A path is the DM server's; the device's
+        credentials and OMADM-DevID go to that origin and nowhere else."""
+        target = httpx.URL(self.server_url + url if url.startswith("/") else url)
+        auth: httpx.Auth | None = None
+        if _origin(target) == self._origin:
+            headers = {**self._headers, **(headers or {})}
+            auth = self._auth
+        return await self._client.request(method, target, headers=headers, auth=auth, **kwargs)
 
     # DevicePort: how the executor reaches out --------------------------------
     async def http_get(self, url: str) -> tuple[int, bytes, str]:
