@@ -416,8 +416,9 @@ PURPOSES: tuple[TestPurpose, ...] = (
        "PASS if the session runs and ends OK; FAIL otherwise"),
     _p("TP/FLOW/BC/001", "x.2.3", "", COMPONENT, "browser-component session, end to end",
        (DEVICE, QUEUE),
-       ("D's browser component: POST /devices/{D}/sessions, Accept: "
-        "application/vnd.omadm-cmd+json", "D: PUT statuses until the end"),
+       ("D's browser component: POST /devices/{D}/sessions (or /sessions/next where GET "
+        "/choices says browser-entry=sessions-next), Accept: application/vnd.omadm-cmd+json",
+        "D: PUT statuses until the end"),
        "PASS if the commands come back at once and the session ends OK; FAIL otherwise"),
     _p("TP/FLOW/BI/001", "x.2.4", "", BROWSER, "a browser's POST gets a page, not commands",
        (DEVICE, "the device page's session form"),

@@ -125,6 +125,23 @@ class Target:
         self.context = ssl.create_default_context(cafile=self.cafile)
         self.client = httpx.Client(base_url=self.url, verify=self.context, timeout=self.timeout)
         self.registered: list[tuple[str, str]] = []  # (account name, devId) to remove
+        self._readings: dict[str, str] | None = None
+
+    def reading(self, choice_id: str) -> str:
+        """The option of a lab choice the server says it has in force (``GET /choices``),
+        or "" when it says nothing. Where the CR names no resource (where the browser
+        posts, how package 0 travels), the kit follows the server's stated reading."""
+        if self._readings is None:
+            self._readings = {}
+            try:
+                answer = self.client.get("/choices", headers={"Accept": JSON})
+                rows = answer.json().get("Choices", []) if answer.status_code == 200 else []
+            except (httpx.HTTPError, ValueError, AttributeError):
+                rows = []
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict) and isinstance(row.get("inForce"), str):
+                    self._readings[str(row.get("id"))] = row["inForce"]
+        return self._readings.get(choice_id, "")
 
     def account(self, index: int) -> Actor | None:
         if index >= len(self.accounts):
@@ -1300,9 +1317,13 @@ def _flow_client_initiated(c: Check) -> None:
 @check("TP/FLOW/BC/001")
 def _flow_component(c: Check) -> None:
     dev = c.device()
-    answer = c.send(
-        dev.component, "POST", f"{dev_path(dev)}/sessions", body={"CMD": COMMANDS_ONE_ROUND}
+    # The CR names no resource: the lab's, or /sessions/next where the server says so.
+    entry = (
+        "/sessions/next"
+        if c.target.reading("browser-entry") == "sessions-next"
+        else f"{dev_path(dev)}/sessions"
     )
+    answer = c.send(dev.component, "POST", entry, body={"CMD": COMMANDS_ONE_ROUND})
     package = c.package(answer)
     c.expect(
         bool(package),

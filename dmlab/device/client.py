@@ -13,13 +13,14 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from ..choices import Choices
 from ..protocol import Alert, AlertType, Command, Report, Status, media, parse_commands
 from ..protocol.notification import NotificationGuard, NotificationRejected, notification_key
 from . import mo, serialize
@@ -134,8 +135,12 @@ class VirtualDevice:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_exchange: Callable[[str], None] | None = None,
         services: bool = False,
+        choices: Mapping[str, str] | None = None,
     ) -> None:
         self.dev_id = dev_id
+        #: The server's readings the device must follow (lab choices browser-entry and
+        #: notification-transport; the rest concern the server alone).
+        self.choices = Choices(choices)
         self.server_id = server_id
         self.server_url = server_url.rstrip("/")
         # DMAcc Auth/Noti: the specification's secret and auth data when given, else the
@@ -254,12 +259,15 @@ class VirtualDevice:
         body: dict[str, Any] = (
             {"CMD": commands} if commands is not None else {"job": job, "params": params or {}}
         )
+        # Lab choice browser-entry: the resource under the device, or /sessions/next.
+        entry = (
+            "/sessions/next"
+            if self.choices.is_("browser-entry", "sessions-next")
+            else f"/devices/{quote(self.dev_id)}/sessions"
+        )
         async with self._session_lock:
             response = await self._request(
-                "POST",
-                f"/devices/{quote(self.dev_id)}/sessions",
-                json=body,
-                headers={"Accept": media.COMMANDS},
+                "POST", entry, json=body, headers={"Accept": media.COMMANDS}
             )
             return await self._run(response, "browser component")
 

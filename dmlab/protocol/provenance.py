@@ -528,9 +528,33 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
     LabChoice(
         "browser-entry",
         "Browser flows",
-        "both browser flows POST to `/devices/{devId}/sessions`",
-        "",
-        "the CR does not say what the browser POSTs to",
+        "both browser flows POST to `/devices/{devId}/sessions`: the device is in the path, "
+        "and the Accept header tells the flows apart",
+        "`POST /sessions/next`, the CR's own resource that starts a session, naming the "
+        "device in the form",
+        "the CR does not say what the browser POSTs to; a resource under the device needs no "
+        "device field in the form, and leaves the CR's session resources to the DM client",
+        clause='CR x.2.3, x.2.4: the browser (component) starts the session "by sending HTTP '
+        'POST request to the DM Server"',
+        question="what does the browser POST to?",
+        options=(
+            Option(
+                "device-sessions",
+                "the device page's form (and the browser component) POST to "
+                "/devices/{devId}/sessions; without the command type in Accept the session "
+                "is queued and the device notified",
+            ),
+            Option(
+                "sessions-next",
+                "the device page's form POSTs to /sessions/next with a devId field (a "
+                "person's browser: queued, device notified, an HTML page); the browser "
+                "component POSTs its job there with the command type in Accept (commands "
+                "at once); /devices/{devId}/sessions takes only scripts' JSON",
+            ),
+        ),
+        where="dmlab/server/routes/entry.py (routes declared with when=); device.html's form; "
+        "dmlab/device/client.py VirtualDevice.browser_component",
+        judged_by=("TP/FLOW/BC/001", "TP/FLOW/BI/001", "TP/FLOW/BI/002"),
     ),
     # Existing services beside FUMO (SCOMO, LAWMO, DiagMon, DCMO): dmlab/protocol/services.py
     LabChoice(

@@ -326,6 +326,7 @@ class Lab:
                 behaviour=behaviour,
                 on_event=on_event,
                 services=services,
+                choices=self.services.choices,
             )
 
         virtual = self.devices_loop.run(make())

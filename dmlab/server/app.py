@@ -21,7 +21,7 @@ from .headers import StandardHeaders
 from .notifier import Notifier
 from .operation import served
 from .problems import EXCEPTION_HANDLERS
-from .routes import alert, devices, docs, events, resources, sessions
+from .routes import alert, devices, docs, entry, events, resources, sessions
 from .routes import choices as choice_routes
 from .tracing import TraceMiddleware
 
@@ -72,6 +72,7 @@ def create_app(services: Services) -> Starlette:
             route
             for route in (
                 *sessions.routes,
+                *entry.routes,
                 *devices.routes,
                 *alert.routes,
                 *resources.routes,

@@ -48,7 +48,17 @@ async def read_json(
     request: Request, allowed: frozenset[str] = media.DEVICE_BODY_TYPES, *, optional: bool = False
 ) -> Any:
     """The request's JSON body; ``None`` for an empty optional body."""
-    body = await read_body(request)
+    return json_of(await read_body(request), request, allowed, optional=optional)
+
+
+def json_of(
+    body: bytes,
+    request: Request,
+    allowed: frozenset[str] = media.DEVICE_BODY_TYPES,
+    *,
+    optional: bool = False,
+) -> Any:
+    """:func:`read_json` for a body already read."""
     if not body and optional:
         return None
     content_type = media.base(request.headers.get("content-type"))

@@ -93,6 +93,23 @@ def _form(json_schema: dict[str, Any], description: str) -> dict[str, Any]:
     }
 
 
+#: What a request for a session names (JSON, and the page's form).
+SESSION_FIELDS: dict[str, Any] = {
+    "CMD": ref("CommandList"),
+    "job": {"enum": JOBS},
+    "params": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
+    "notify": {"type": "boolean", "default": True},
+    "ttl": {"type": "number", "minimum": 0},
+}
+SESSION_FORM_FIELDS: dict[str, Any] = {
+    "csrf": CSRF,
+    "job": {"enum": JOBS},
+    "version": {"type": "string"},
+    "commands": {"type": "string", "description": "a JSON list of commands"},
+    "notify": {"enum": ["true", "false"]},
+    "ttl": {"type": "string"},
+}
+
 REGISTRATION: dict[str, Any] = {
     "description": "A device to register (JSON: no CSRF token, as a cross-site page "
     "cannot send JSON without the server's CORS consent).",
@@ -190,27 +207,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "`notify: false` queues without a DM Notification; `ttl` (seconds) "
         "expires a session the device never starts.",
         "type": "object",
-        "properties": {
-            "CMD": ref("CommandList"),
-            "job": {"enum": JOBS},
-            "params": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
-            "notify": {"type": "boolean", "default": True},
-            "ttl": {"type": "number", "minimum": 0},
-        },
+        "properties": SESSION_FIELDS,
         "example": {"job": "inventory", "notify": False},
+    },
+    "SessionEntry": {
+        "description": "A request for a session at `POST /sessions/next` (lab choice "
+        "browser-entry=sessions-next): an account names the device in `devId`; the "
+        "device's browser component names none (it asks for itself).",
+        "type": "object",
+        "properties": {"devId": {"type": "string", "pattern": _full(DEV_ID)}, **SESSION_FIELDS},
+        "example": {"devId": "IMEI:490154203237518", "job": "inventory"},
+    },
+    "SessionEntryForm": {
+        "description": "The device page's form under browser-entry=sessions-next: the "
+        "device, a job (and firmware version), with the CSRF token.",
+        "type": "object",
+        "required": ["csrf", "devId"],
+        "properties": {"devId": {"type": "string"}, **SESSION_FORM_FIELDS},
     },
     "SessionRequestForm": {
         "description": "The device page's form: a job (and firmware version), with the CSRF token.",
         "type": "object",
         "required": ["csrf"],
-        "properties": {
-            "csrf": CSRF,
-            "job": {"enum": JOBS},
-            "version": {"type": "string"},
-            "commands": {"type": "string", "description": "a JSON list of commands"},
-            "notify": {"enum": ["true", "false"]},
-            "ttl": {"type": "string"},
-        },
+        "properties": SESSION_FORM_FIELDS,
     },
     "FirmwarePackage": {
         "type": "object",

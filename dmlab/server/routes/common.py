@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -74,7 +76,11 @@ async def read_report(
 ) -> Report:
     """A package 1 or 3 body (statuses and alerts) read as ``model``; a malformed
     one is a 400, and an empty one, where ``optional``, is an empty report."""
-    body = await read_json(request, optional=optional)
+    return report_of(await read_json(request, optional=optional), model)
+
+
+def report_of(body: Any, model: type[Report] | type[AlertReport] = Report) -> Report:
+    """:func:`read_report` for a JSON value already read (``None``: no body)."""
     if body is None:
         return Report()
     try:

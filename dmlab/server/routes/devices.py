@@ -1,4 +1,6 @@
-"""Devices (CR x.1.2) and the browser entry point ``POST /devices/{devId}/sessions``.
+"""Devices (CR x.1.2) and the browser entry point ``POST /devices/{devId}/sessions``
+(lab choice browser-entry; under its other reading the entry is ``POST /sessions/next``,
+:mod:`.entry`, and this resource takes scripts' JSON only).
 
 Browsers get HTML and post forms; scripts send ``Accept: application/json``.
 HTML forms cannot send PUT or DELETE, so the device page's forms POST with a
@@ -73,7 +75,7 @@ def fixed_paths(request: Request) -> set[str]:
     return fixed
 
 
-def _check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) -> None:
+def check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) -> None:
     """Forms need the token, whatever they accept (a cross-site page can post a form
     with ``Accept: application/json``: both are CORS-safelisted); JSON bodies need
     none, as a cross-site page cannot send them without the server's CORS consent."""
@@ -117,7 +119,7 @@ async def register(request: Request) -> Response:
     principal = authenticate(request, "account")
     html = wants_html(request)
     fields = await read_fields(request)
-    _check_csrf(request, principal, fields)
+    check_csrf(request, principal, fields)
     dev_id = devids.canonical(fields.get("devId"))
     if dev_id in fixed_paths(request):
         raise Problem("bad-dev-id", f"{dev_id} is a path of its own under /devices/")
@@ -163,6 +165,12 @@ async def show_device(request: Request) -> Response:
         sessions=sessions,
         alerts=alerts,
         jobs=[j for j in PLANNERS if j != "commands"],
+        # Where the session form posts: lab choice browser-entry.
+        entry=(
+            "/sessions/next"
+            if svc.choices.is_("browser-entry", "sessions-next")
+            else f"{device_url(device.dev_id)}/sessions"
+        ),
     )
 
 
@@ -177,7 +185,7 @@ async def update_device(request: Request, fields: dict[str, Any] | None = None) 
     dev_id = request.path_params["dev_id"]
     if fields is None:
         fields = await read_fields(request)
-        _check_csrf(request, principal, fields)
+        check_csrf(request, principal, fields)
     expect = expectation(request, _tag_of(svc))
     updated = svc.devices.update(principal.account, dev_id, fields, expect)
     changed = sorted(k for k in fields if k in ("name", "man", "mod"))
@@ -204,7 +212,7 @@ async def device_form_post(request: Request) -> Response:
     """An HTML form's stand-in for PUT or DELETE (``_method``)."""
     principal = authenticate(request, "account")
     fields = await read_fields(request)
-    _check_csrf(request, principal, fields)
+    check_csrf(request, principal, fields)
     method = str(fields.pop("_method", "")).upper()
     fields.pop("csrf", None)
     if method == "PUT":
@@ -228,10 +236,35 @@ async def request_session(request: Request) -> Response:
     """
     principal = authenticate(request, "account", "device")
     answer = negotiate(request, FLOW_3)
-    svc = services(request)
     device = owned_device(request, principal, request.path_params["dev_id"])
     fields = await read_fields(request)
-    _check_csrf(request, principal, fields)
+    check_csrf(request, principal, fields)
+    return enter(request, principal, device, fields, answer)
+
+
+async def queue_session(request: Request) -> Response:
+    """Queue a session for a script (lab choice browser-entry=sessions-next: browsers
+    and the browser component POST to ``/sessions/next``; this resource is the
+    ``queue-resource`` alone, JSON in and out)."""
+    principal = authenticate(request, "account", "device")
+    answer = negotiate(request, (media.JSON,))
+    device = owned_device(request, principal, request.path_params["dev_id"])
+    if media.base(request.headers.get("content-type")) == media.FORM:
+        raise Problem(
+            "unsupported-media-type",
+            "send application/json; a browser's form goes to POST /sessions/next "
+            "(lab choice browser-entry=sessions-next)",
+        )
+    return enter(request, principal, device, await read_fields(request), answer)
+
+
+def enter(
+    request: Request, principal: Principal, device: Device, fields: dict[str, Any], answer: str
+) -> Response:
+    """A session asked for through the browser entry, whichever resource it is: begun now
+    for the device's browser component (``answer`` is the command type), else queued and
+    the device notified (a page for a browser, JSON for a script)."""
+    svc = services(request)
     try:
         job = job_from_request(fields)
     except ProtocolError as exc:
@@ -430,5 +463,28 @@ routes = [
             413: "413",
             415: "415",
         },
+        when={"browser-entry": ("device-sessions",)},
+    ),
+    Operation(
+        "POST",
+        "/devices/{dev_id}/sessions",
+        queue_session,
+        "Queue a session for the device and notify it (a script: flow 1). Browsers and the "
+        "browser component POST to `/sessions/next` (lab choice browser-entry).",
+        ENTRY,
+        who=BOTH,
+        body={media.JSON: {"schema": ref("SessionRequest")}},
+        body_required=False,
+        responses={
+            202: json_answer(
+                "SessionBrief", "Queued.", headers={"Location": "/sessions/id/{sessionId}"}
+            ),
+            400: "400",
+            404: "404",
+            406: "406",
+            413: "413",
+            415: "415",
+        },
+        when={"browser-entry": ("sessions-next",)},
     ),
 ]

@@ -73,10 +73,15 @@ async def _opening_report(request: Request) -> Report:
 
 async def start_next(request: Request) -> Response:
     principal = authenticate(request, "device")
-    report = await _opening_report(request)
+    return open_next(request, principal.name, await read_report(request, optional=True))
+
+
+def open_next(request: Request, dev_id: str, report: Report) -> Response:
+    """Start ``dev_id``'s oldest pending session, whose package 1 was ``report``."""
+    note(request, request=opening_summary(report))
     svc = services(request)
     session = svc.engine.start_next(
-        principal.name, base_url(request), end_completes=follows_specification(request)
+        dev_id, base_url(request), end_completes=follows_specification(request)
     )
     if session is None:
         note(request, response="nothing pending")
@@ -211,6 +216,8 @@ routes = [
         body_required=False,
         responses={**_package_2, 204: empty("Nothing is pending.")},
         devid_header=True,
+        # Under browser-entry=sessions-next, routes/entry.py serves this resource.
+        when={"browser-entry": ("device-sessions",)},
     ),
     Operation(
         "GET",
