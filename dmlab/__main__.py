@@ -41,6 +41,16 @@ def _choice(text: str) -> tuple[str, str]:
     return key, chosen[key]
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 up, not {text!r}")
+    return value
+
+
 #: ``--database`` value that starts a PostgreSQL cluster for this run only.
 THROWAWAY = "throwaway-postgresql"
 
@@ -60,6 +70,18 @@ def _open_store(database: str | None, data: Path, exits: contextlib.ExitStack) -
         database = exits.enter_context(throwaway_postgres())
         print(f"dmlab started a throwaway PostgreSQL: {database}", flush=True)
     return exits.enter_context(PostgresStore(database))
+
+
+def _caps(args: argparse.Namespace) -> Any:
+    from .caps import Caps, declared
+
+    return Caps(**{name: getattr(args, name) for name, *_ in declared()})
+
+
+def _cap_options(args: argparse.Namespace) -> list[str]:
+    from .caps import declared, option
+
+    return [f"{option(name)}={getattr(args, name)}" for name, *_ in declared()]
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -92,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
             server_id=args.server_id,
             trace=Trace(sink=store),
             choices=Choices(dict(args.choice)),
+            caps=_caps(args),
         )
         if args.listen_fd is not None:
             print(f"dmlab worker {os.getpid()} started", flush=True)
@@ -189,6 +212,7 @@ def supervise(args: argparse.Namespace) -> int:
         "--body-timeout", str(args.body_timeout), "--max-connections", str(args.max_connections),
         "--listen-fd", str(sock.fileno()),
         *(f"--choice={key}={value}" for key, value in args.choice),
+        *_cap_options(args),
     ]  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -347,6 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID=VALUE",
         help="a lab choice's option, e.g. session-ids=stable (repeatable; GET /choices lists them)",
     )
+    from .caps import declared, option
+
+    for name, default, counts, over in declared():
+        s.add_argument(
+            option(name),
+            dest=name,
+            type=_at_least_one,
+            default=default,
+            metavar="N",
+            help=f"{counts}, at most (over it: {over})".replace("`", "").replace("%", "%%"),
+        )
     s.set_defaults(run=serve)
 
     d = commands.add_parser("device", help="run a virtual device against a server")

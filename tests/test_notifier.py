@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dmlab.caps import Caps
 from dmlab.events import EventBus
 from dmlab.protocol import media
 from dmlab.protocol.notification import notification_key
@@ -23,8 +24,8 @@ PHONE = "IMEI:490154203237518"
 DEADLINE = 30.0
 
 
-def notifier() -> Notifier:
-    return Notifier("dmlab", Trace(), EventBus())
+def notifier(**caps: int) -> Notifier:
+    return Notifier("dmlab", Trace(), EventBus(), caps=Caps(**caps))
 
 
 def phone_server() -> Services:
@@ -73,7 +74,7 @@ def test_nothing_in_time_is_none_and_leaves_no_waiter() -> None:
 
 
 def test_one_package_goes_to_one_of_two_polls_the_other_waits_on() -> None:
-    box = notifier()
+    box = notifier(polls_per_device=2)  # the default, 1, would end the first poll
 
     async def go() -> list[bytes | None]:
         polls = [asyncio.create_task(box.wait(PHONE, timeout=3600)) for _ in range(2)]

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from ..caps import Caps
 from ..choices import Choices
 from ..core.devices import Devices
 from ..core.sessions import SessionEngine, new_session_id
@@ -37,7 +38,9 @@ def build_services(
     hash_cost: dict[str, int] | None = None,
     first_notification_id: int | None = None,
     choices: Choices | None = None,
+    caps: Caps | None = None,
 ) -> Services:
+    caps = caps if caps is not None else Caps()
     choices = choices if choices is not None else Choices()
     store = store if store is not None else MemoryStore()
     trace = trace if trace is not None else Trace(clock=clock)
@@ -46,7 +49,13 @@ def build_services(
     # otherwise differ per process: the notification mailboxes and the CSRF key.
     shared: Any = store if hasattr(store, "shared_secret") else None
     notifier = Notifier(
-        server_id, trace, events, clock=clock, first_id=first_notification_id, shared=shared
+        server_id,
+        trace,
+        events,
+        clock=clock,
+        first_id=first_notification_id,
+        shared=shared,
+        caps=caps,
     )
     unit = Unit(store, events)
     throttle = None if shared is None else SharedThrottle(shared)
@@ -62,6 +71,7 @@ def build_services(
         events=events,
         server_id=server_id,
         choices=choices,
+        caps=caps,
         **extra,
     )
 

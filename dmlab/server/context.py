@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..caps import Caps
 from ..choices import Choices
 from ..core import devids
 from ..core.devices import Devices
@@ -35,6 +36,8 @@ class Services:
     server_id: str
     #: The lab's readings of the CR in force (lab choices with options).
     choices: Choices = field(default_factory=Choices)
+    #: How much one device or account may hold open at once (dmlab/caps.py).
+    caps: Caps = field(default_factory=Caps)
     csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     def add_account(self, name: str, password: str) -> Account:

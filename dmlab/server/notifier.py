@@ -22,20 +22,21 @@ import itertools
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from typing import Protocol
 
 import anyio
 import anyio.to_thread
 
+from ..caps import DEFAULT as DEFAULT_CAPS
+from ..caps import RETRY_AFTER, Caps, OverCap, option
 from ..events import EventBus
 from ..protocol.notification import Notification, encode
 from ..store import Device
 from ..trace import Trace
 
 Listener = Callable[[bytes], None]
-Wake = Callable[[], None]
 
 #: Notifications kept per device for long-polling; older ones are dropped
 #: (one pending notification is enough to make a device call /sessions/next).
@@ -50,6 +51,25 @@ class SharedMailboxes(Protocol):
     def forget_notifications(self, dev_id: str) -> None: ...
 
 
+class _Poll:
+    """One waiting long-poll: woken (from any thread) by a delivery, or ended by a
+    newer poll of the same device."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, account: str) -> None:
+        self.loop = loop
+        self.account = account
+        self.arrived = asyncio.Event()
+        self.ended = False
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            self.loop.call_soon_threadsafe(self.arrived.set)
+
+    def end(self) -> None:
+        self.ended = True
+        self.wake()
+
+
 class Notifier:
     def __init__(
         self,
@@ -60,6 +80,7 @@ class Notifier:
         first_id: int | None = None,
         clock: Callable[[], float] = time.time,
         shared: SharedMailboxes | None = None,
+        caps: Caps = DEFAULT_CAPS,
     ) -> None:
         self.server_id = server_id
         self._trace = trace
@@ -74,8 +95,11 @@ class Notifier:
         self._lock = threading.Lock()
         self._listeners: dict[str, Listener] = {}
         self._mailboxes: dict[str, deque[bytes]] = defaultdict(lambda: deque(maxlen=MAILBOX_SIZE))
-        #: Polls waiting for each device's mailbox, each woken on its own loop.
-        self._waiting: dict[str, set[Wake]] = {}
+        #: Polls waiting for each device's mailbox, oldest first, each woken on its
+        #: own loop; and how many wait per account (both bounded by ``caps``).
+        self._caps = caps
+        self._waiting: dict[str, list[_Poll]] = {}
+        self._per_account: Counter[str] = Counter()
         #: Rows in the shared database instead of ``_mailboxes`` (module docstring);
         #: whoever listens for deliveries calls :meth:`wake`.
         self._shared = shared
@@ -130,8 +154,8 @@ class Notifier:
             listener = self._listeners.get(dev_id)
             if listener is None and self._shared is None:
                 self._mailboxes[dev_id].append(package)
-                for wake in self._waiting.get(dev_id, ()):
-                    wake()
+                for poll in self._waiting.get(dev_id, ()):
+                    poll.wake()
         if listener is not None:
             listener(package)
         elif self._shared is not None:
@@ -140,8 +164,8 @@ class Notifier:
     def wake(self, dev_id: str) -> None:
         """Something arrived for the device in the shared mailboxes (any thread)."""
         with self._lock:
-            for wake in self._waiting.get(dev_id, ()):
-                wake()
+            for poll in self._waiting.get(dev_id, ()):
+                poll.wake()
 
     def take(self, dev_id: str) -> bytes | None:
         if self._shared is not None:
@@ -155,50 +179,81 @@ class Notifier:
         with self._lock:
             return sum(len(polls) for polls in self._waiting.values())
 
-    async def wait(self, dev_id: str, timeout: float) -> bytes | None:
+    async def wait(self, dev_id: str, timeout: float, *, account: str = "") -> bytes | None:
         """The device's next notification, waiting up to ``timeout`` s for one to arrive.
 
         The wait sleeps until :meth:`deliver` (on any thread) wakes it, so a waiting
-        long-poll costs no CPU. ``None`` if nothing came in time.
+        long-poll costs no CPU. ``None`` if nothing came in time, or if a newer poll
+        of the same device took its place (``Caps.polls_per_device``). Raises
+        :class:`OverCap` if ``account``'s devices already have their cap of polls
+        waiting.
         """
+        if timeout <= 0:
+            return await self._take(dev_id)
         loop = asyncio.get_running_loop()
-        arrived = asyncio.Event()
+        poll = _Poll(loop, account)
+        with self._lock:
+            self._admit(dev_id, poll)
+        try:
+            return await self._wait(dev_id, poll, loop.time() + timeout)
+        finally:
+            self._unwait(dev_id, poll)
 
-        def wake() -> None:  # any thread, under self._lock
-            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
-                loop.call_soon_threadsafe(arrived.set)
+    def _admit(self, dev_id: str, poll: _Poll) -> None:
+        """Count ``poll`` in (under ``self._lock``). At the device's cap, its oldest
+        poll ends and gives up its place (so a device that lost its connection unseen
+        is never refused); otherwise at the account's cap ``poll`` is refused."""
+        polls = self._waiting.setdefault(dev_id, [])
+        replaces = len(polls) >= self._caps.polls_per_device
+        if not replaces and self._per_account[poll.account] >= self._caps.polls_per_account:
+            if not polls:
+                del self._waiting[dev_id]
+            raise OverCap(
+                "polls_per_account",
+                f"account {poll.account} has {self._caps.polls_per_account} long-polls "
+                f"waiting already (the cap, {option('polls_per_account')}); "
+                f"try again in {RETRY_AFTER} s",
+            )
+        while len(polls) >= self._caps.polls_per_device:
+            oldest = polls[0]
+            self._drop(dev_id, oldest)
+            oldest.end()
+        self._waiting.setdefault(dev_id, []).append(poll)
+        self._per_account[poll.account] += 1
 
-        deadline = loop.time() + timeout
+    async def _wait(self, dev_id: str, poll: _Poll, deadline: float) -> bytes | None:
         while True:
-            with self._lock:
-                box = self._mailboxes.get(dev_id)
-                if box:
-                    return box.popleft()
-                self._waiting.setdefault(dev_id, set()).add(wake)
-            if self._shared is not None:
-                # Registered first, then looked: a delivery in between still wakes us.
-                package = await anyio.to_thread.run_sync(self._shared.take_notification, dev_id)
-                if package is not None:
-                    self._unwait(dev_id, wake)
-                    return package
+            # Counted in first, then looked: a delivery in between still wakes us.
+            package = await self._take(dev_id)
+            if package is not None or poll.ended:
+                return package
             try:
                 async with asyncio.timeout_at(deadline):
-                    await arrived.wait()
+                    await poll.arrived.wait()
             except TimeoutError:
-                self._unwait(dev_id, wake)
-                if self._shared is None:
-                    return self.take(dev_id)
-                return await anyio.to_thread.run_sync(self.take, dev_id)
-            finally:
-                self._unwait(dev_id, wake)
-            arrived.clear()  # another poll for the same device may have taken it
+                return None if poll.ended else await self._take(dev_id)
+            poll.arrived.clear()  # another poll for the same device may have taken it
 
-    def _unwait(self, dev_id: str, wake: Wake) -> None:
+    async def _take(self, dev_id: str) -> bytes | None:
+        """:meth:`take`, off the loop when it asks the shared database."""
+        if self._shared is None:
+            return self.take(dev_id)
+        return await anyio.to_thread.run_sync(self._shared.take_notification, dev_id)
+
+    def _unwait(self, dev_id: str, poll: _Poll) -> None:
         with self._lock:
-            waiting = self._waiting.get(dev_id, set())
-            waiting.discard(wake)
-            if not waiting:
-                self._waiting.pop(dev_id, None)
+            self._drop(dev_id, poll)
+
+    def _drop(self, dev_id: str, poll: _Poll) -> None:
+        """Count ``poll`` out, if it is still in (under ``self._lock``)."""
+        polls = self._waiting.get(dev_id, [])
+        if poll in polls:
+            polls.remove(poll)
+            self._per_account[poll.account] -= 1
+            if not self._per_account[poll.account]:
+                del self._per_account[poll.account]
+        if not polls:
+            self._waiting.pop(dev_id, None)
 
     def forget(self, dev_id: str) -> None:
         if self._shared is not None:

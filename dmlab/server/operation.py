@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from starlette.routing import BaseRoute, Route
 
+from ..caps import describe
 from ..protocol import media
 from .bodies import MAX_BODY
 from .problems import PROBLEM_JSON
@@ -67,10 +68,11 @@ class Doc:
 
     @property
     def browser(self) -> bool:
-        """Whether a browser gets a page here (an answer offers HTML)."""
+        """Whether a browser gets a page here (an answer offers HTML; a refusal's
+        problem page, which every operation has, does not count)."""
         return any(
-            isinstance(r, dict) and media.HTML in r.get("content", {})
-            for r in self.responses.values()
+            isinstance(r, dict) and media.HTML in r.get("content", {}) and code < 400
+            for code, r in self.responses.items()
         )
 
 
@@ -230,6 +232,15 @@ def empty(description: str, headers: dict[str, str] | None = None) -> dict[str, 
             k: {"description": v, "schema": {"type": "string"}} for k, v in headers.items()
         }
     return response
+
+
+def over_cap(cap: str) -> dict[str, Any]:
+    """The 429 of an operation that a cap of :mod:`dmlab.caps` bounds."""
+    return {
+        "description": f"{COMMON_RESPONSES['429']['description']} Or: {describe(cap)}",
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+        "content": PROBLEM_CONTENT,
+    }
 
 
 COMMANDS_200 = {

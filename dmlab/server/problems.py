@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..caps import OverCap
 from ..core import errors
 from ..protocol import media
 from ..store import StorageFault
@@ -129,6 +130,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             429,
             "Too many failed logins",
             "This name is locked out for a while after repeated failures; see Retry-After.",
+        ),
+        ProblemType(
+            "over-cap",
+            429,
+            "Over a cap",
+            "The caller (a device or an account) has as many of these open at once as the "
+            "server allows (the caps on /docs); try again after Retry-After seconds.",
         ),
         ProblemType(
             "storage-unavailable",
@@ -266,6 +274,12 @@ async def handle_storage_fault(request: Request, exc: Exception) -> Response:
     return problem_response(request, problem)
 
 
+async def handle_over_cap(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OverCap)
+    problem = Problem("over-cap", str(exc), {"Retry-After": str(exc.retry_after)})
+    return problem_response(request, problem)
+
+
 async def handle_server_error(request: Request, exc: Exception) -> Response:
     """A 500 as a problem, closing the connection: whatever broke may have left the
     exchange half-read, and a kept-alive client must not reuse it. (Starlette then
@@ -299,5 +313,6 @@ EXCEPTION_HANDLERS = {
     NotAcceptable: handle_not_acceptable,
     HTTPException: handle_http_exception,
     StorageFault: handle_storage_fault,
+    OverCap: handle_over_cap,
     Exception: handle_server_error,
 }

@@ -40,9 +40,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ...caps import DEFAULT as DEFAULT_CAPS
+from ...caps import RETRY_AFTER, Caps, OverCap, option
 from ...events import Event, EventBus
 from ..context import authenticate, note
-from ..operation import ACCOUNT, DATA, Operation, empty
+from ..operation import ACCOUNT, DATA, Operation, empty, over_cap
 
 #: Seconds between comment lines on a quiet stream, so proxies and clients
 #: can tell a quiet stream from a dead connection.
@@ -92,8 +94,9 @@ class Subscription:
 class EventStreams:
     """The bridge from one EventBus to every open ``/events`` stream of an app."""
 
-    def __init__(self, bus: EventBus, ring: int = RING_SIZE) -> None:
+    def __init__(self, bus: EventBus, ring: int = RING_SIZE, *, caps: Caps = DEFAULT_CAPS) -> None:
         self._lock = threading.Lock()
+        self._caps = caps
         self._recent: deque[Event] = deque(maxlen=ring)
         self._subscriptions: set[Subscription] = set()
         self.closed = False
@@ -108,9 +111,20 @@ class EventStreams:
 
     def open(self, account: str, after: int | None) -> tuple[Subscription, list[Event]]:
         """Subscribe, and return the account's buffered events after ``after`` (if given).
-        Both happen under the bus lock, so no event is missed or sent twice."""
+        Both happen under the bus lock, so no event is missed or sent twice. Raises
+        :class:`OverCap` if the account has its cap of streams open already: a
+        stream never ends by itself, so ending an older one would only make two
+        clients of one account take turns."""
         subscription = Subscription(account, asyncio.get_running_loop())
+        cap = self._caps.streams_per_account
         with self._lock:
+            if sum(s.account == account for s in self._subscriptions) >= cap:
+                raise OverCap(
+                    "streams_per_account",
+                    f"account {account} has {cap} event streams open already (the cap, "
+                    f"{option('streams_per_account')}); close one, or try again in "
+                    f"{RETRY_AFTER} s",
+                )
             self._subscriptions.add(subscription)
             backlog = (
                 []
@@ -146,7 +160,8 @@ def event_streams(app: Starlette) -> EventStreams:
     with _hub_lock:
         hub = getattr(app.state, "event_streams", None)
         if hub is None:
-            hub = EventStreams(app.state.services.events)
+            services = app.state.services
+            hub = EventStreams(services.events, caps=services.caps)
             app.state.event_streams = hub
         return hub
 
@@ -239,6 +254,7 @@ routes = [
                 "description": "An endless event stream.",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
+            429: over_cap("streams_per_account"),
             503: empty("The server is shutting down.", {"Retry-After": "seconds"}),
         },
     )

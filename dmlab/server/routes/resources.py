@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ...caps import describe
 from ...core.service_jobs import NAME
 from ...protocol import media
 from ...protocol.firmware import is_version, lab_package
@@ -25,6 +26,7 @@ from ..operation import (
     Operation,
     empty,
     json_answer,
+    over_cap,
     resource_rows,
     text_answer,
 )
@@ -154,7 +156,7 @@ async def notifications(request: Request) -> Response:
     if not 0 <= wait <= MAX_WAIT:
         raise Problem("bad-request", WAIT_RULE)
     package = await unless_disconnected(
-        request, services(request).notifier.wait(principal.name, wait)
+        request, services(request).notifier.wait(principal.name, wait, account=principal.account)
     )
     if package is None:
         return Response(status_code=204)
@@ -313,8 +315,12 @@ routes = [
                     }
                 },
             },
-            204: empty("None arrived in time."),
+            204: empty(
+                "None arrived in time, or a newer poll of the same device took this one's "
+                "place. " + describe("polls_per_device")
+            ),
             400: "400",
+            429: over_cap("polls_per_account"),
         },
         devid_header=True,
     ),
