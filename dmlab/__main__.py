@@ -91,7 +91,7 @@ def serve(args: argparse.Namespace) -> int:
     from .choices import Choices
     from .runtime import LabCA, ServerThread
     from .runtime.limits import ConnectionLimits
-    from .server import build_services, close_streams, create_app
+    from .server import build_services, close_streams, create_app, follow_others
     from .server.auth import verify_secret
     from .store import StorageFault
     from .store.sqlite import SchemaVersionError
@@ -118,11 +118,8 @@ def serve(args: argparse.Namespace) -> int:
         )
         if args.listen_fd is not None:
             print(f"dmlab worker {os.getpid()} started", flush=True)
-        if hasattr(store, "listen"):
-            # Other processes on this database deliver notifications too: wake our polls.
-            from .store.postgres import NOTIFICATIONS_CHANNEL
-
-            exits.callback(store.listen(NOTIFICATIONS_CHANNEL, services.notifier.wake))
+        # Other processes on this database deliver notifications and publish events too.
+        exits.callback(follow_others(services))
         for name, password in args.account:
             existing = store.get_account(name)
             if existing is None or not verify_secret(password, existing.password_hash):

@@ -5,8 +5,11 @@ directory (the lab CA), with a client talking to either."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import ssl
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +158,7 @@ def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path:
     completed exactly once, none lost, none seen by another device."""
     from test_concurrency import ACCOUNTS, check, fleet
 
+    from dmlab.events import REPLAY_SIZE
     from dmlab.server import build_services
     from dmlab.store.postgres import PostgresStore
 
@@ -180,8 +184,11 @@ def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path:
     assert code == 0, "\n".join(process.lines)
     assert len(process.lines) >= 1
     with PostgresStore(database) as store:
-        # Who started what is checked from the store (the events stayed in each worker).
-        check(build_services(store=store), out, None)
+        # Every worker's events are in the one log: each session started once, over all.
+        logged = store.events_after(0, None, REPLAY_SIZE)
+        assert len(logged) < REPLAY_SIZE, "the log was trimmed: run fewer devices"
+        started = Counter(e.data["key"] for e in logged if e.kind == "session.started")
+        check(build_services(store=store), out, started)
     assert len(out.raced) == 8
 
 
@@ -199,3 +206,102 @@ def test_two_processes_number_one_trace(new_database: Callable[[], str]) -> None
         kept = one.load_trace(10)
     assert [e.path for e in kept] == ["/0", "/1", "/2", "/3"]
     assert [e.seq for e in kept] == sorted({e.seq for e in kept})
+
+
+class Stream:
+    """``GET /events`` read in a thread until ``wanted`` frames about ``dev_ids`` came."""
+
+    def __init__(
+        self, client: httpx.Client, dev_ids: set[str], wanted: int, last_event_id: str = ""
+    ) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self._thread = threading.Thread(
+            target=self._read, args=(client, headers, dev_ids, wanted), daemon=True
+        )
+        self._thread.start()
+        assert self.ready.wait(START_TIMEOUT), "the stream did not start"
+
+    def _read(
+        self, client: httpx.Client, headers: dict[str, str], dev_ids: set[str], wanted: int
+    ) -> None:
+        with client.stream("GET", "/events", headers=headers) as response:
+            assert response.status_code == 200
+            frame: dict[str, Any] = {}
+            for line in response.iter_lines():
+                self.ready.set()  # the first comment comes once the subscription is in place
+                if line and not line.startswith(":"):
+                    field, _, value = line.partition(": ")
+                    frame[field] = value
+                elif not line:
+                    data = json.loads(frame["data"]) if "data" in frame else {}
+                    if data.get("devId") in dev_ids:
+                        self.frames.append({"id": int(frame["id"]), **data})
+                    frame = {}
+                    if len(self.frames) == wanted:
+                        return
+        self.ready.set()
+
+    def result(self) -> list[tuple[int, str, str]]:
+        self._thread.join(START_TIMEOUT)
+        assert not self._thread.is_alive(), f"only these came: {self.frames}"
+        assert all(frame["id"] == frame["seq"] for frame in self.frames)
+        return [(frame["id"], frame["kind"], frame["devId"]) for frame in self.frames]
+
+
+def test_each_server_streams_every_servers_events_in_one_order(
+    pair: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Events published on A and on B reach the streams of both, in the same order,
+    under the same numbers; a reconnect to B with an id A sent replays the rest."""
+    a, b = pair
+    ca = _ca(pair, tmp_path_factory)
+    x, y = next(DEV_IDS), next(DEV_IDS)
+    json_accept = {"Accept": "application/json"}
+    with (
+        _client(a, ca, auth=ACCOUNT, headers=json_accept) as on_a,
+        _client(b, ca, auth=ACCOUNT, headers=json_accept) as on_b,
+    ):
+        streams = [Stream(on_a, {x, y}, 4), Stream(on_b, {x, y}, 4)]
+        assert on_b.post("/devices/new", json={"devId": x}).status_code == 201
+        assert on_a.post("/devices/new", json={"devId": y}).status_code == 201
+        for client, dev_id in ((on_b, x), (on_a, y)):
+            queued = client.post(
+                f"/devices/{dev_id}/sessions", json={"job": "inventory", "notify": False}
+            )
+            assert queued.status_code == 202, queued.text
+        seen = [stream.result() for stream in streams]
+        assert seen[0] == seen[1]
+        assert [(kind, dev_id) for _, kind, dev_id in seen[0]] == [
+            ("device.registered", x),
+            ("device.registered", y),
+            ("session.queued", x),
+            ("session.queued", y),
+        ]
+        numbers = [seq for seq, _, _ in seen[0]]
+        assert numbers == sorted(set(numbers))
+
+        resumed = Stream(on_b, {x, y}, 3, last_event_id=str(numbers[0])).result()
+        assert resumed == seen[0][1:]
+
+
+def test_the_event_log_keeps_the_newest_and_replays_one_accounts(
+    new_database: Callable[[], str],
+) -> None:
+    from dmlab.events import Event
+    from dmlab.store.postgres import PostgresStore
+
+    with PostgresStore(new_database()) as store:
+        assert store.last_event_seq() == 0
+        for i in range(5):
+            account = "demo" if i % 2 == 0 else "rival"
+            event = Event(0, "device.updated", account, f"dev{i}", 1.0, {"n": i})
+            assert store.append_events([event], keep=3) == [i + 1]
+        assert [e.seq for e in store.events_after(0, None, 10)] == [3, 4, 5]
+        assert [(e.seq, e.data) for e in store.events_after(3, "demo", 10)] == [(5, {"n": 4})]
+        assert [e.seq for e in store.events_after(0, None, 2)] == [3, 4]
+        assert store.last_event_seq() == 5
+        # Whatever number a client sends as Last-Event-ID, the query takes it.
+        assert store.events_after(10**30, "demo", 10) == []
+        assert len(store.events_after(-(10**30), "demo", 10)) == 2

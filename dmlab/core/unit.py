@@ -29,12 +29,19 @@ class Unit:
         try:
             with self.store.transaction():
                 yield
-            if outermost:
-                for kind, account, dev_id, data in self._local.outbox:
-                    self.events.publish(kind, account=account, dev_id=dev_id, **data)
+                if outermost and self.events.shared:
+                    # Logged in this transaction: they exist exactly if it commits, and
+                    # every process delivers them after the commit (dmlab.events).
+                    self._announce()
+            if outermost and not self.events.shared:
+                self._announce()
         finally:
             if outermost:
                 self._local.outbox = None
+
+    def _announce(self) -> None:
+        for kind, account, dev_id, data in self._local.outbox:
+            self.events.publish(kind, account=account, dev_id=dev_id, **data)
 
     def publish(self, kind: str, *, account: str, dev_id: str, **data: Any) -> None:
         """Announce now, or at commit when inside ``atomic()``."""

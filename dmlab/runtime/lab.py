@@ -27,7 +27,7 @@ from ..choices import Choices
 from ..device import Behaviour, SessionRun, VirtualDevice
 from ..events import EventBus
 from ..protocol import AlertType, media
-from ..server import Services, build_services, close_streams, create_app
+from ..server import Services, build_services, close_streams, create_app, follow_others
 from ..store import Store
 from ..trace import Trace
 from .threads import LoopThread, ServerThread
@@ -209,6 +209,7 @@ class Lab:
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
         self._started = False
+        self._unfollow: Callable[[], None] = lambda: None
 
     # Lifecycle ---------------------------------------------------------------
     def start(self) -> Lab:
@@ -216,6 +217,8 @@ class Lab:
             return self
         self.server.start()
         self.devices_loop.start()
+        # A store other processes share (PostgreSQL): their notifications and events too.
+        self._unfollow = follow_others(self.services)
         self._started = True
         self.add_account(*self._account)
         return self
@@ -233,6 +236,7 @@ class Lab:
         self.devices_loop.stop()
         close_streams(self.app)  # open /events streams would hold up the shutdown
         self.server.stop()
+        self._unfollow()
 
     def __enter__(self) -> Lab:
         return self.start()

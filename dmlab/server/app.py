@@ -44,10 +44,11 @@ def build_services(
     choices = choices if choices is not None else Choices()
     store = store if store is not None else MemoryStore()
     trace = trace if trace is not None else Trace(clock=clock)
-    events = events if events is not None else EventBus(clock=clock)
     # A store that several processes share (PostgreSQL) also holds what would
-    # otherwise differ per process: the notification mailboxes and the CSRF key.
+    # otherwise differ per process: the notification mailboxes, the CSRF key and
+    # the event log.
     shared: Any = store if hasattr(store, "shared_secret") else None
+    events = events if events is not None else EventBus(clock=clock, log=shared)
     notifier = Notifier(
         server_id,
         trace,
@@ -74,6 +75,23 @@ def build_services(
         caps=caps,
         **extra,
     )
+
+
+def follow_others(services: Services) -> Callable[[], None]:
+    """On a store that other processes share, they deliver notifications and publish
+    events too: listen for both (one connection and thread), waking this process's
+    long-polls and delivering the events to its subscribers. Returns the function
+    that stops listening (nothing to stop for a store of one process)."""
+    store: Any = services.store
+    if not hasattr(store, "listen"):
+        return lambda: None
+    from ..store.postgres import EVENTS_CHANNEL, NOTIFICATIONS_CHANNEL
+
+    stop: Callable[[], None] = store.listen(
+        {NOTIFICATIONS_CHANNEL: services.notifier.wake, EVENTS_CHANNEL: services.events.relay}
+    )
+    services.events.relay()  # any logged between the bus's start and the LISTEN
+    return stop
 
 
 def create_app(services: Services) -> Starlette:

@@ -19,15 +19,17 @@ benchmarks/sessions.py measures. Reads outside ``transaction()`` take no lock.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ..events import Event
 from ..trace import Exchange
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
@@ -44,7 +46,7 @@ from .rows import (
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: The advisory lock every write transaction holds ("dmlab" in ASCII).
 _WRITE_LOCK = 0x646D6C6162
@@ -158,10 +160,25 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE SEQUENCE trace_seq",
         "SELECT setval('trace_seq', COALESCE((SELECT max(seq) FROM trace), 0) + 1, false)",
     ),
+    # Version 5: the lab's events (``dmlab.events.EventLog``), numbered once for every
+    # process, the newest kept for ``Last-Event-ID`` replay on any of them.
+    4: (
+        "CREATE SEQUENCE event_seq",
+        """CREATE TABLE events (
+            seq BIGINT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            account TEXT NOT NULL,
+            dev_id TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            data TEXT NOT NULL
+        )""",
+    ),
 }
 
 #: The LISTEN/NOTIFY channel that says "a notification waits for this device".
 NOTIFICATIONS_CHANNEL = "dmlab_notifications"
+#: The LISTEN/NOTIFY channel that says "events up to this number are in the log".
+EVENTS_CHANNEL = "dmlab_events"
 
 
 class SchemaVersionError(RuntimeError):
@@ -261,6 +278,17 @@ class PostgresStore:
                     yield
             finally:
                 self._local.conn = None
+
+    @contextmanager
+    def _joined(self) -> Iterator[psycopg.Connection[Any]]:
+        """The open transaction's connection (no savepoint: a failure fails it all),
+        or a new transaction's."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.transaction():
+            yield self._local.conn
 
     def _run(self, use: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -541,25 +569,68 @@ class PostgresStore:
     def forget_notifications(self, dev_id: str) -> None:
         self._write("DELETE FROM notifications WHERE dev_id = %s", (dev_id,))
 
-    def listen(self, channel: str, on_payload: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``on_payload`` (on a thread of its own) for every NOTIFY on ``channel``,
-        from any process; returns a function that stops listening."""
+    # The event log (``dmlab.events.EventLog``). Numbered under the write lock that
+    # every transaction holds, so numbers follow commit order: a reader that sees
+    # event n sees every event before it, which makes "all after the last one I saw"
+    # a complete answer (gaps are rolled-back numbers, never late ones).
+    def append_events(self, events: Sequence[Event], keep: int) -> list[int]:
+        seqs = []
+        with self._joined() as conn:
+            for event in events:
+                row = conn.execute(
+                    "WITH added AS (INSERT INTO events (seq, kind, account, dev_id, at, data) "
+                    "VALUES (nextval('event_seq'), %s, %s, %s, %s, %s) RETURNING seq), "
+                    "trimmed AS (DELETE FROM events WHERE seq <= (SELECT seq FROM added) - %s) "
+                    "SELECT seq, pg_notify(%s, seq::text) FROM added",
+                    (
+                        event.kind,
+                        event.account,
+                        event.dev_id,
+                        event.at,
+                        json.dumps(event.data, separators=(",", ":"), default=str),
+                        max(keep, 1),
+                        EVENTS_CHANNEL,
+                    ),
+                ).fetchone()
+                assert row is not None
+                seqs.append(int(row[0]))
+        return seqs
+
+    def events_after(self, after: int, account: str | None, limit: int) -> list[Event]:
+        after = max(min(after, 2**63 - 1), -1)  # any int a client sent fits BIGINT
+        rows = self._all(
+            "SELECT seq, kind, account, dev_id, at, data FROM events WHERE seq > %s "
+            + ("" if account is None else "AND account = %s ")
+            + "ORDER BY seq LIMIT %s",
+            (after, max(limit, 0)) if account is None else (after, account, max(limit, 0)),
+        )
+        return [Event(seq, k, a, d, at, json.loads(data)) for seq, k, a, d, at, data in rows]
+
+    def last_event_seq(self) -> int:
+        row = self._one("SELECT COALESCE(max(seq), 0) FROM events", ())
+        return 0 if row is None else int(row[0])
+
+    def listen(self, handlers: Mapping[str, Callable[[str], None]]) -> Callable[[], None]:
+        """Call ``handlers[channel]`` with the payload of every NOTIFY on that channel,
+        from any process, on one connection and a thread of its own; returns a
+        function that stops listening."""
         conn = psycopg.connect(self.dsn, autocommit=True)
-        conn.execute(f"LISTEN {channel}")  # a fixed identifier, never client input
+        for channel in handlers:
+            conn.execute(f"LISTEN {channel}")  # fixed identifiers, never client input
         stopped = threading.Event()
 
         def run() -> None:
             try:
                 while not stopped.is_set():
                     for notify in conn.notifies(timeout=0.5):
-                        on_payload(notify.payload)
+                        handlers[notify.channel](notify.payload)
             except psycopg.Error:
                 if not stopped.is_set():
                     raise
             finally:
                 conn.close()
 
-        thread = threading.Thread(target=run, name=f"listen-{channel}", daemon=True)
+        thread = threading.Thread(target=run, name="listen-" + ",".join(handlers), daemon=True)
         thread.start()
 
         def stop() -> None:

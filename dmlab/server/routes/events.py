@@ -9,11 +9,13 @@ completed) without polling ``/sessions/pending``. Each event is one SSE frame::
 
 The :class:`~dmlab.events.EventBus` calls subscribers synchronously on whatever
 thread publishes (a request on the server's loop, a device thread, a notebook
-cell). :class:`EventStreams` keeps the bus callback tiny: it records the event
-in a ring buffer and hands it to each matching stream's loop with
-``call_soon_threadsafe``. A stream that falls behind by a whole queue ends, and
-the client's reconnect with ``Last-Event-ID`` replays the missed events from
-the ring buffer (as far back as it reaches).
+cell, or the listener thread that relays other processes' events on a shared
+database). :class:`EventStreams` keeps the bus callback tiny: it hands the event
+to each matching stream's loop with ``call_soon_threadsafe``. A stream that falls
+behind by a whole queue ends, and the client's reconnect with ``Last-Event-ID``
+replays the missed events from the bus's recent ones (:meth:`EventBus.since`: the
+last ``REPLAY_SIZE`` in memory, or in the database several processes share, so a
+client may reconnect to any of them).
 
 A stream sleeps until something wakes it: an event, the hub closing
 (:func:`close_streams`), or its heartbeat falling due. A client that hangs up
@@ -33,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections import deque
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -51,8 +53,6 @@ from ..operation import ACCOUNT, DATA, Operation, empty, over_cap
 HEARTBEAT = 15.0
 #: Events a stream may have waiting before it is ended as too slow.
 QUEUE_SIZE = 1_000
-#: Recent events kept for ``Last-Event-ID`` replay, across all accounts.
-RING_SIZE = 1_000
 #: What the ``retry:`` field asks of a reconnecting EventSource, in ms.
 RETRY_MS = 1_000
 
@@ -94,27 +94,27 @@ class Subscription:
 class EventStreams:
     """The bridge from one EventBus to every open ``/events`` stream of an app."""
 
-    def __init__(self, bus: EventBus, ring: int = RING_SIZE, *, caps: Caps = DEFAULT_CAPS) -> None:
+    def __init__(self, bus: EventBus, *, caps: Caps = DEFAULT_CAPS) -> None:
         self._lock = threading.Lock()
         self._caps = caps
-        self._recent: deque[Event] = deque(maxlen=ring)
+        self._bus = bus
         self._subscriptions: set[Subscription] = set()
         self.closed = False
         self._unsubscribe = bus.subscribe(self._publish)
 
     def _publish(self, event: Event) -> None:
         with self._lock:
-            self._recent.append(event)
             targets = [s for s in self._subscriptions if s.account == event.account]
         for subscription in targets:
             subscription.offer(event)
 
     def open(self, account: str, after: int | None) -> tuple[Subscription, list[Event]]:
-        """Subscribe, and return the account's buffered events after ``after`` (if given).
-        Both happen under the bus lock, so no event is missed or sent twice. Raises
-        :class:`OverCap` if the account has its cap of streams open already: a
-        stream never ends by itself, so ending an older one would only make two
-        clients of one account take turns."""
+        """Subscribe, then read the account's recent events after ``after`` (if given;
+        a shared bus's are read by the route, off the loop). In that order no event
+        is missed: one published meanwhile is in both, and the stream skips numbers it
+        has sent. Raises :class:`OverCap` if the account has its cap of streams open
+        already: a stream never ends by itself, so ending an older one would only make
+        two clients of one account take turns."""
         subscription = Subscription(account, asyncio.get_running_loop())
         cap = self._caps.streams_per_account
         with self._lock:
@@ -126,12 +126,9 @@ class EventStreams:
                     f"{RETRY_AFTER} s",
                 )
             self._subscriptions.add(subscription)
-            backlog = (
-                []
-                if after is None
-                else [e for e in self._recent if e.account == account and e.seq > after]
-            )
-        return subscription, backlog
+        if after is None or self._bus.shared:
+            return subscription, []
+        return subscription, self._bus.since(account, after)
 
     def drop(self, subscription: Subscription) -> None:
         with self._lock:
@@ -196,6 +193,13 @@ async def stream_events(request: Request) -> Response:
         return Response(status_code=503, headers={"Retry-After": "1"})
     after = _last_event_id(request)
     subscription, backlog = hub.open(principal.account, after)
+    bus: EventBus = request.app.state.services.events
+    if after is not None and bus.shared:
+        try:  # a query: off the event loop
+            backlog = await anyio.to_thread.run_sync(bus.since, principal.account, after)
+        except BaseException:
+            hub.drop(subscription)
+            raise
     note(request, request="event stream" + (f" after {after}" if after is not None else ""))
 
     async def body() -> AsyncIterator[str]:
