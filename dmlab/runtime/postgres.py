@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PostgresNotFound", "find_bindir", "throwaway_postgres"]
+__all__ = ["Cluster", "PostgresNotFound", "find_bindir", "throwaway_cluster", "throwaway_postgres"]
 
 
 class PostgresNotFound(RuntimeError):
@@ -47,9 +47,34 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Cluster:
+    """A throwaway cluster that can be stopped and started again on the same port
+    (to try what a server does when its database goes away and comes back)."""
+
+    def __init__(self, top: Path, bindir: Path, run_as: list[str], user: str) -> None:
+        self.data, self.log, self.port = top / "data", top / "log", _free_port()
+        self.dsn = f"postgresql://{user}@127.0.0.1:{self.port}/postgres"
+        self._bindir, self._run_as = bindir, run_as
+        # Unix socket in our own directory, TCP on loopback only; fsync off: a
+        # throwaway cluster need not survive a power cut, and tests run faster.
+        self._options = f"-k {top} -p {self.port} -h 127.0.0.1 -c fsync=off -c max_connections=200"
+
+    def pg(self, *args: str) -> None:
+        subprocess.run(
+            [*self._run_as, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def start(self) -> None:
+        ctl = str(self._bindir / "pg_ctl")
+        self.pg(ctl, "-D", str(self.data), "-o", self._options, "-l", str(self.log), "-w", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self.pg(str(self._bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+
 @contextlib.contextmanager
-def throwaway_postgres(user: str = "dmlab") -> Iterator[str]:
-    """Yield the DSN of a new, empty PostgreSQL cluster; stop and delete it on exit."""
+def throwaway_cluster(user: str = "dmlab") -> Iterator[Cluster]:
+    """A new, empty, running PostgreSQL cluster; stopped and deleted on exit."""
     bindir = find_bindir()
     run_as: list[str] = []
     owner: pwd.struct_passwd | None = None
@@ -62,19 +87,20 @@ def throwaway_postgres(user: str = "dmlab") -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="dmlab-pg-") as top:
         if owner is not None:
             os.chown(top, owner.pw_uid, owner.pw_gid)
-        data, log, port = Path(top) / "data", Path(top) / "log", _free_port()
-
-        def pg(*args: str) -> None:
-            subprocess.run(
-                [*run_as, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
-
-        pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "-E", "UTF8")
-        # Unix socket in our own directory, TCP on loopback only; fsync off: a
-        # throwaway cluster need not survive a power cut, and tests run faster.
-        options = f"-k {top} -p {port} -h 127.0.0.1 -c fsync=off -c max_connections=200"
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+        cluster = Cluster(Path(top), bindir, run_as, user)
+        cluster.pg(
+            str(bindir / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", user, "-E", "UTF8"
+        )
+        cluster.start()
         try:
-            yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+            yield cluster
         finally:
-            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
+                cluster.stop()
+
+
+@contextlib.contextmanager
+def throwaway_postgres(user: str = "dmlab") -> Iterator[str]:
+    """Yield the DSN of a new, empty PostgreSQL cluster; stop and delete it on exit."""
+    with throwaway_cluster(user) as cluster:
+        yield cluster.dsn

@@ -449,7 +449,9 @@ class Authenticator:
 class AuthMiddleware:
     """Checks the ``Authorization`` header before routing, off the event loop where
     it is slow, and leaves the outcome in ``scope["state"]["auth"]`` (a
-    :class:`Principal`, ``None`` or a :class:`LockedOut`) for the routes to read."""
+    :class:`Principal`, ``None``, a :class:`LockedOut`, or the :class:`StorageFault`
+    that kept the credentials from being checked) for the routes to read: a route
+    that needs a caller answers it (a 503), one that needs nobody is served."""
 
     def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
         self.app = app
@@ -458,13 +460,13 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             header = Headers(scope=scope).get("authorization")
-            outcome: Principal | LockedOut | None = None
+            outcome: Principal | LockedOut | StorageFault | None = None
             if header:
                 client = scope.get("client") or ("", 0)
                 try:
                     outcome = await self.auth.authenticate(header, client[0])
-                except LockedOut as locked:
-                    outcome = locked
+                except (LockedOut, StorageFault) as refused:
+                    outcome = refused
             scope.setdefault("state", {})["auth"] = outcome
         await self.app(scope, receive, send)
 

@@ -16,7 +16,7 @@ from ..core.errors import InvalidDevId
 from ..core.sessions import SessionEngine
 from ..events import EventBus
 from ..protocol import media
-from ..store import Account, Device, Store
+from ..store import Account, Device, StorageFault, Store
 from ..trace import Trace
 from .auth import Authenticator, LockedOut, Principal, csrf_token
 from .negotiation import FLOW_3, JSON_OR_HTML, preferred
@@ -64,6 +64,8 @@ def authenticate(request: Request, *kinds: str) -> Principal:
     """The caller, if its credentials are valid and of an allowed kind; else 401/403."""
     # AuthMiddleware has checked the credentials already, off the event loop.
     principal = request.scope.get("state", {}).get("auth")
+    if isinstance(principal, StorageFault):
+        raise principal  # the credentials could not be checked: 503, as any fault
     if isinstance(principal, LockedOut):
         locked = principal
         note(request, source=_guess_role(request))

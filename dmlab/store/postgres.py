@@ -23,14 +23,16 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from ..events import Event
 from ..trace import Exchange
+from .base import StorageFault
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
@@ -43,10 +45,14 @@ from .rows import (
     session_from,
 )
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
 SCHEMA_VERSION = 5
+
+#: Seconds a caller waits for a pooled connection while the server is known to be
+#: down (it would otherwise wait the pool's whole ``timeout``, on the event loop).
+FAIL_FAST = 0.5
 
 #: The advisory lock every write transaction holds ("dmlab" in ASCII).
 _WRITE_LOCK = 0x646D6C6162
@@ -175,6 +181,61 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
+# Storage faults ----------------------------------------------------------------------
+# SQLSTATEs (and classes, by their first two characters) that mean "the storage", not
+# "the statement": answered 503 with Retry-After, as SQLiteStore's faults are.
+_FAULT_CODES = {
+    "53100": "full",  # disk_full
+    "25006": "read-only",  # read_only_sql_transaction (also a hot standby)
+    "57P01": "unavailable",  # admin_shutdown: the server is shutting down
+    "57P02": "unavailable",  # crash_shutdown
+    "57P03": "unavailable",  # cannot_connect_now: starting up or shutting down
+    "57014": "busy",  # query_canceled (statement_timeout)
+    "55P03": "busy",  # lock_not_available
+    "40P01": "busy",  # deadlock_detected
+}
+_FAULT_CLASSES = {
+    "08": "unavailable",  # connection exception
+    "53": "busy",  # insufficient resources (out of memory, too many connections)
+    "58": "io",  # system error (I/O error, undefined file)
+    "XX": "corrupt",  # internal error: data or index corrupted
+}
+_FAULT_WORDS = {
+    "full": "has no space left (disk full)",
+    "read-only": "is read-only",
+    "unavailable": "cannot be reached (connection lost, server down, or no free connection)",
+    "busy": "is too busy now",
+    "io": "cannot be read or written (I/O error)",
+    "corrupt": "is damaged",
+}
+
+
+def storage_fault(where: str, exc: BaseException) -> StorageFault | None:
+    """The :class:`StorageFault` a psycopg error stands for, if it is one. A broken
+    connection has no SQLSTATE (the server never answered): an ``OperationalError``
+    without one is the connection, as is the pool's ``PoolTimeout``."""
+    if not isinstance(exc, psycopg.Error):
+        return None
+    code = exc.sqlstate or ""
+    kind = _FAULT_CODES.get(code) or _FAULT_CLASSES.get(code[:2])
+    if kind is None and not code and isinstance(exc, psycopg.OperationalError):
+        kind = "unavailable"
+    if kind is None:
+        return None
+    reason = " ".join(str(exc).split())[:300]  # one line
+    return StorageFault(kind, f"{where} {_FAULT_WORDS[kind]}: {reason}")
+
+
+def describe_dsn(dsn: str) -> str:
+    """``PostgreSQL database D on H:P``: where, without user or password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "the PostgreSQL database"
+    where = f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}"
+    return f"PostgreSQL database {parts.get('dbname') or parts.get('user') or '?'} on {where}"
+
+
 #: The LISTEN/NOTIFY channel that says "a notification waits for this device".
 NOTIFICATIONS_CHANNEL = "dmlab_notifications"
 #: The LISTEN/NOTIFY channel that says "events up to this number are in the log".
@@ -201,8 +262,14 @@ class PostgresStore:
         if alerts_per_device < 0:
             raise ValueError("alerts_per_device must not be negative")
         self.dsn = dsn
+        self._where = describe_dsn(dsn)
         self._alerts_per_device = alerts_per_device
         self._local = threading.local()  # .conn and .depth of this thread's transaction
+        #: Set by a lost connection, cleared by the next statement that goes through:
+        #: meanwhile a caller waits FAIL_FAST s for a connection, not ``timeout``
+        #: (the store is called on the server's event loop).
+        self._down = threading.Event()
+        self._checking = threading.Lock()
         self._pool: ConnectionPool | None = ConnectionPool(
             dsn,
             min_size=1,
@@ -211,9 +278,13 @@ class PostgresStore:
             open=False,
             kwargs={"autocommit": True},
         )
-        self._pool.open(wait=True, timeout=timeout)
         try:
-            self._migrate()
+            with self._faults():
+                # One connection first: a server that is not there is one clear error
+                # now, not the pool's retries (each logged) until ``timeout``.
+                psycopg.connect(dsn, connect_timeout=max(1, round(timeout))).close()
+                self._pool.open(wait=True, timeout=timeout)
+                self._migrate()
         except BaseException:
             self.close()
             raise
@@ -234,6 +305,49 @@ class PostgresStore:
         if self._pool is None:
             raise psycopg.InterfaceError("the PostgreSQL store is closed")
         return self._pool
+
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled connection; while the server is known to be down, only a short wait."""
+        return self._pool_or_raise().connection(FAIL_FAST if self._down.is_set() else None)
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """Turn psycopg's storage errors into :class:`StorageFault` (any other error,
+        a constraint say, is raised as it is). After a lost connection, the pool's
+        idle connections are checked (off this thread): they died with it, and each
+        would otherwise fail one more request."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            fault = storage_fault(self._where, exc)
+            if fault is None:
+                raise
+            if fault.kind == "unavailable":
+                self._lost()
+            raise fault from exc
+        self._down.clear()
+
+    def _lost(self) -> None:
+        self._down.set()
+        pool = self._pool
+        if pool is None or not self._checking.acquire(blocking=False):
+            return  # closed, or a check is under way
+
+        def check() -> None:
+            try:
+                pool.check()
+            except Exception:
+                pass  # the next request tells what is wrong
+            finally:
+                self._checking.release()
+
+        threading.Thread(target=check, name="postgres-check", daemon=True).start()
+
+    def check(self) -> None:
+        """Start-up check: raise :class:`StorageFault` (one clear line) if a write does
+        not go through (a read-only database or standby, a full disk)."""
+        with self.transaction():
+            self._local.conn.execute("UPDATE dmlab_schema SET version = version")
 
     @property
     def schema_version(self) -> int:
@@ -270,7 +384,7 @@ class PostgresStore:
             with conn.transaction():
                 yield
             return
-        with self._pool_or_raise().connection() as conn:
+        with self._faults(), self._connection() as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():
@@ -293,8 +407,8 @@ class PostgresStore:
     def _run(self, use: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is not None:
-            return use(conn)
-        with self._pool_or_raise().connection() as pooled:
+            return use(conn)  # inside transaction(), whose _faults() sees what fails
+        with self._faults(), self._connection() as pooled:
             return use(pooled)
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
