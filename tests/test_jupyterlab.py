@@ -46,6 +46,9 @@ NOTEBOOK = "dashboard.ipynb"
 DEV_ID = "IMEI:490154203237518"
 TIMEOUT = 20_000  # ms, for each wait in the page (a whole run takes about 10 s)
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+#: s: JupyterLab's first start in a fresh venv, on a loaded 2-core machine, took over 30 s
+#: (it only bounds a hang: the wait ends as soon as /api/status answers).
+START_DEADLINE = 180
 RUN_ALL_TIMEOUT = 300_000  # ms: one notebook's "Restart Kernel and Run All Cells" (~20 s idle)
 #: Tables known to be cut, by notebook, each with who fixes it (issue 17 is reworking 07's
 #: tables, issue 13 owns 09); every other check of this test still holds for them.
@@ -116,7 +119,7 @@ def _server_info(runtime: Path, pid: int) -> dict[str, Any] | None:
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], runtime: Path, log: Path) -> str:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_DEADLINE
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"jupyter lab exited ({process.returncode}):\n{log.read_text()}")
@@ -124,13 +127,13 @@ def _wait_until_up(process: subprocess.Popen[bytes], runtime: Path, log: Path) -
         if info is not None:
             url = f"http://127.0.0.1:{info['port']}"
             try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=10) as response:
                     if response.status == 200:
                         return url
             except OSError:
                 pass
         time.sleep(0.1)
-    raise AssertionError(f"jupyter lab did not come up in 30 s:\n{log.read_text()}")
+    raise AssertionError(f"jupyter lab did not come up in {START_DEADLINE} s:\n{log.read_text()}")
 
 
 def _stop(server: Server) -> None:
