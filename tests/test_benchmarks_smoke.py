@@ -38,7 +38,9 @@ def test_sessions_prints_both_rates_and_the_ratio() -> None:
         (line,) = lines_starting(out, name + " ")
         assert "sessions/s" in line and "exchanges/s" in line and "12 exchanges" in line
     (ratio,) = lines_starting(out, "ratio ")
-    float(ratio.split()[-4])
+    words = ratio.split()
+    assert float(words[words.index("median") + 1]) <= float(words[words.index("max") + 1])
+    assert len(lines_starting(out, "round ")) == 5
 
 
 def test_fleet_prints_wall_time_and_memory() -> None:

@@ -31,6 +31,13 @@ from .objects import noti_credentials, standard_tree
 MAX_ROUNDS = 50
 #: What the device takes as a package 2: the CR's type and the specification's.
 _ACCEPT = f"{media.COMMANDS}, {media.DM20_REQUEST}"
+#: Methods a client may send again when the connection closed before an answer came
+#: (RFC 9110 § 9.2.2, RFC 9112 § 9.3.1.1). POST is not among them: the server may have
+#: applied it (started the session) before the connection went.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: How httpx reports a connection closed before a whole answer: a kept-alive connection
+#: the server closed (its idle timer) just as this request went out on it.
+_CLOSED_EARLY = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class SessionFailed(RuntimeError):
@@ -351,12 +358,22 @@ class VirtualDevice:
         self, method: str, url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """Every exchange goes through here. A path is the DM server's; the device's
-        credentials and OMADM-DevID go to that origin and nowhere else."""
+        credentials and OMADM-DevID go to that origin and nowhere else.
+
+        A pooled connection can close under a request: the server's keep-alive timer
+        fires as the request goes out, and no answer comes. An idempotent request is
+        then sent once more, on a fresh connection (RFC 9112 § 9.3.1.1); a POST is
+        not (the error propagates), since the server may have acted on it."""
         target = httpx.URL(self.server_url + url if url.startswith("/") else url)
         auth: httpx.Auth | None = None
         if _origin(target) == self._origin:
             headers = {**self._headers, **(headers or {})}
             auth = self._auth
+        try:
+            return await self._client.request(method, target, headers=headers, auth=auth, **kwargs)
+        except _CLOSED_EARLY:
+            if method not in IDEMPOTENT:
+                raise
         return await self._client.request(method, target, headers=headers, auth=auth, **kwargs)
 
     # DevicePort: how the executor reaches out --------------------------------

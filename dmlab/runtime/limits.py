@@ -57,8 +57,13 @@ class ConnectionLimits:
     body_timeout: float = 15.0
     #: Seconds for a TLS handshake.
     handshake_timeout: float = 10.0
-    #: Seconds an idle kept-alive connection stays open (uvicorn's own timer).
-    keep_alive: int = 5
+    #: Seconds an idle kept-alive connection stays open (uvicorn's own timer). Longer
+    #: than pooled clients keep an idle connection (httpx 5 s, aiohttp 15 s), so that
+    #: the client retires it first: when the server closes first, a client reusing
+    #: the connection at that moment loses its request without an answer (uvicorn's
+    #: default of 5 s, equal to httpx's, made ``benchmarks/sessions.py`` die on
+    #: ``Server disconnected without sending a response``).
+    keep_alive: int = 20
     #: Open connections at most; one more is answered 503 and closed.
     max_connections: int = _default_max_connections()
     #: Bytes of an unfinished request head (h11's limit; 16 KiB by default).
@@ -214,6 +219,14 @@ class GuardedH11Protocol(H11Protocol):
         later request; an idle kept-alive connection is uvicorn's keep-alive timer's)
         or the body (SEND_BODY); none while the app answers."""
         state = self.conn.their_state
+        if state is not h11.IDLE:
+            # The head is complete. A head that came whole in one read never put the
+            # connection in the "head" phase, so this is the one place to forget it:
+            # else, once answered, the idle kept-alive connection would be timed as a
+            # slow head and closed with a 408 that a pooled client may take for the
+            # answer to its next request.
+            self._partial = False
+            self._tail = b""
         phase: str | None = None
         if state is h11.IDLE and (self._partial or not self._answered):
             phase = "head"
@@ -221,9 +234,6 @@ class GuardedH11Protocol(H11Protocol):
             phase = "body"
         if phase == self._phase:
             return
-        if self._phase == "head":
-            self._partial = False
-            self._tail = b""
         self._phase = phase
         timeout = self.limits.header_timeout if phase == "head" else self.limits.body_timeout
         self._arm(phase, timeout)
