@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -26,9 +27,10 @@ import pytest
 from psycopg import errors
 from psycopg_pool import PoolTimeout
 
+from dmlab.events import Event
 from dmlab.protocol import media
 from dmlab.runtime import LabCA, ServerThread
-from dmlab.server import build_services, create_app
+from dmlab.server import build_services, create_app, follow_others
 from dmlab.server.problems import STORAGE_RETRY_AFTER
 from dmlab.store.postgres import PostgresStore, storage_fault
 from dmlab.trace import Trace
@@ -104,26 +106,28 @@ def ca() -> LabCA:
 
 
 @contextlib.contextmanager
-def serving(dsn: str, ca: LabCA) -> Iterator[httpx.Client]:
-    """What ``dmlab serve --database DSN`` runs (the trace kept in the store), with
-    account ``demo``, over HTTPS; a short pool timeout so that a test is not all waiting."""
-    store = PostgresStore(dsn, timeout=3.0)
-    try:
+def serving(dsn: str, ca: LabCA, seen: queue.Queue[Event] | None = None) -> Iterator[httpx.Client]:
+    """What ``dmlab serve --database DSN`` runs (the trace kept in the store, listening
+    for other processes' notifications and events), with account ``demo``, over HTTPS;
+    a short pool timeout so that a test is not all waiting. ``seen`` gets every event
+    the server's subscribers get."""
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(PostgresStore(dsn, timeout=3.0))
         services = build_services(store=store, hash_cost=HASH_COST, trace=Trace(sink=store))
         services.add_account(*ACCOUNT)
-        with (
-            ServerThread(create_app(services), ca) as server,
+        if seen is not None:
+            services.events.subscribe(seen.put)
+        stack.callback(follow_others(services))
+        server = stack.enter_context(ServerThread(create_app(services), ca))
+        yield stack.enter_context(
             httpx.Client(
                 base_url=server.url,
                 verify=ca.client_context(),
                 auth=ACCOUNT,
                 headers={"Accept": "application/json"},
                 timeout=DEADLINE,
-            ) as client,
-        ):
-            yield client
-    finally:
-        store.close()
+            )
+        )
 
 
 def register(client: httpx.Client) -> httpx.Response:
@@ -187,6 +191,8 @@ def test_lost_connections_answer_503_then_the_pool_heals(
 
 
 def test_a_server_shut_down_answers_503_and_is_used_again_once_it_is_back(ca: LabCA) -> None:
+    """Requests and the listener (notifications and events of other processes) both
+    come back: an event published after the restart reaches the subscribers."""
     from dmlab.runtime.postgres import PostgresNotFound, throwaway_cluster
 
     try:
@@ -195,15 +201,26 @@ def test_a_server_shut_down_answers_503_and_is_used_again_once_it_is_back(ca: La
     except PostgresNotFound as missing:
         pytest.skip(f"PostgreSQL tests need a server: {missing}")
     try:
-        with serving(cluster.dsn, ca) as client:
+        seen: queue.Queue[Event] = queue.Queue()
+        with serving(cluster.dsn, ca, seen) as client:
             assert register(client).status_code == 201
+            assert seen.get(timeout=DEADLINE).kind == "device.registered"
             cluster.stop("fast")  # sessions get "terminating connection", then it is gone
             assert "(unavailable)" in storage_503(register(client))
             assert "(unavailable)" in storage_503(client.get("/devices"))  # reads too
             assert "(unavailable)" in storage_503(register(client))  # and again
             cluster.start()
-            until_served(lambda: register(client), 201)
+            added: list[str] = []
+
+            def register_one() -> httpx.Response:
+                answer = register(client)
+                added.append(answer.request.read().decode())
+                return answer
+
+            until_served(register_one, 201)
             assert client.get("/devices").status_code == 200
+            event = seen.get(timeout=DEADLINE)  # relayed by the listener, reconnected
+            assert event.kind == "device.registered" and event.dev_id in added[-1]
     finally:
         cluster_context.__exit__(None, None, None)
 

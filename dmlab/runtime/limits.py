@@ -114,7 +114,15 @@ def install_log_limits() -> None:
     global _installed
     if _installed:
         return
-    for name in ("asyncio", "uvicorn.error", "dmlab.limits", "dmlab.trace", "dmlab.store.sqlite"):
+    for name in (
+        "asyncio",
+        "uvicorn.error",
+        "dmlab.limits",
+        "dmlab.trace",
+        "dmlab.store.sqlite",
+        "dmlab.store.postgres",
+        "psycopg.pool",  # "error connecting", each try while PostgreSQL is away
+    ):
         logging.getLogger(name).addFilter(_FILTER)
     _installed = True
 

@@ -87,8 +87,13 @@ def follow_others(services: Services) -> Callable[[], None]:
         return lambda: None
     from ..store.postgres import EVENTS_CHANNEL, NOTIFICATIONS_CHANNEL
 
+    def catch_up() -> None:  # after a lost connection: what its NOTIFYs would have said
+        services.notifier.wake_all()
+        services.events.relay()
+
     stop: Callable[[], None] = store.listen(
-        {NOTIFICATIONS_CHANNEL: services.notifier.wake, EVENTS_CHANNEL: services.events.relay}
+        {NOTIFICATIONS_CHANNEL: services.notifier.wake, EVENTS_CHANNEL: services.events.relay},
+        on_reconnect=catch_up,
     )
     services.events.relay()  # any logged between the bus's start and the LISTEN
     return stop

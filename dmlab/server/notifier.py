@@ -167,6 +167,13 @@ class Notifier:
             for poll in self._waiting.get(dev_id, ()):
                 poll.wake()
 
+    def wake_all(self) -> None:
+        """Wake every waiting poll, to look again (deliveries may have gone unheard)."""
+        with self._lock:
+            for polls in self._waiting.values():
+                for poll in polls:
+                    poll.wake()
+
     def take(self, dev_id: str) -> bytes | None:
         if self._shared is not None:
             return self._shared.take_notification(dev_id)

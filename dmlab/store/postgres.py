@@ -20,6 +20,7 @@ benchmarks/sessions.py measures. Reads outside ``transaction()`` take no lock.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,6 +50,8 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
 SCHEMA_VERSION = 5
+
+_log = logging.getLogger(__name__)
 
 #: Seconds a caller waits for a pooled connection while the server is known to be
 #: down (it would otherwise wait the pool's whole ``timeout``, on the event loop).
@@ -724,25 +727,58 @@ class PostgresStore:
         row = self._one("SELECT COALESCE(max(seq), 0) FROM events", ())
         return 0 if row is None else int(row[0])
 
-    def listen(self, handlers: Mapping[str, Callable[[str], None]]) -> Callable[[], None]:
+    def listen(
+        self,
+        handlers: Mapping[str, Callable[[str], None]],
+        on_reconnect: Callable[[], None] = lambda: None,
+    ) -> Callable[[], None]:
         """Call ``handlers[channel]`` with the payload of every NOTIFY on that channel,
         from any process, on one connection and a thread of its own; returns a
-        function that stops listening."""
-        conn = psycopg.connect(self.dsn, autocommit=True)
-        for channel in handlers:
-            conn.execute(f"LISTEN {channel}")  # fixed identifiers, never client input
+        function that stops listening.
+
+        A lost connection (PostgreSQL restarted, the network cut) is opened again,
+        waiting longer between tries (up to 30 s), with one log line per outage;
+        NOTIFYs sent meanwhile are lost, so ``on_reconnect`` then lets the caller
+        catch up with what it may have missed."""
+
+        def connect() -> psycopg.Connection[Any]:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+            for channel in handlers:
+                conn.execute(f"LISTEN {channel}")  # fixed identifiers, never client input
+            return conn
+
+        with self._faults():
+            first = connect()
         stopped = threading.Event()
 
         def run() -> None:
+            conn: psycopg.Connection[Any] | None = first
+            delay = 0.5
             try:
                 while not stopped.is_set():
-                    for notify in conn.notifies(timeout=0.5):
-                        handlers[notify.channel](notify.payload)
-            except psycopg.Error:
-                if not stopped.is_set():
-                    raise
+                    try:
+                        if conn is None:
+                            conn = connect()
+                            _log.warning("listening to %s again", self._where)
+                            delay = 0.5
+                            on_reconnect()
+                        for notify in conn.notifies(timeout=0.5):
+                            handlers[notify.channel](notify.payload)
+                    except (psycopg.Error, StorageFault) as exc:
+                        if stopped.is_set():
+                            break
+                        if conn is not None and conn.closed:  # lost: say so once
+                            _log.warning(
+                                "lost the LISTEN connection to %s (%s); reconnecting",
+                                self._where,
+                                " ".join(str(exc).split())[:200],
+                            )
+                            conn = None
+                        stopped.wait(delay)
+                        delay = min(delay * 2, 30.0)
             finally:
-                conn.close()
+                if conn is not None:
+                    conn.close()
 
         thread = threading.Thread(target=run, name="listen-" + ",".join(handlers), daemon=True)
         thread.start()
