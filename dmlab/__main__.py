@@ -169,6 +169,14 @@ def supervise(args: argparse.Namespace) -> int:
             flush=True,
         )
         return 2
+    if args.max_connections < args.workers:
+        print(
+            f"dmlab: cannot start: --max-connections {args.max_connections} is shared by "
+            f"--workers {args.workers}, at least one connection each",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
     exits = contextlib.ExitStack()
     try:
         sock = bind(HOST, args.port)
@@ -206,8 +214,7 @@ def supervise(args: argparse.Namespace) -> int:
     command = [
         sys.executable, "-m", "dmlab", "serve", "--data", args.data, "--database", database,
         "--server-id", args.server_id, "--header-timeout", str(args.header_timeout),
-        "--body-timeout", str(args.body_timeout), "--max-connections", str(args.max_connections),
-        "--listen-fd", str(sock.fileno()),
+        "--body-timeout", str(args.body_timeout), "--listen-fd", str(sock.fileno()),
         *(f"--choice={key}={value}" for key, value in args.choice),
         *_cap_options(args),
     ]  # fmt: skip
@@ -215,12 +222,17 @@ def supervise(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, pass_fds=[sock.fileno()])
+    # --max-connections is the server's: each worker takes its share (the kernel hands
+    # every connection to one of them), so that all together never hold more.
+    shares = connection_shares(args.max_connections, args.workers)
+
+    def spawn(i: int) -> subprocess.Popen[bytes]:
+        limit = ["--max-connections", str(shares[i])]
+        return subprocess.Popen([*command, *limit], pass_fds=[sock.fileno()])
 
     with exits:
         # Connections that arrive before a worker is up wait in the socket's backlog.
-        workers = [spawn() for _ in range(args.workers)]
+        workers = [spawn(i) for i in range(args.workers)]
         print(
             f"dmlab serving https://{HOST}:{sock.getsockname()[1]} with {args.workers} "
             f"workers (CA certificate: {Path(args.data) / 'ca.pem'})",
@@ -231,7 +243,7 @@ def supervise(args: argparse.Namespace) -> int:
                 if worker.poll() is not None:
                     print(f"dmlab: worker {worker.pid} exited ({worker.returncode}); restarting")
                     time.sleep(1.0)  # a worker that cannot start must not spin
-                    workers[i] = spawn()
+                    workers[i] = spawn(i)
         for worker in workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
@@ -242,7 +254,14 @@ def supervise(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 codes.append(worker.wait())
-    return 0 if all(code == 0 for code in codes) else 1
+    # A worker still starting when asked to stop dies of the SIGTERM itself (its handler
+    # is not set yet): it had nothing to finish, so that is a clean stop too.
+    return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
+
+
+def connection_shares(total: int, workers: int) -> list[int]:
+    """``total`` connections split as evenly as whole numbers go: (5, 2) → [3, 2]."""
+    return [total // workers + (i < total % workers) for i in range(workers)]
 
 
 def device(args: argparse.Namespace) -> int:
@@ -344,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=int,
         default=defaults.max_connections,
-        help="open connections at most; one more is answered 503 and closed",
+        help="open connections at most, over all --workers (each takes an equal share); "
+        "one more is answered 503 and closed",
     )
     s.add_argument(
         "--database",

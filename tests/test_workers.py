@@ -5,8 +5,10 @@ directory (the lab CA), with a client talking to either."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import socket
 import ssl
 import threading
 from collections import Counter
@@ -305,3 +307,63 @@ def test_the_event_log_keeps_the_newest_and_replays_one_accounts(
         # Whatever number a client sends as Last-Event-ID, the query takes it.
         assert store.events_after(10**30, "demo", 10) == []
         assert len(store.events_after(-(10**30), "demo", 10)) == 2
+
+
+def test_max_connections_is_the_servers_total_over_its_workers(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """``--workers 2 --max-connections 2``: one connection each, so of three held
+    connections at least one is refused, however the kernel spread them (each worker
+    held 2 before, so all three were served)."""
+    process = Process.start(
+        "serve", "--workers", "2", "--max-connections", "2", "--port", str(free_port()),
+        "--data", str(tmp_path / "d"), "--database", new_database(), cwd=tmp_path,
+    )  # fmt: skip
+    held: list[ssl.SSLSocket] = []
+    try:
+        url = process.expect(r"dmlab serving (https://\S+) with 2 workers", START_TIMEOUT)[1]
+        for _ in range(2):
+            process.expect(r"dmlab worker \d+ started", START_TIMEOUT)
+        port = int(url.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=str(tmp_path / "d" / "ca.pem"))
+        statuses = []
+        for _ in range(3):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT)
+            held.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+            statuses.append(_status(held[-1]))
+    finally:
+        for sock in held:
+            sock.close()
+        code = process.terminate()
+    assert code == 0, "\n".join(process.lines)
+    assert statuses.count(503) >= 1, statuses
+    assert all(status in (200, 503) for status in statuses), statuses
+
+
+def _status(sock: ssl.SSLSocket) -> int:
+    """The status of the answer to one request (a refused connection answers at once)."""
+    head = b""
+    with contextlib.suppress(OSError):
+        sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+    with contextlib.suppress(OSError):
+        while b"\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def test_max_connections_are_shared_out_evenly(tmp_path: Path) -> None:
+    from dmlab.__main__ import connection_shares
+
+    assert connection_shares(1000, 2) == [500, 500]
+    assert connection_shares(5, 3) == [2, 2, 1]
+    assert connection_shares(2, 2) == [1, 1]
+    process = Process.start(
+        "serve", "--workers", "3", "--max-connections", "2", "--port", str(free_port()),
+        "--data", str(tmp_path / "d"), "--database", "postgresql://nowhere/x", cwd=tmp_path,
+    )  # fmt: skip
+    process.expect(r"--max-connections 2 is shared by --workers 3", START_TIMEOUT)
+    assert process.popen.wait(START_TIMEOUT) == 2
+    process.close()

@@ -96,9 +96,17 @@ class LabCA:
         return self._ca.cert_pem.bytes()
 
     def write_ca(self, path: str | os.PathLike[str]) -> Path:
-        """Write the CA certificate (public, no key) for tools such as `curl --cacert`."""
+        """Write the CA certificate (public, no key) for tools such as `curl --cacert`.
+
+        Left alone if it holds these bytes already, and replaced whole otherwise: the
+        workers of `serve --workers` start at once, and one must never read the file
+        half written by another."""
         path = Path(path)
-        path.write_bytes(self.ca_pem)
+        if path.exists() and path.read_bytes() == self.ca_pem:
+            return path
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_bytes(self.ca_pem)
+        os.replace(temp, path)
         return path
 
     def server_context(self) -> ssl.SSLContext:
