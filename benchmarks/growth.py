@@ -1,39 +1,56 @@
 """Request times as the store grows: does a year of history slow every session down?
 
-Why: a lab server left running (``make serve`` with SQLite) keeps every completed
-session. Listing pending work and starting a session must not scan that
-history, so their times should stay flat from 1,000 to 100,000 completed
-sessions (target: largest/smallest ≤ 1.5 at 100x the data).
+Why: a lab server left running keeps every completed session. Listing pending
+work, starting a session and reporting its results must not scan that history,
+so their times should stay flat from 1,000 to 1,000,000 stored sessions (target:
+largest/smallest ≤ 1.2 at 1,000x the data).
 
-The store is filled directly with completed sessions (one inventory round each)
-spread over 10,000 devices of one account; requests go through the ASGI app in
-process (``httpx.ASGITransport``). Each figure is the median of many requests:
+How the stores are filled. One store per size, each filled before anything is
+timed: one account, 10,000 devices, and that many completed sessions (one
+inventory round each) round-robin over the devices. The sessions are written by
+the store's bulk load, ``Store.add_sessions``: the same rows ``put_session``
+writes one by one (tests/test_store.py holds the two equal), in batches, through
+the store API and not through HTTP, which would take hours for a million. The
+store's trace also gets what a server that ran those sessions would have kept:
+two exchanges per session, up to the trace's limit (100,000). Then a server is
+built on each store as ``dmlab serve`` builds it (the trace kept in the store)
+and requests go through its ASGI app in process (``httpx.ASGITransport``).
+
+What is timed. Each figure is the median of many requests, measured in rounds
+that alternate between the sizes (load from elsewhere on a shared machine then
+hits every size alike); a size's figure is the median of its rounds' medians:
 
 - ``GET /sessions/pending`` as a device (its own pending sessions),
 - ``POST /sessions/next`` as a device with one pending session (queued untimed),
+- ``PUT /sessions/id/{id}`` as that device, reporting its statuses (completes it),
+- ``GET /sessions/completed`` as a device (about 100 of its own at 1,000,000),
 - ``GET /sessions/pending`` as the account (all 10,000 devices'; a quarter of the samples).
 
-    .venv/bin/python benchmarks/growth.py                        # memory and SQLite
-    .venv/bin/python benchmarks/growth.py --sizes 100 1000 --devices 50 --stores memory
+    .venv/bin/python benchmarks/growth.py           # SQLite and a throwaway PostgreSQL
+    .venv/bin/python benchmarks/growth.py --sizes 1000 100000 1000000 --database sqlite
+    .venv/bin/python benchmarks/growth.py --sizes 100 1000 --devices 50 --database memory
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dmlab.protocol import Command, Status
+from dmlab.protocol import Command, Report, Status, media
 from dmlab.protocol.notification import notification_key
 from dmlab.server import Services, build_services, create_app
 from dmlab.store import (
@@ -49,6 +66,7 @@ from dmlab.store import (
     State,
     Store,
 )
+from dmlab.trace import Trace
 
 ACCOUNT, PASSWORD = "growth", "growth-password"
 SERVER_URL = "https://dmlab.growth"
@@ -62,7 +80,10 @@ STATUSES = (
     Status(200, data={"DevInfo": {"DevID": "IMEI:0", "FwV": "1.0.0", "Man": "dmlab"}}),
     Status(200, data={"fw1": {"State": 10}}),
 )
-BATCH = 2000  # completed sessions written per transaction while filling
+REPORT = media.DM20_RESPONSE, json.dumps(Report(STATUSES).to_json()).encode()
+BATCH = 50_000  # sessions per add_sessions() call (one transaction each) while filling
+TRACE_LIMIT = 100_000  # Trace()'s default limit, what `dmlab serve` keeps
+DATABASES = "memory, sqlite, postgresql://…, throwaway-postgresql"
 
 
 def dev_id(i: int) -> str:
@@ -73,111 +94,249 @@ def secret(i: int) -> str:
     return f"growth-secret-{i:06d}"
 
 
-def fill(store: Store, start: int, stop: int, devices: int) -> None:
-    """Completed sessions ``start`` … ``stop - 1``, round-robin over the devices."""
-    now = time.time()
-    for first in range(start, stop, BATCH):
-        with store.transaction():
-            for n in range(first, min(first + BATCH, stop)):
-                key = f"done{n:012x}"
-                store.put_session(
-                    Session(
-                        key=key,
-                        dev_id=dev_id(n % devices),
-                        account=ACCOUNT,
-                        job=JobSpec("inventory"),
-                        origin=Origin.SERVER,
-                        state=State.COMPLETED,
-                        result=Result.OK,
-                        session_id=key,
-                        rounds=(Round(key, COMMANDS, STATUSES),),
-                        created_at=now,
-                        started_at=now,
-                        ended_at=now,
-                    )
-                )
-
-
-async def median_ms(samples: int, call: Callable[[int], Awaitable[float]]) -> float:
-    return statistics.median([await call(i) for i in range(samples)]) * 1000
-
-
-async def measure(
-    services: Services, client: httpx.AsyncClient, devices: int, samples: int
-) -> dict[str, float]:
-    step = max(devices // samples, 1)
-    records = {i: services.store.get_device(dev_id(i)) for i in range(0, devices, step)}
-    picks = list(records)
-
-    async def timed(request: Callable[[], Awaitable[httpx.Response]], status: int) -> float:
-        start = time.perf_counter()
-        response = await request()
-        elapsed = time.perf_counter() - start
-        if response.status_code != status:
-            raise RuntimeError(f"expected {status}, got {response.status_code}: {response.text}")
-        return elapsed
-
-    def as_device(i: int) -> dict[str, Any]:
-        return {"auth": (dev_id(i), secret(i)), "headers": {"OMADM-DevID": dev_id(i)}}
-
-    async def device_pending(n: int) -> float:
-        i = picks[n % len(picks)]
-        return await timed(lambda: client.get("/sessions/pending", **as_device(i)), 200)
-
-    async def start_next(n: int) -> float:
-        i = picks[n % len(picks)]
-        record = records[i]
-        assert record is not None
-        services.engine.queue(record, JobSpec("inventory"), Origin.SERVER, notify=False)
-        return await timed(lambda: client.post("/sessions/next", **as_device(i)), 200)
-
-    async def account_pending(n: int) -> float:
-        return await timed(lambda: client.get("/sessions/pending", auth=(ACCOUNT, PASSWORD)), 200)
-
-    # Warm-up: the authenticator's cache and the code paths, as a running server has them.
-    for n in range(len(picks)):
-        await device_pending(n)
-    await account_pending(0)
-    return {
-        "device GET /sessions/pending": await median_ms(samples, device_pending),
-        "device POST /sessions/next": await median_ms(samples, start_next),
-        "account GET /sessions/pending": await median_ms(max(samples // 4, 3), account_pending),
-    }
-
-
-async def grow(
-    kind: str, sizes: list[int], devices: int, samples: int, directory: str
-) -> dict[int, dict[str, float]]:
-    store: Store = (
-        MemoryStore()
-        if kind == "memory"
-        else SQLiteStore(os.path.join(directory, "growth.sqlite3"))
+def stored_session(n: int, devices: int, now: float) -> Session:
+    key = f"done{n:012x}"
+    return Session(
+        key=key,
+        dev_id=dev_id(n % devices),
+        account=ACCOUNT,
+        job=JobSpec("inventory"),
+        origin=Origin.SERVER,
+        state=State.COMPLETED,
+        result=Result.OK,
+        session_id=key,
+        rounds=(Round(key, COMMANDS, STATUSES),),
+        created_at=now,
+        started_at=now,
+        ended_at=now,
     )
-    services = build_services(store=store, hash_cost=CHEAP_HASH)
-    services.store.put_account(Account(ACCOUNT, services.auth.hash(PASSWORD)))
+
+
+def fill(store: Store, size: int, devices: int, secret_hashes: list[str], label: str) -> None:
+    """The account, its devices, ``size`` completed sessions and the trace they left."""
+    store.put_account(Account(ACCOUNT, secret_hashes[-1]))
     with store.transaction():
         for i in range(devices):
             store.put_device(
                 Device(
                     dev_id=dev_id(i),
                     account=ACCOUNT,
-                    secret_hash=services.auth.hash(secret(i)),
+                    secret_hash=secret_hashes[i],
                     notify_key=notification_key(secret(i)),
                 )
             )
-    results: dict[int, dict[str, float]] = {}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(services)), base_url=SERVER_URL
-    ) as client:
-        filled = 0
-        for size in sizes:
-            fill(store, filled, size, devices)
-            filled = size
-            results[size] = await measure(services, client, devices, samples)
-            figures = "   ".join(f"{name} {ms:7.3f} ms" for name, ms in results[size].items())
-            print(f"{kind:<6} completed {size:>7}   {figures}", flush=True)
+    start, now = time.perf_counter(), time.time()
+    for first in range(0, size, BATCH):
+        stop = min(first + BATCH, size)
+        store.add_sessions(stored_session(n, devices, now) for n in range(first, stop))
+        print(
+            f"  {label}: {stop} sessions stored ({time.perf_counter() - start:.0f} s)", flush=True
+        )
+    fill_trace(store, min(2 * size, TRACE_LIMIT), devices, now)
+    print(f"  {label}: filled in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def fill_trace(store: Store, count: int, devices: int, now: float) -> None:
+    """The exchanges a server keeps in its store for the sessions it ran: ``POST
+    /sessions/next`` and ``PUT`` for each, the newest ``count``. Written with SQL
+    (the rows ``append_trace`` writes; one at a time, 100,000 would take minutes on
+    PostgreSQL), and the store's trace numbering moved past them."""
+    rows = [
+        (
+            n + 1, now, "device", "server", dev_id(n // 2 % devices),
+            *(("POST", "/sessions/next", 200) if n % 2 == 0 else ("PUT", f"/sessions/id/done{n // 2:012x}", 204)),
+            f"done{n // 2:012x}", "", "SessionID: GET, GET, END" if n % 2 == 0 else "", 0.002,
+        )
+        for n in range(count)
+    ]  # fmt: skip
+    columns = "seq, time, source, target, dev_id, method, path, status, session, request, response, elapsed"
     if isinstance(store, SQLiteStore):
-        store.close()
+        with contextlib.closing(sqlite3.connect(store.path)) as lite, lite:
+            lite.executemany(f"INSERT INTO trace ({columns}) VALUES ({', '.join('?' * 12)})", rows)
+    elif hasattr(store, "dsn"):
+        import psycopg
+
+        with (
+            psycopg.connect(store.dsn) as conn,
+            conn.cursor().copy(f"COPY trace ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        with psycopg.connect(store.dsn, autocommit=True) as pg:
+            pg.execute("SELECT setval('trace_seq', %s)", (count + 1,))
+
+
+Figures = dict[str, float]
+
+
+class Server:
+    """A server built on one filled store, and the requests timed against it."""
+
+    def __init__(self, store: Store, devices: int, samples: int) -> None:
+        sink: Any = store if hasattr(store, "append_trace") else None  # what serve keeps
+        self.services: Services = build_services(
+            store=store, hash_cost=CHEAP_HASH, trace=Trace(sink=sink)
+        )
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(self.services)), base_url=SERVER_URL
+        )
+        self.samples = samples
+        step = max(devices // samples, 1)
+        self.picks = list(range(0, devices, step))
+        self.records = {i: store.get_device(dev_id(i)) for i in self.picks}
+
+    @staticmethod
+    def as_device(i: int) -> dict[str, Any]:
+        return {"auth": (dev_id(i), secret(i)), "headers": {"OMADM-DevID": dev_id(i)}}
+
+    async def timed(self, request: Awaitable[httpx.Response], status: int) -> tuple[float, Any]:
+        start = time.perf_counter()
+        response = await request
+        elapsed = time.perf_counter() - start
+        if response.status_code != status:
+            raise RuntimeError(f"expected {status}, got {response.status_code}: {response.text}")
+        return elapsed, response
+
+    async def device_get(self, path: str, i: int) -> float:
+        return (await self.timed(self.client.get(path, **self.as_device(i)), 200))[0]
+
+    async def session(self, i: int) -> tuple[float, float]:
+        """A pending session queued (untimed), started and reported: both times."""
+        record = self.records[i]
+        assert record is not None
+        self.services.engine.queue(record, JobSpec("inventory"), Origin.SERVER, notify=False)
+        started, answer = await self.timed(
+            self.client.post("/sessions/next", **self.as_device(i)), 200
+        )
+        content_type, body = REPORT
+        device = self.as_device(i)
+        device["headers"] = {**device["headers"], "Content-Type": content_type}
+        put = self.client.put(answer.headers["location"], content=body, **device)
+        reported, _ = await self.timed(put, 204)
+        return started, reported
+
+    async def account_pending(self) -> float:
+        get = self.client.get("/sessions/pending", auth=(ACCOUNT, PASSWORD))
+        return (await self.timed(get, 200))[0]
+
+    async def warm_up(self) -> None:
+        """The authenticator's cache and the code paths, as a running server has them."""
+        for i in self.picks:
+            await self.device_get("/sessions/pending", i)
+        await self.account_pending()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def round_of(servers: list[Server], samples: int) -> list[Figures]:
+    """One round: every request made on each server in turn (one size after the
+    other, request by request), so a burst of load from elsewhere hits all sizes."""
+    picks = servers[0].picks
+    times: list[dict[str, list[float]]] = [{} for _ in servers]
+
+    async def each(name: str, count: int, call: Callable[[Server, int], Awaitable[Any]]) -> None:
+        for n in range(count):
+            for server, kept in zip(servers, times, strict=True):
+                got = await call(server, picks[n % len(picks)])
+                for suffix, value in zip(
+                    name.split("|"), got if isinstance(got, tuple) else (got,), strict=True
+                ):
+                    kept.setdefault(suffix, []).append(value)
+
+    await each(
+        "device GET /sessions/pending", samples, lambda s, i: s.device_get("/sessions/pending", i)
+    )
+    await each("device POST /sessions/next|device PUT /sessions/id/{id}", samples, Server.session)
+    await each(
+        "device GET /sessions/completed",
+        samples,
+        lambda s, i: s.device_get("/sessions/completed", i),
+    )
+    await each(
+        "account GET /sessions/pending", max(samples // 4, 3), lambda s, i: s.account_pending()
+    )
+    return [{name: statistics.median(v) * 1000 for name, v in kept.items()} for kept in times]  # fmt: skip
+
+
+@contextlib.contextmanager
+def stores(database: str, sizes: list[int], directory: str) -> Iterator[dict[int, Store]]:
+    """One empty store per size on ``database``; closed (and dropped) on exit."""
+    with contextlib.ExitStack() as stack:
+        if database == "memory":
+            yield {size: MemoryStore() for size in sizes}
+        elif database == "sqlite":
+            made = {
+                size: SQLiteStore(os.path.join(directory, f"growth-{size}.sqlite3"))
+                for size in sizes
+            }
+            for store in made.values():
+                stack.callback(store.close)
+            yield dict(made)
+        elif database == "throwaway-postgresql" or database.startswith(
+            ("postgresql:", "postgres:")
+        ):
+            if database == "throwaway-postgresql":
+                from dmlab.runtime.postgres import throwaway_postgres
+
+                database = stack.enter_context(throwaway_postgres())
+                print(f"  throwaway PostgreSQL: {database}", flush=True)
+            yield {size: stack.enter_context(postgres_schema(database, size)) for size in sizes}
+        else:
+            raise SystemExit(f"growth.py: --database {database!r}: expected one of {DATABASES}")
+
+
+@contextlib.contextmanager
+def postgres_schema(dsn: str, size: int) -> Iterator[Store]:
+    """A PostgresStore in a schema of its own (``dmlab_growth_<size>``), dropped after:
+    the sizes share one database without sharing tables."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from dmlab.store.postgres import PostgresStore
+
+    schema = f"dmlab_growth_{size}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        with PostgresStore(make_conninfo(dsn, options=f"-c search_path={schema}")) as store:
+            yield store
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+async def grow(
+    database: str, sizes: list[int], devices: int, samples: int, rounds: int, directory: str
+) -> dict[int, list[Figures]]:
+    label = "postgresql" if "postgres" in database else database
+    hashes = build_services(hash_cost=CHEAP_HASH).auth
+    secret_hashes = [hashes.hash(secret(i)) for i in range(devices)] + [hashes.hash(PASSWORD)]
+    results: dict[int, list[Figures]] = {size: [] for size in sizes}
+    with stores(database, sizes, directory) as made:
+        servers = {}
+        for size, store in made.items():
+            fill(store, size, devices, secret_hashes, f"{label} {size}")
+            servers[size] = Server(store, devices, samples)
+            await servers[size].warm_up()
+        for r in range(rounds):
+            before = load()
+            for size, figures in zip(
+                sizes, await round_of(list(servers.values()), samples), strict=True
+            ):
+                results[size].append(figures)
+                shown = "   ".join(f"{name} {ms:7.3f} ms" for name, ms in figures.items())
+                print(
+                    f"{label:<10} round {r + 1} load {before} stored {size:>7}   {shown}",
+                    flush=True,
+                )
+        for server in servers.values():
+            await server.close()
     return results
 
 
@@ -187,30 +346,45 @@ def main(argv: list[str] | None = None) -> None:
         "--sizes",
         type=int,
         nargs="+",
-        default=[1000, 10000, 100000],
-        help="completed sessions in the store, growing (default 1000 10000 100000)",
+        default=[1000, 100000, 1000000],
+        help="stored completed sessions, one store each (default 1000 100000 1000000)",
     )
     parser.add_argument("--devices", type=int, default=10000, help="devices (default 10000)")
     parser.add_argument(
         "--samples",
         type=int,
-        default=200,
-        help="requests per figure; the account listing takes a quarter (default 200)",
+        default=100,
+        help="requests per figure and round; the account listing takes a quarter (default 100)",
     )
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument(
-        "--stores", nargs="+", choices=["memory", "sqlite"], default=["memory", "sqlite"]
+        "--database",
+        nargs="+",
+        default=["sqlite", "throwaway-postgresql"],
+        help=f"where the stores are: {DATABASES} (default sqlite throwaway-postgresql); "
+        "a postgresql:// database gets one schema per size, dropped after",
     )
     args = parser.parse_args(argv)
-    sizes = sorted(args.sizes)
-    print(f"median request time through the ASGI app; {args.devices} devices, one account")
+    sizes = sorted(set(args.sizes))
+    print(
+        f"median request time through the ASGI app; {args.devices} devices, one account; "
+        f"{args.rounds} alternating rounds of {args.samples} requests per figure"
+    )
     with tempfile.TemporaryDirectory(prefix="dmlab-growth-") as directory:
-        for kind in args.stores:
-            results = asyncio.run(grow(kind, sizes, args.devices, args.samples, directory))
+        for database in args.database:
+            results = asyncio.run(
+                grow(database, sizes, args.devices, args.samples, args.rounds, directory)
+            )
+            label = "postgresql" if "postgres" in database else database
             small, large = results[sizes[0]], results[sizes[-1]]
-            for name in small:
+            for name in small[0]:
+                per_size = {s: statistics.median(f[name] for f in results[s]) for s in sizes}
+                per_round = [b[name] / a[name] for a, b in zip(small, large, strict=True)]
+                shown = "  ".join(f"{s}: {ms:.3f} ms" for s, ms in per_size.items())
                 print(
-                    f"{kind:<6} ratio {name}: {large[name] / small[name]:.2f} "
-                    f"({sizes[-1]} vs {sizes[0]} completed)   target <= 1.5"
+                    f"{label:<10} ratio {name}: {per_size[sizes[-1]] / per_size[sizes[0]]:.2f} "
+                    f"(rounds {min(per_round):.2f}-{max(per_round):.2f}; {sizes[-1]} vs "
+                    f"{sizes[0]} stored)   {shown}   target <= 1.2"
                 )
 
 

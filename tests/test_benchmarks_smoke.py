@@ -51,14 +51,17 @@ def test_fleet_prints_wall_time_and_memory() -> None:
         assert "wall" in line and "sessions/s" in line and "KiB" in line and "peak RSS" in line
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_growth_prints_times_and_ratios(store: str) -> None:
+@pytest.mark.parametrize("store", ["memory", "sqlite", "postgresql"])
+def test_growth_prints_times_and_ratios(store: str, request: pytest.FixtureRequest) -> None:
+    database = request.getfixturevalue("postgres_server") if store == "postgresql" else store
     out = run(
-        "growth.py", "--sizes", "20", "200", "--devices", "10", "--samples", "10", "--stores", store
+        "growth.py",
+        *("--sizes", "20", "200", "--devices", "10", "--samples", "4", "--rounds", "2"),
+        *("--database", database),
     )
-    assert len(lines_starting(out, f"{store} completed ")) == 2
-    ratios = lines_starting(out, f"{store} ratio ")
-    assert len(ratios) == 3 and all("target <= 1.5" in line for line in ratios)
+    assert len(lines_starting(out, f"{store:<10} round ")) == 4
+    ratios = lines_starting(out, f"{store:<10} ratio ")
+    assert len(ratios) == 5 and all("target <= 1.2" in line for line in ratios)
 
 
 def test_longpoll_prints_waiting_and_polling_cost_and_the_ratio() -> None:

@@ -231,6 +231,52 @@ def test_pending_sessions_are_first_in_first_out(store: Store) -> None:
     assert pending[0].expires_at == 500.0
 
 
+def test_add_sessions_stores_what_put_session_would(make_store: MakeStore) -> None:
+    """The bulk load (imports, benchmarks/growth.py's history) gives the same records,
+    ids and listing order as ``put_session`` one by one, after and before others."""
+    import psycopg
+
+    batch = [
+        rich_session(),
+        session("p1"),
+        session("p2", dev_id="IMEI:2", state=State.PENDING),
+        session("c1", state=State.COMPLETED, result=Result.OK, rounds=(Round("c1x", ()),)),
+        session("a1", dev_id="IMEI:2", state=State.ACTIVE),
+        session("p3"),
+    ]
+    one_by_one, bulk = make_store(), make_store()
+    for store in (one_by_one, bulk):
+        store.put_device(device())
+        store.put_device(device("IMEI:2"))
+        store.put_session(session("p0"))
+    for s in batch:
+        one_by_one.put_session(s)
+    bulk.add_sessions(iter(batch))
+    for store in (one_by_one, bulk):
+        store.put_session(session("p4", dev_id="IMEI:2"))
+
+    def seen(store: Store) -> tuple[object, ...]:
+        return (
+            [store.get_session(s.key) for s in batch],
+            [store.session_by_id(i) for s in batch for i in s.ids],
+            [
+                [s.key for s in store.sessions_of_device(d, state)]
+                for d in ("IMEI:1", "IMEI:2")
+                for state in State
+            ],
+            [[s.key for s in store.sessions_of_account("acme", state)] for state in State],
+        )
+
+    assert seen(bulk) == seen(one_by_one)
+    assert [s.key for s in bulk.sessions_of_account("acme", State.PENDING)] == [
+        "p0", "p1", "p2", "p3", "p4"
+    ]  # fmt: skip
+    before = seen(bulk)
+    with pytest.raises((ValueError, sqlite3.IntegrityError, psycopg.IntegrityError)):
+        bulk.add_sessions([session("new"), session("p1")])
+    assert bulk.get_session("new") is None and seen(bulk) == before
+
+
 def test_session_by_id_finds_current_and_spent_ids(store: Store) -> None:
     store.put_device(device())
     s = session("k1")
@@ -579,6 +625,7 @@ def test_lookups_use_indexes(db: Path) -> None:
         store.session_by_id("k1")
         store.sessions_of_device("IMEI:1", State.ACTIVE)
         store.sessions_of_account("acme", State.ACTIVE)
+        store.add_sessions([session("k2"), session("k3")])
         for i in range(3):
             store.add_alert(AlertRecord("IMEI:1", Alert(AlertType.CLIENT_INITIATED), float(i)))
         store.alerts_of("IMEI:1")

@@ -4,6 +4,7 @@ one transition inside one ``transaction()``, which is what makes it atomic."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -35,6 +36,10 @@ class Store(Protocol):
     def devices_of(self, account: str) -> list[Device]: ...
 
     def put_session(self, session: Session) -> None: ...
+    def add_sessions(self, sessions: Iterable[Session]) -> None:
+        """New sessions, many at once, as ``put_session`` one by one; a key or id
+        already stored fails the whole call and adds nothing."""
+
     def get_session(self, key: str) -> Session | None: ...
     def session_by_id(self, session_id: str) -> Session | None:
         """The session that has (or had) this id, current or spent."""

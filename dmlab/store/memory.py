@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from .model import Account, AlertRecord, Device, Session, State
@@ -84,6 +84,23 @@ class MemoryStore:
             self._by_account[(session.account, session.state)][session.key] = None
             for sid in session.ids:
                 self._key_by_id[sid] = session.key
+
+    def add_sessions(self, sessions: Iterable[Session]) -> None:
+        """New sessions, many at once: as ``put_session`` one by one. A key or id
+        already stored fails the whole call (``ValueError``) and adds nothing."""
+        with self._lock:
+            batch = list(sessions)
+            keys = [s.key for s in batch]
+            ids = [sid for s in batch for sid in s.ids]
+            if (
+                len(set(keys)) < len(keys)
+                or len(set(ids)) < len(ids)
+                or any(k in self._sessions for k in keys)
+                or any(sid in self._key_by_id for sid in ids)
+            ):
+                raise ValueError("add_sessions: a key or id is already stored")
+            for session in batch:
+                self.put_session(session)
 
     def get_session(self, key: str) -> Session | None:
         return self._sessions.get(key)

@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -38,12 +38,15 @@ from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
     SESSION_COLUMNS,
+    SESSION_ROW,
     alert_from,
+    chunked,
     alert_json,
     device_from,
     job_json,
     rounds_json,
     session_from,
+    session_row,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
@@ -516,6 +519,32 @@ class PostgresStore:
                     "ON CONFLICT (id) DO UPDATE SET key = excluded.key",
                     [(sid, session.key) for sid in session.ids],
                 )
+
+    def add_sessions(self, sessions: Iterable[Session]) -> None:
+        """New sessions, many at once (an import; a benchmark's stored history): the
+        rows ``put_session`` would write one by one, in their order, in one transaction
+        (``COPY``). A key or id already stored fails the whole call and adds nothing.
+        The planner's statistics are refreshed after (``ANALYZE``), as autovacuum
+        would do soon: a plan chosen for the table's old size could scan it all."""
+        with self.transaction():
+            conn = self._local.conn
+            for chunk in chunked(sessions, 10_000):
+                # The chunk's positions: a block of the sequence, taken under the write lock.
+                (last,) = conn.execute(
+                    "SELECT setval('session_position', nextval('session_position') + %s)",
+                    (len(chunk) - 1,),
+                ).fetchone()
+                first = last - len(chunk) + 1
+                with conn.cursor() as cursor:
+                    with cursor.copy(f"COPY sessions ({SESSION_ROW}) FROM STDIN") as copy:
+                        for i, session in enumerate(chunk):
+                            copy.write_row(session_row(session, first + i))
+                    with cursor.copy("COPY session_ids (id, key) FROM STDIN") as copy:
+                        for session in chunk:
+                            for sid in session.ids:
+                                copy.write_row((sid, session.key))
+            conn.execute("ANALYZE sessions")
+            conn.execute("ANALYZE session_ids")
 
     def get_session(self, key: str) -> Session | None:
         row = self._one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = %s", (key,))

@@ -3,8 +3,10 @@ session's job and rounds, an alert) as compact JSON text. Shared by the SQL stor
 
 from __future__ import annotations
 
+import itertools
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from ..protocol import Alert, Command, Status
 from .model import Device, JobSpec, Origin, Result, Round, Session, State
@@ -12,14 +14,28 @@ from .model import Device, JobSpec, Origin, Result, Round, Session, State
 __all__ = [
     "DEVICE_COLUMNS",
     "SESSION_COLUMNS",
+    "SESSION_ROW",
     "alert_from",
     "alert_json",
+    "chunked",
     "device_from",
     "dumps",
     "job_json",
     "rounds_json",
     "session_from",
+    "session_row",
 ]
+
+
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterable[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter): a bulk write's batches,
+    without holding every item at once."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def dumps(value: Any) -> str:
@@ -104,6 +120,35 @@ def session_from(row: tuple[Any, ...]) -> Session:
         ended_at=ended_at,
         expires_at=expires_at,
         reason=reason,
+    )
+
+
+#: The columns of a ``sessions`` row, in the order of :func:`session_row`.
+SESSION_ROW = (
+    "key, dev_id, account, state, position, created_at, origin, result, session_id, "
+    "started_at, ended_at, expires_at, reason, job, rounds"
+)
+
+
+def session_row(session: Session, position: int) -> tuple[Any, ...]:
+    """The ``sessions`` row a session is kept as (``SESSION_ROW``'s order); ``position``
+    is when it entered its state (see ``SQLiteStore``)."""
+    return (
+        session.key,
+        session.dev_id,
+        session.account,
+        session.state.value,
+        position,
+        session.created_at,
+        session.origin.value,
+        None if session.result is None else session.result.value,
+        session.session_id,
+        session.started_at,
+        session.ended_at,
+        session.expires_at,
+        session.reason,
+        job_json(session.job),
+        rounds_json(session.rounds),
     )
 
 

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -25,12 +25,15 @@ from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
     SESSION_COLUMNS,
+    SESSION_ROW,
     alert_from,
     alert_json,
+    chunked,
     device_from,
     job_json,
     rounds_json,
     session_from,
+    session_row,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
@@ -563,6 +566,29 @@ class SQLiteStore:
                 "ON CONFLICT (id) DO UPDATE SET key = excluded.key",
                 [(sid, session.key) for sid in session.ids],
             )
+
+    def add_sessions(self, sessions: Iterable[Session]) -> None:
+        """New sessions, many at once (an import; a benchmark's stored history): the
+        rows ``put_session`` would write one by one, in their order, in one transaction.
+        A key or id already stored fails the whole call and adds nothing."""
+        marks = ", ".join("?" * len(SESSION_ROW.split(", ")))
+        with self.transaction():
+            conn = self._db()
+            for chunk in chunked(sessions, 10_000):
+                (last,) = conn.execute(
+                    "UPDATE counters SET value = value + ? WHERE name = 'session_position' "
+                    "RETURNING value",
+                    (len(chunk),),
+                ).fetchone()
+                first = last - len(chunk) + 1
+                conn.executemany(
+                    f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({marks})",
+                    (session_row(s, first + i) for i, s in enumerate(chunk)),
+                )
+                conn.executemany(
+                    "INSERT INTO session_ids (id, key) VALUES (?, ?)",
+                    ((sid, s.key) for s in chunk for sid in s.ids),
+                )
 
     def get_session(self, key: str) -> Session | None:
         row = self._one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
