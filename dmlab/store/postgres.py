@@ -523,9 +523,7 @@ class PostgresStore:
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once (an import; a benchmark's stored history): the
         rows ``put_session`` would write one by one, in their order, in one transaction
-        (``COPY``). A key or id already stored fails the whole call and adds nothing.
-        The planner's statistics are refreshed after (``ANALYZE``), as autovacuum
-        would do soon: a plan chosen for the table's old size could scan it all."""
+        (``COPY``). A key or id already stored fails the whole call and adds nothing."""
         with self.transaction():
             conn = self._local.conn
             for chunk in chunked(sessions, 10_000):
@@ -543,8 +541,6 @@ class PostgresStore:
                         for session in chunk:
                             for sid in session.ids:
                                 copy.write_row((sid, session.key))
-            conn.execute("ANALYZE sessions")
-            conn.execute("ANALYZE session_ids")
 
     def get_session(self, key: str) -> Session | None:
         row = self._one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = %s", (key,))
