@@ -286,6 +286,7 @@ def device(args: argparse.Namespace) -> int:
             on_exchange=log,
             on_event=lambda kind, data: log(f"{kind} {data}"),
             services=True,
+            choices=dict(args.choice),
         )
         # SIGTERM (a service manager, a test) ends the device like Ctrl-C: the
         # work in flight is cancelled and the client closed, and the exit is 0.
@@ -417,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="start one session through the browser component at start (flow 3)",
     )
     d.add_argument("--once", action="store_true", help="exit after --alert-now's session")
+    d.add_argument(
+        "--choice",
+        type=_choice,
+        action="append",
+        default=[],
+        metavar="ID=VALUE",
+        help="the server's reading where the device must follow it, e.g. end-report=none "
+        "(repeatable)",
+    )
     d.set_defaults(run=device)
     add_conform_parser(commands)
     return parser

@@ -25,7 +25,17 @@ from .protocol import media
 from .runtime import Lab
 from .trace import Exchange
 
-__all__ = ["Comparison", "Run", "Script", "compare", "firmware_update", "lost_put_answer"]
+__all__ = [
+    "Comparison",
+    "Run",
+    "Script",
+    "aborted_session",
+    "alert_while_pending",
+    "compare",
+    "failing_update",
+    "firmware_update",
+    "lost_put_answer",
+]
 
 #: The device every flow plays (an IMEI, so the tables read alike on every run).
 DEV_ID = "IMEI:490154203237518"
@@ -63,28 +73,56 @@ class Script:
     def start(self) -> httpx.Response:
         return self.http.post("/sessions/next")
 
-    def report(self, session_id: str, package: Mapping[str, Any]) -> httpx.Response:
-        """Package 3 for ``package``: one status per command, as a device reports them."""
-        body = {"Status": statuses_for(package["CMD"], self.dev)}
+    def report(
+        self, session_id: str, package: Mapping[str, Any], *, fail: bool = False
+    ) -> httpx.Response:
+        """Package 3 for ``package``: one status per command, as a device reports them
+        (each a 500 when ``fail``)."""
+        body = {"Status": statuses_for(package["CMD"], self.dev, fail=fail)}
         return self.http.put(
             f"/sessions/id/{session_id}",
             content=json.dumps(body),
             headers={"Content-Type": media.DM20_RESPONSE},
         )
 
-    def finish(self, answer: httpx.Response) -> httpx.Response:
-        """Report round after round until the session ends (or is refused)."""
+    def reports_end(self, package: Mapping[str, Any]) -> bool:
+        """Whether the device reports this package: not one ending with END when END
+        needs no report (lab choice end-report=none)."""
+        ends = bool(package["CMD"]) and package["CMD"][-1][:1] == ["END"]
+        return not ends or self.lab.services.choices.is_("end-report", "report")
+
+    def finish(self, answer: httpx.Response, *, fail_last: bool = False) -> httpx.Response:
+        """Report round after round until the session ends (or is refused); with
+        ``fail_last`` every command of the round ending with END fails."""
         while answer.status_code == 200:
             package = answer.json()
-            answer = self.report(package["SessionID"], package)
+            if not self.reports_end(package):
+                self.notes.append("END needs no report: the device sent none")
+                break
+            ends = package["CMD"][-1][:1] == ["END"]
+            answer = self.report(package["SessionID"], package, fail=fail_last and ends)
         return answer
 
+    def alert(self, alert_type: str = "urn:oma:at:dm:2.0:ClientInitiatedMgmt") -> httpx.Response:
+        """``POST /alert`` with a session-opening alert (package 1's shape)."""
+        return self.http.post(
+            "/alert",
+            content=json.dumps({"Alert": [{"AlertType": alert_type}]}),
+            headers={"Content-Type": media.DM20_INITIATION},
+        )
+
     def result(self) -> str:
-        """The session's brief result as the operator lists it, or its state."""
+        """The queued session's brief result as the operator lists it (with its
+        ``Reason`` when it has one), or its state."""
         for listing in ("completed", "pending"):
             for s in self.lab.operator.http.get(f"/sessions/{listing}").json()["Sessions"]:
-                if s["DevID"] == DEV_ID:
-                    return str(s.get("Result") or s["State"])
+                if s["DevID"] == DEV_ID and (
+                    not self.session
+                    or self.session == s["SessionID"]
+                    or self.session in s.get("IDs", ())
+                ):
+                    result = str(s.get("Result") or s["State"])
+                    return f"{result} ({s['Reason']})" if s.get("Reason") else result
         return "active (never completed)"
 
     def close(self) -> None:
@@ -117,6 +155,37 @@ def lost_put_answer(script: Script) -> None:
         again = script.start()
         script.notes.append(f"POST /sessions/next then answered {again.status_code}")
     script.finish(retry)
+
+
+def failing_update(script: Script) -> None:
+    """A firmware update whose last round fails (the download cannot be fetched)."""
+    script.queue()
+    end = script.finish(script.start(), fail_last=True)
+    script.notes.append(f"the last answer was {end.status_code}")
+
+
+def alert_while_pending(script: Script) -> None:
+    """A client-initiated alert while a firmware update is pending, then a call to
+    ``POST /sessions/next``."""
+    script.queue()
+    opened = script.alert()
+    if opened.status_code == 200:
+        opened_id = opened.json()["SessionID"]
+        which = "the pending update" if opened_id == script.session else "a new session"
+        script.notes.append(f"the alert opened {which}")
+    script.finish(opened)
+    following = script.start()
+    script.notes.append(f"POST /sessions/next then answered {following.status_code}")
+    script.finish(following)
+
+
+def aborted_session(script: Script) -> None:
+    """The device aborts its started session, then lists its completed sessions."""
+    script.queue()
+    started = script.start().json()
+    script.http.delete(f"/session/id/{started['SessionID']}")
+    listed = script.http.get("/sessions/completed").json()["Sessions"]
+    script.notes.append("listed as " + ", ".join(str(s.get("Result")) for s in listed))
 
 
 @dataclass

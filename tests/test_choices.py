@@ -29,9 +29,11 @@ from helpers import (
     by_dev,
     commands,
     new_dev_id,
+    post_alert,
     problem,
     put_status,
     queue,
+    session_of,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +211,7 @@ def test_abort_path_both_aborts_at_either_spelling(lab, register, path):
         sid, client = _active_session(lab, made, register(attach=False))
         answer = client.delete(path.format(sid))  # type: ignore[attr-defined]
         assert answer.status_code == 200, answer.text
-        assert answer.json()["Result"] == "aborted"
+        assert answer.json()["Reason"] == "aborted"
 
 
 def test_abort_path_singular_serves_only_the_crs_spelling(singular_lab):
@@ -383,3 +385,209 @@ def test_compare_shows_what_a_lost_put_answer_costs_under_each_put_retry_option(
     assert "✗ LOST" in weighed.a.diagram.text() and "409" in weighed.a.diagram.text()
     bundle = weighed._repr_mimebundle_()
     assert bundle["text/html"].count("<svg") == 2 and "put-retry=replay" in bundle["text/plain"]
+
+
+# end-report, alert-opens, brief-result ----------------------------------------------------------
+#: The defaults spelled out: the old registry refused them (the choices were fixed).
+DEFAULTS = {"end-report": "report", "alert-opens": "oldest-pending", "brief-result": "ok-failure"}
+
+
+@pytest.fixture(scope="module")
+def defaults_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices=DEFAULTS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def no_end_report_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices={"end-report": "none"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def new_session_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices={"alert-opens": "new-session"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def extended_lab() -> Iterator[Lab]:
+    with Lab(hash_cost=HASH_COST, choices={"brief-result": "extended"}) as running:
+        yield running
+
+
+CLIENT_INITIATED = {"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}
+SERVER_INITIATED = {"AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt"}
+
+
+def test_end_report_report_takes_the_end_rounds_statuses_and_completes_on_that_put(
+    defaults_lab,
+):
+    with _clients(defaults_lab) as made:
+        phone = _Phone(defaults_lab, made)
+        last = commands(phone.report(phone.first_round()))
+        assert last["CMD"][-1] == ["END"]
+        assert phone.result() == "not completed"  # the END round is still to be reported
+        end = phone.report(last, fail=True)
+        assert end.status_code == 204 and end.headers["omadm-result"] == "failure"
+        assert phone.result() == "failure"
+
+
+def test_end_report_none_completes_as_end_is_handed_out_and_refuses_a_put_after_it(
+    no_end_report_lab,
+):
+    with _clients(no_end_report_lab) as made:
+        phone = _Phone(no_end_report_lab, made)
+        last = commands(phone.report(phone.first_round()))
+        assert last["CMD"][-1] == ["END"]
+        assert phone.result() == "OK"  # completed as END went out
+        problem(phone.report(last, fail=True), 409)  # the failure is never heard of
+        assert phone.result() == "OK"
+
+
+def test_end_report_none_the_labs_device_sends_nothing_after_end(no_end_report_lab):
+    lab = no_end_report_lab
+    dev_id = new_dev_id()
+    device = lab.add_device(dev_id)
+    assert device.virtual.report_end is False
+    queue(lab, dev_id, job="inventory")
+    since = lab.trace.last_seq
+    run = device.start_next()
+    assert run is not None and len(run.rounds) == 1 and run.result == "OK"
+    sent = [(e.method, e.path) for e in lab.trace.since(since) if e.source == "device"]
+    assert sent == [("POST", "/sessions/next")]
+    assert by_dev(lab.operator.completed(), dev_id)[0]["Result"] == "OK"
+
+
+def test_the_device_command_takes_the_end_report_choice():
+    device = ["device", "--server", "https://x", "--cafile", "c", "--dev-id", "d"]
+    args = build_parser().parse_args([*device, "--secret", "s", "--choice", "end-report=none"])
+    assert dict(args.choice) == {"end-report": "none"}
+
+
+def test_alert_opens_oldest_pending_starts_the_queued_session(defaults_lab):
+    with _clients(defaults_lab) as made:
+        phone = _Phone(defaults_lab, made)
+        queued = queue(defaults_lab, phone.dev.dev_id, job="firmware-update")["SessionID"]
+        opened = commands(post_alert(phone.http, CLIENT_INITIATED))
+        assert opened["SessionID"] == queued
+        assert phone.http.get("/sessions/pending").json()["Sessions"] == []
+
+
+def test_alert_opens_new_session_starts_a_client_initiated_session_and_leaves_pending_queued(
+    new_session_lab,
+):
+    lab = new_session_lab
+    with _clients(lab) as made:
+        phone = _Phone(lab, made)
+        queued = queue(lab, phone.dev.dev_id, job="firmware-update")["SessionID"]
+        opened = commands(post_alert(phone.http, CLIENT_INITIATED))
+        assert opened["SessionID"] != queued
+        assert [c[0] for c in opened["CMD"]] == ["GET", "GET", "END"]  # the lab's inventory
+        pending = phone.http.get("/sessions/pending").json()["Sessions"]
+        assert [s["SessionID"] for s in pending] == [queued]
+        assert phone.report(opened).status_code == 204
+        brief = session_of(lab, opened["SessionID"])
+        assert (brief["Origin"], brief["Job"], brief["Result"]) == (
+            "client-initiated",
+            "inventory",
+            "OK",
+        )
+        # The queued work is still there for POST /sessions/next, and a server-initiated
+        # alert (answering a notification) still opens it.
+        assert commands(post_alert(phone.http, SERVER_INITIATED))["SessionID"] == queued
+
+
+def test_alert_opens_new_session_runs_a_session_even_with_nothing_pending(new_session_lab):
+    with _clients(new_session_lab) as made:
+        phone = _Phone(new_session_lab, made)
+        opened = commands(post_alert(phone.http, CLIENT_INITIATED))
+        assert phone.report(opened).status_code == 204
+
+
+def _ended_without_running(lab: Lab) -> tuple[dict, dict]:
+    """A session aborted while active and one expired while pending, as listed."""
+    with _clients(lab) as made:
+        phone = _Phone(lab, made)
+        aborted = phone.first_round()["SessionID"]
+        answer = phone.http.delete(f"/session/id/{aborted}")
+        assert answer.status_code == 200
+        expired = queue(lab, phone.dev.dev_id, job="inventory", ttl=0)["SessionID"]
+        listed = phone.http.get("/sessions/completed").json()["Sessions"]
+    by_id = {s["SessionID"]: s for s in listed}
+    assert by_id[aborted]["Result"] == answer.json()["Result"]
+    return by_id[aborted], by_id[expired]
+
+
+def test_brief_result_ok_failure_lists_aborted_and_expired_as_failure_with_a_reason(defaults_lab):
+    aborted, expired = _ended_without_running(defaults_lab)
+    assert (aborted["Result"], aborted["Reason"]) == ("failure", "aborted")
+    assert (expired["Result"], expired["Reason"]) == ("failure", "expired")
+
+
+def test_brief_result_extended_lists_aborted_and_expired_as_such(extended_lab):
+    aborted, expired = _ended_without_running(extended_lab)
+    assert aborted["Result"] == "aborted" and expired["Result"] == "expired"
+    assert "Reason" not in aborted
+
+
+def test_brief_result_keeps_how_a_session_really_ended_in_the_store(defaults_lab):
+    aborted, _ = _ended_without_running(defaults_lab)
+    stored = defaults_lab.services.store.session_by_id(aborted["SessionID"])
+    assert stored is not None and stored.result is not None
+    assert stored.result.value == "aborted"
+
+
+# Weighing the three readings with dmlab.compare ---------------------------------------------
+@pytest.mark.parametrize(
+    ("flow", "choice_id", "a", "b", "rows"),
+    [
+        (
+            "failing_update",
+            "end-report",
+            "report",
+            "none",
+            {"round trips (device)": (3, 2), "session result": ("failure", "OK")},
+        ),
+        (
+            "alert_while_pending",
+            "alert-opens",
+            "oldest-pending",
+            "new-session",
+            {"round trips (device)": (4, 5), "session result": ("OK", "OK")},
+        ),
+        (
+            "aborted_session",
+            "brief-result",
+            "ok-failure",
+            "extended",
+            {"session result": ("failure (aborted)", "aborted")},
+        ),
+    ],
+)
+def test_compare_weighs_each_option(flow, choice_id, a, b, rows):
+    from dmlab import compare
+
+    weighed = compare.compare(
+        getattr(compare, flow), {choice_id: a}, {choice_id: b}, hash_cost=HASH_COST
+    )
+    table = weighed.table()
+    for row, (under_a, under_b) in rows.items():
+        assert table[f"{choice_id}={a}"][row] == under_a, (row, table)
+        assert table[f"{choice_id}={b}"][row] == under_b, (row, table)
+
+
+def test_python_m_dmlab_choices_runs_without_a_runpy_warning():
+    import subprocess
+    import sys
+
+    for module in ("dmlab.choices", "dmlab.protocol.provenance"):
+        ran = subprocess.run(
+            [sys.executable, "-W", "error::RuntimeWarning", "-m", module, "--check"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert "RuntimeWarning" not in ran.stderr, ran.stderr
+        assert ran.returncode == 0, ran.stderr

@@ -128,7 +128,7 @@ def test_abort_a_pending_session(lab: Lab) -> None:
     assert queued in panel.session.options  # offered from the session.queued event
     panel.session.value = queued
     panel.abort.click()
-    assert panel.last == f"aborted session {queued} of {PHONE}: completed (aborted)"
+    assert panel.last == f"aborted session {queued} of {PHONE}: completed (failure: aborted)"
     assert table.frame()[["session id", "state", "result"]].values.tolist() == [
         [queued, "completed", "aborted"]
     ]
@@ -199,7 +199,7 @@ def test_queue_without_notifying_then_abort_from_the_panel(lab: Lab) -> None:
     assert [s["SessionID"] for s in lab.operator.pending()] == [waiting]
     panel.session.value = waiting
     panel.abort.click()
-    assert panel.last == f"aborted session {waiting} of {PHONE}: completed (aborted)"
+    assert panel.last == f"aborted session {waiting} of {PHONE}: completed (failure: aborted)"
     assert panel.session.options == ()
 
 

@@ -221,6 +221,11 @@ PURPOSES: tuple[TestPurpose, ...] = (
     _refusal("TP/SESS/COMP/006", S11, GC, COMPLETED, "no credentials, no list",
              (DEVICE, DONE_S, QUEUE), "nobody: GET /sessions/completed without credentials",
              "S's id is not in the answer"),
+    _p("TP/SESS/COMP/007", S11, GC, COMPLETED, "a session that did not run to its end is listed with OK or failure",
+       (DEVICE, ACTIVE_S + ", then aborted", "a session S2 queued for D with a time to live of 0", QUEUE),
+       ("D: DELETE /session/id/{S}", "D: GET /sessions/completed"),
+       "PASS if S and S2 are each listed with the brief result OK or failure, or not listed; "
+       "FAIL if either is listed with another result (lab choice brief-result)"),
     _p("TP/SESS/NEXT/001", S11, PN, NEXT, "the pending session starts with its commands",
        (DEVICE, PENDING_S + " with commands GET, GET, END", QUEUE), ("D: POST /sessions/next",),
        "PASS if 200 with a SessionID and exactly the queued commands (package 2); FAIL otherwise"),
@@ -366,10 +371,11 @@ PURPOSES: tuple[TestPurpose, ...] = (
     _p("TP/ALRT/001", S13, "POST /alert", ALERT, "a generic alert is taken",
        (DEVICE,), ("D: POST /alert with a FUMO generic alert",),
        "PASS if 2xx (no commands needed); FAIL otherwise"),
-    _p("TP/ALRT/002", S13, "POST /alert", ALERT, "a session-opening alert gets the pending commands",
+    _p("TP/ALRT/002", S13, "POST /alert", ALERT, "a session-opening alert gets commands",
        (DEVICE, PENDING_S, QUEUE), ("D: POST /alert with ClientInitiatedMgmt", "D: PUT the statuses"),
-       "PASS if 200 with a SessionID and S's commands, and the report on that id is taken; "
-       "FAIL otherwise"),
+       "PASS if 200 with a SessionID and commands (S's, unless S is still pending: the alert "
+       "opened a session of its own, lab choice alert-opens), and the report on that id is "
+       "taken; FAIL otherwise"),
     _p("TP/ALRT/003", S13, "POST /alert", ALERT, "a session-opening alert with nothing pending",
        (DEVICE, "nothing pending for D"), ("D: POST /alert with ClientInitiatedMgmt",),
        "PASS if 204, or 200 with a SessionID and commands; FAIL otherwise"),

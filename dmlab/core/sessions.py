@@ -12,10 +12,10 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..choices import Choices
-from ..protocol import Alert, Command, Report, expects_status
+from ..protocol import Alert, AlertType, Command, Report, expects_status
 from ..store import AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
 from . import jobs
 from .errors import Conflict, NotFound, SpentSession, StatusMismatch
@@ -30,6 +30,11 @@ class Notify(Protocol):
 
 def _ends(commands: tuple[Command, ...]) -> bool:
     return bool(commands) and commands[-1].name == "END"
+
+
+#: What a client-initiated session runs when it opens no pending work (lab choice
+#: alert-opens=new-session): the server reads what the device is and runs.
+CLIENT_JOB = JobSpec("inventory")
 
 
 def new_session_id() -> str:
@@ -52,6 +57,13 @@ class SessionEngine:
         self.stable_ids = choices.is_("session-ids", "stable")
         #: Lab choice put-retry: a repeated identical PUT on the id it spent is answered again.
         self.replay_puts = choices.is_("put-retry", "replay")
+        #: Lab choice end-report: ``none`` completes every session as its END is handed
+        #: out; ``report`` only for a device that follows the specification.
+        self.end_needs_report = choices.is_("end-report", "report")
+        #: Lab choice alert-opens: a client-initiated alert always starts a new session.
+        self.alert_starts_new = choices.is_("alert-opens", "new-session")
+        #: Lab choice brief-result: only the CR's OK and failure are shown.
+        self.cr_results = choices.is_("brief-result", "ok-failure")
         self.unit = unit
         self.store = unit.store
         self.notifier = notifier
@@ -94,7 +106,8 @@ class SessionEngine:
 
         ``end_completes``: the device follows the DM 2.0 specification, which sends no
         package 3 after a package 2 holding END; such a package completes the session
-        as it is handed out (lab choice end-status)."""
+        as it is handed out (lab choice end-report, which under ``none`` does so for
+        every device)."""
         with self.unit.atomic():
             pending = self.pending(dev_id)
             if not pending:
@@ -115,7 +128,35 @@ class SessionEngine:
                 )
             return self._start(session, base_url, end_completes)
 
-    def begin(self, device: Device, job: JobSpec, origin: Origin, base_url: str) -> Session:
+    def open_by_alert(
+        self,
+        device: Device,
+        alerts: tuple[Alert, ...],
+        base_url: str,
+        *,
+        end_completes: bool = False,
+    ) -> Session | None:
+        """The session a session-opening alert to ``POST /alert`` starts (lab choice
+        alert-opens): the device's oldest pending one, or ``None``; under ``new-session``
+        a client-initiated alert (one that answers no notification) starts a new
+        client-initiated session instead, and pending sessions stay queued."""
+        kinds = {a.alert_type for a in alerts}
+        if (
+            self.alert_starts_new
+            and AlertType.CLIENT_INITIATED in kinds
+            and AlertType.SERVER_INITIATED not in kinds
+        ):
+            return self.begin(device, CLIENT_JOB, Origin.CLIENT, base_url, end_completes)
+        return self.start_next(device.dev_id, base_url, end_completes=end_completes)
+
+    def begin(
+        self,
+        device: Device,
+        job: JobSpec,
+        origin: Origin,
+        base_url: str,
+        end_completes: bool = False,
+    ) -> Session:
         """Create a session and start it at once (flows 2 and 3)."""
         now = self._clock()
         with self.unit.atomic():
@@ -130,7 +171,7 @@ class SessionEngine:
                 session_id=key,
             )
             self._publish("session.queued", session, job=job.describe(), origin=origin.value)
-            return self._start(session, base_url)
+            return self._start(session, base_url, end_completes)
 
     def _start(self, session: Session, base_url: str, end_completes: bool = False) -> Session:
         step = jobs.next_step(session.job, (), base_url)
@@ -155,7 +196,7 @@ class SessionEngine:
             rounds=(Round(session.session_id, step.commands),),
         )
         self._publish("session.started", started, commands=len(step.commands))
-        if end_completes and _ends(step.commands):
+        if self._completes_on_end(end_completes, step.commands):
             started = self._complete(started, now, step.reason)
         self.store.put_session(started)
         return started
@@ -222,11 +263,16 @@ class SessionEngine:
                 session, session_id=new_id, rounds=(*done, Round(new_id, step.commands))
             )
             self._publish("session.continued", continued, previous=session_id)
-            if end_completes and _ends(step.commands):
+            if self._completes_on_end(end_completes, step.commands):
                 continued = self._complete(continued, now, step.reason)
             self.store.put_session(continued)
             self._record_report_alerts(continued, report)
             return continued
+
+    def _completes_on_end(self, end_completes: bool, commands: tuple[Command, ...]) -> bool:
+        """Whether handing out ``commands`` ends the session: they end with END and no
+        package 3 will follow (lab choice end-report)."""
+        return (end_completes or not self.end_needs_report) and _ends(commands)
 
     @staticmethod
     def _repeats(session: Session, session_id: str, report: Report) -> bool:
@@ -288,6 +334,16 @@ class SessionEngine:
             self.store.put_session(aborted)
         self._publish("session.aborted", aborted)
         return aborted
+
+    def brief(self, session: Session) -> dict[str, Any]:
+        """The session as the server shows it (lab choice brief-result): under
+        ``ok-failure`` an aborted or expired session is a failure, its ``Reason`` saying
+        which; the store keeps how it really ended."""
+        if self.cr_results and session.result in (Result.ABORTED, Result.EXPIRED):
+            assert session.result is not None
+            why = "; ".join(filter(None, (session.result.value, session.reason)))
+            session = dataclasses.replace(session, result=Result.FAILURE, reason=why)
+        return session.brief()
 
     def visible(self, dev_id: str | None, account: str, session_id: str) -> Session:
         """A session by any of its ids, if it is the device's (``dev_id``) or, for an

@@ -3,7 +3,8 @@
 It verifies DM Notifications, opens sessions (``/sessions/next``, ``/alert`` or
 its browser component), runs each package 2 through the :class:`Executor` and
 reports one status per command with ``PUT /sessions/id/{id}``, following the
-newly assigned session id until the server ends the session. It never reaches
+newly assigned session id until the server ends the session (or, under lab choice
+end-report ``none``, until a package ends with END). It never reaches
 into the server: every exchange is a real HTTP request.
 """
 
@@ -145,9 +146,12 @@ class VirtualDevice:
         choices: Mapping[str, str] | None = None,
     ) -> None:
         self.dev_id = dev_id
-        #: The server's readings the device must follow (lab choices browser-entry and
-        #: notification-transport; the rest concern the server alone).
+        #: The server's readings the device must follow (lab choices browser-entry,
+        #: notification-transport and end-report; the rest concern the server alone).
         self.choices = Choices(choices)
+        #: Lab choice end-report: whether the round that ends with END is reported
+        #: (``report``) or the device stops after running it (``none``).
+        self.report_end = self.choices.is_("end-report", "report")
         self.server_id = server_id
         self.server_url = server_url.rstrip("/")
         # DMAcc Auth/Noti: the specification's secret and auth data when given, else the
@@ -314,6 +318,8 @@ class VirtualDevice:
             result = await self.executor.run(commands)
             run.rounds.append((commands, result.statuses))
             self.shown.extend(result.shown)
+            if not self.report_end and commands and commands[-1].name == "END":
+                break  # END needs no report: the server completed the session as it sent it
             # CONT names where the following packages go; otherwise the
             # Location of the newly assigned id.
             url = (

@@ -160,20 +160,58 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
     LabChoice(
         "alert-opens",
         "Sessions",
-        "a session-opening alert (client- or server-initiated) to `POST /sessions/next` "
-        "starts the oldest pending session",
+        "a session-opening alert (client- or server-initiated) to `POST /alert` starts the "
+        "device's oldest pending session (with nothing pending, see idle-alert-204)",
         "a client-initiated alert always starts a new client-initiated session",
         "the CR queues work per device; the oldest is the one the device was told about",
+        clause='CR x.1.3: POST /alert "Report Device event to Server, and may get further '
+        'Management Commands"; x.2.2 Client Initiated Session',
+        question="which session does a client-initiated alert open?",
+        options=(
+            Option(
+                "oldest-pending",
+                "`POST /alert` with ClientInitiatedMgmt answers 200 with the oldest pending "
+                "session's commands, or 204 when nothing is pending",
+            ),
+            Option(
+                "new-session",
+                "`POST /alert` with ClientInitiatedMgmt always answers 200 with a new "
+                "client-initiated session (the lab's inventory: GET DevInfo, GET FUMO State, "
+                "END); pending sessions stay queued for `POST /sessions/next` (a "
+                "ServerInitiatedMgmt alert still opens the oldest)",
+            ),
+        ),
+        where="dmlab/core/sessions.py SessionEngine.open_by_alert",
+        judged_by=("TP/ALRT/002", "TP/ALRT/003", "TP/FLOW/CI/001"),
     ),
     LabChoice(
         "brief-result",
         "Sessions",
-        "a session's brief result is about its own statuses: a firmware update whose EXEC "
-        "was accepted (202) is OK even if the update later fails (the alert says so); "
-        "aborted and expired sessions are listed as such",
-        "OK and failure only, as the CR says; or the job's outcome after its alert",
-        'the CR lists completed sessions "with a brief result (OK or failure)"',
-        clause="CR x.1.1: GET /sessions/completed",
+        "the brief result is the CR's OK or failure, judged on the session's own statuses "
+        "(a firmware update whose EXEC was accepted with 202 is OK even if the update later "
+        "fails: its alert says so); a session that ended without running to its end is a "
+        "failure whose `Reason` says aborted or expired",
+        "aborted and expired as results of their own; or the job's outcome after its alert",
+        'the CR lists completed sessions "with brief result (OK or failure)": a client built '
+        "to it knows two values, and `Reason` keeps what a third would say",
+        clause='CR x.1.1: GET /sessions/completed "Get list of completed Management Sessions '
+        'with brief result (OK or failure)"',
+        question="which brief results can a completed session have?",
+        options=(
+            Option(
+                "ok-failure",
+                "`Result` is `OK` or `failure`; an aborted or expired session is `failure` "
+                "with `Reason` `aborted` or `expired`",
+            ),
+            Option(
+                "extended",
+                "`Result` is also `aborted` or `expired`, values the CR does not list",
+                departs=True,
+                purposes=("TP/SESS/COMP/007",),
+            ),
+        ),
+        where="dmlab/core/sessions.py SessionEngine.brief (every session the server shows)",
+        judged_by=("TP/SESS/COMP/001", "TP/SESS/COMP/002", "TP/SESS/COMP/007"),
     ),
     LabChoice(
         "session-origin",
@@ -417,7 +455,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "the CR's response to PUT may carry commands; it does not say what ends a session",
     ),
     LabChoice(
-        "end-status",
+        "end-report",
         "Package 3",
         "a device whose Accept names the specification's package 2 type and not the CR's "
         "is taken at its word: its package 2 comes as `application/vnd.oma.dm.request+json`, "
@@ -427,6 +465,28 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "no package 3 after END from any device (the specification)",
         "the CR's PUT reports 'the results of performed DM Commands' and says nothing of "
         "END; the lab's jobs read the statuses of their last package",
+        clause='CR x.1.1: PUT /sessions/id/{sessionId} "Report the results of performed DM '
+        'Commands"; specification §2.4: no package 3 after END',
+        question="is the round that ends with END reported?",
+        options=(
+            Option(
+                "report",
+                "a device accepting the CR's type PUTs the statuses of the commands before END "
+                "and gets 204 with `OMADM-Result`, one round trip more; the session completes "
+                "on that PUT",
+            ),
+            Option(
+                "none",
+                "no device PUTs after END: the session completes as the package holding END "
+                "is handed out, judged on the statuses reported before it, and a PUT after it "
+                "is refused (409); the lab's device runs the commands and sends nothing more",
+                departs=True,
+                purposes=("TP/SESS/PUT/002", "TP/SESS/COMP/002"),
+            ),
+        ),
+        where="dmlab/core/sessions.py SessionEngine (end_completes); dmlab/device/client.py "
+        "VirtualDevice(report_end=)",
+        judged_by=("TP/SESS/PUT/002", "TP/SESS/COMP/001", "TP/SESS/COMP/002"),
     ),
     LabChoice(
         "argument-order",
@@ -756,7 +816,7 @@ POINTS: Final[tuple[Point, ...]] = (
         SPEC,
         "§2.4, §3.9",
     ),
-    Point("Package 3", "the statuses of a package ending with END", LAB, "end-status"),
+    Point("Package 3", "the statuses of a package ending with END", LAB, "end-report"),
     Point("Package 3", "where a GET's data travels", LAB, "get-data"),
     Point("Package 3", "how the end of a session is answered", LAB, "session-end"),
     # Commands

@@ -246,7 +246,7 @@ def over_cap(cap: str) -> dict[str, Any]:
 COMMANDS_200 = {
     "description": "Package 2: the commands, under the session id in force; in the DM 2.0 "
     "specification's type for a device whose Accept names only that one (it then sends no "
-    "package 3 after END: lab choice end-status).",
+    "package 3 after END: lab choice end-report).",
     "headers": {
         "Location": {
             "description": "/sessions/id/{the id to report to}",

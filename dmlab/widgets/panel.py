@@ -185,7 +185,9 @@ class ControlPanel(widgets.VBox):
             self.lab.settle()
             return (
                 f"aborted session {session_id} of {brief['DevID']}: "
-                f"{brief['State']} ({brief.get('Result')})"
+                f"{brief['State']} ({brief.get('Result')}"
+                + (f": {brief['Reason']}" if brief.get("Reason") else "")
+                + ")"
             )
         assert refusal is not None
         raise refusal

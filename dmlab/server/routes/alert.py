@@ -19,8 +19,9 @@ from .common import (
 
 async def alert(request: Request) -> Response:
     """Record every alert. A session-opening alert (client- or server-initiated)
-    starts the device's oldest pending session, if there is one; a generic alert
-    (such as a FUMO result) is recorded and answered with ``204``."""
+    starts the device's oldest pending session, if there is one, or a new one (lab
+    choice alert-opens); a generic alert (such as a FUMO result) is recorded and
+    answered with ``204``."""
     principal = authenticate(request, "device")
     report = await read_report(request, AlertReport)
     note(request, request="Alert " + opening_summary(report))
@@ -29,8 +30,8 @@ async def alert(request: Request) -> Response:
     assert device is not None
     session = None
     if any(a.opens_session for a in report.alerts):
-        session = svc.engine.start_next(
-            device.dev_id, base_url(request), end_completes=follows_specification(request)
+        session = svc.engine.open_by_alert(
+            device, report.alerts, base_url(request), end_completes=follows_specification(request)
         )
     svc.engine.record_alerts(device, report.alerts, session.key if session else None)
     if session is None:

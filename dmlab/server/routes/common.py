@@ -26,7 +26,7 @@ PACKAGE_2 = (media.COMMANDS, media.DM20_REQUEST)
 
 def follows_specification(request: Request) -> bool:
     """Whether the device asks for package 2 in the DM 2.0 specification's type and not
-    in the CR's: it then sends no package 3 after END (lab choice end-status), and its
+    in the CR's: it then sends no package 3 after END (lab choice end-report), and its
     package 2 comes labelled the specification's way."""
     # Neither acceptable: a 406, raised before the engine changes anything.
     return negotiate(request, PACKAGE_2) == media.DM20_REQUEST

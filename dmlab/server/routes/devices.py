@@ -153,8 +153,8 @@ async def show_device(request: Request) -> Response:
         if not_modified(request, tag):
             return Response(status_code=304, headers={"ETag": tag})
         return JSONResponse(info, headers={"ETag": tag})
-    sessions = [s.brief() for s in svc.engine.pending(device.dev_id)]
-    sessions += [s.brief() for s in svc.engine.completed(device.dev_id)[-20:]]
+    sessions = [svc.engine.brief(s) for s in svc.engine.pending(device.dev_id)]
+    sessions += [svc.engine.brief(s) for s in svc.engine.completed(device.dev_id)[-20:]]
     alerts = [r.alert.to_json() for r in svc.store.alerts_of(device.dev_id, 10)]
     return page(
         request,
@@ -309,11 +309,11 @@ def enter(
             "session_queued.html",
             status_code=202,
             title="Session queued",
-            session=session.brief(),
+            session=svc.engine.brief(session),
         )
         response.headers["Location"] = location
         return response
-    return JSONResponse(session.brief(), status_code=202, headers={"Location": location})
+    return JSONResponse(svc.engine.brief(session), status_code=202, headers={"Location": location})
 
 
 def _bodies(form: str, json_schema: str) -> dict[str, Any]:

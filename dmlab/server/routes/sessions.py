@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -31,9 +33,10 @@ from .common import (
 )
 
 
-def _tag(session: Session) -> str:
+def _tagger(request: Request) -> Callable[[Session], str]:
     """The session resource's tag: that of its brief, what ``GET`` answers."""
-    return etag_of(session.brief())
+    engine = services(request).engine
+    return lambda session: etag_of(engine.brief(session))
 
 
 def _listing(request: Request, state: State) -> Response:
@@ -53,7 +56,7 @@ def _listing(request: Request, state: State) -> Response:
             else (services(request).store.sessions_of_account(principal.account, state))
         )
     note(request, response=f"{len(sessions)} {state.value}")
-    return JSONResponse({"Sessions": [s.brief() for s in sessions]})
+    return JSONResponse({"Sessions": [engine.brief(s) for s in sessions]})
 
 
 async def pending(request: Request) -> Response:
@@ -109,7 +112,7 @@ async def report(request: Request) -> Response:
     report = await read_report(request)
     note(request, request=f"Status {summarize_statuses(report.statuses)}")
     svc = services(request)
-    expect = expectation(request, _tag)
+    expect = expectation(request, _tagger(request))
     session = svc.engine.report(
         principal.name,
         session_id,
@@ -127,12 +130,13 @@ async def show(request: Request) -> Response:
     session_id = request.path_params["session_id"]
     note(request, session=session_id)
     dev_id = principal.name if principal.kind == "device" else None
-    session = services(request).engine.visible(dev_id, principal.account, session_id)
-    tag = _tag(session)
+    engine = services(request).engine
+    session = engine.visible(dev_id, principal.account, session_id)
+    tag = _tagger(request)(session)
     if not_modified(request, tag):
         return Response(status_code=304, headers={"ETag": tag})
     note(request, response=session.state.value)
-    return JSONResponse(session.brief(), headers={"ETag": tag})
+    return JSONResponse(engine.brief(session), headers={"ETag": tag})
 
 
 async def abort(request: Request) -> Response:
@@ -140,10 +144,11 @@ async def abort(request: Request) -> Response:
     session_id = request.path_params["session_id"]
     note(request, session=session_id)
     dev_id = principal.name if principal.kind == "device" else None
-    expect = expectation(request, _tag)
-    session = services(request).engine.abort(dev_id, principal.account, session_id, expect)
+    expect = expectation(request, _tagger(request))
+    engine = services(request).engine
+    session = engine.abort(dev_id, principal.account, session_id, expect)
     note(request, response="aborted")
-    return JSONResponse(session.brief())
+    return JSONResponse(engine.brief(session))
 
 
 def _record_opening_alerts(request: Request, session: Session, report: Report) -> None:
