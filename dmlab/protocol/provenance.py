@@ -485,7 +485,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine (end_completes); dmlab/device/client.py "
-        "VirtualDevice(report_end=)",
+        "VirtualDevice (its choices)",
         judged_by=("TP/SESS/PUT/002", "TP/SESS/COMP/001", "TP/SESS/COMP/002"),
     ),
     LabChoice(
