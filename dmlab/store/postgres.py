@@ -43,11 +43,13 @@ from .rows import (
     alert_json,
     chunked,
     device_from,
-    job_json,
-    rounds_json,
     session_from,
     session_row,
 )
+
+#: A ``sessions`` row's placeholders, and the upsert's update of every column but the key.
+_SESSION_MARKS = ", ".join("%s" for _ in SESSION_ROW.split(", "))
+_SESSION_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in SESSION_ROW.split(", ")[1:])
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 
@@ -485,33 +487,9 @@ class PostgresStore:
             else:
                 position = conn.execute("SELECT nextval('session_position')").fetchone()[0]
             conn.execute(
-                "INSERT INTO sessions (key, dev_id, account, state, position, created_at, "
-                "origin, result, session_id, started_at, ended_at, expires_at, reason, job, "
-                "rounds) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (key) DO UPDATE SET dev_id = excluded.dev_id, "
-                "account = excluded.account, state = excluded.state, "
-                "position = excluded.position, created_at = excluded.created_at, "
-                "origin = excluded.origin, result = excluded.result, "
-                "session_id = excluded.session_id, started_at = excluded.started_at, "
-                "ended_at = excluded.ended_at, expires_at = excluded.expires_at, "
-                "reason = excluded.reason, job = excluded.job, rounds = excluded.rounds",
-                (
-                    session.key,
-                    session.dev_id,
-                    session.account,
-                    session.state.value,
-                    position,
-                    session.created_at,
-                    session.origin.value,
-                    None if session.result is None else session.result.value,
-                    session.session_id,
-                    session.started_at,
-                    session.ended_at,
-                    session.expires_at,
-                    session.reason,
-                    job_json(session.job),
-                    rounds_json(session.rounds),
-                ),
+                f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({_SESSION_MARKS}) "
+                f"ON CONFLICT (key) DO UPDATE SET {_SESSION_UPDATE}",
+                session_row(session, position),
             )
             with conn.cursor() as cursor:
                 cursor.executemany(

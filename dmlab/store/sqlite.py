@@ -30,11 +30,13 @@ from .rows import (
     alert_json,
     chunked,
     device_from,
-    job_json,
-    rounds_json,
     session_from,
     session_row,
 )
+
+#: A ``sessions`` row's placeholders, and the upsert's update of every column but the key.
+_SESSION_MARKS = ", ".join("?" for _ in SESSION_ROW.split(", "))
+_SESSION_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in SESSION_ROW.split(", ")[1:])
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
@@ -533,33 +535,9 @@ class SQLiteStore:
                     "SELECT value FROM counters WHERE name = 'session_position'"
                 ).fetchone()[0]
             conn.execute(
-                "INSERT INTO sessions (key, dev_id, account, state, position, created_at, "
-                "origin, result, session_id, started_at, ended_at, expires_at, reason, job, "
-                "rounds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET dev_id = excluded.dev_id, "
-                "account = excluded.account, state = excluded.state, "
-                "position = excluded.position, created_at = excluded.created_at, "
-                "origin = excluded.origin, result = excluded.result, "
-                "session_id = excluded.session_id, started_at = excluded.started_at, "
-                "ended_at = excluded.ended_at, expires_at = excluded.expires_at, "
-                "reason = excluded.reason, job = excluded.job, rounds = excluded.rounds",
-                (
-                    session.key,
-                    session.dev_id,
-                    session.account,
-                    session.state.value,
-                    position,
-                    session.created_at,
-                    session.origin.value,
-                    None if session.result is None else session.result.value,
-                    session.session_id,
-                    session.started_at,
-                    session.ended_at,
-                    session.expires_at,
-                    session.reason,
-                    job_json(session.job),
-                    rounds_json(session.rounds),
-                ),
+                f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({_SESSION_MARKS}) "
+                f"ON CONFLICT (key) DO UPDATE SET {_SESSION_UPDATE}",
+                session_row(session, position),
             )
             conn.executemany(
                 "INSERT INTO session_ids (id, key) VALUES (?, ?) "
@@ -571,7 +549,6 @@ class SQLiteStore:
         """New sessions, many at once (an import; a benchmark's stored history): the
         rows ``put_session`` would write one by one, in their order, in one transaction.
         A key or id already stored fails the whole call and adds nothing."""
-        marks = ", ".join("?" * len(SESSION_ROW.split(", ")))
         with self.transaction():
             conn = self._db()
             for chunk in chunked(sessions, 10_000):
@@ -582,7 +559,7 @@ class SQLiteStore:
                 ).fetchone()
                 first = last - len(chunk) + 1
                 conn.executemany(
-                    f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({marks})",
+                    f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({_SESSION_MARKS})",
                     (session_row(s, first + i) for i, s in enumerate(chunk)),
                 )
                 conn.executemany(
