@@ -4,16 +4,20 @@ trace). Fixtures that build on them live in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -320,3 +324,37 @@ class Process:
                 self.lines.append(line)
         if self.popen.stdout is not None:
             self.popen.stdout.close()
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(size: str, owner: int | None = None) -> Iterator[Path]:
+    """A real, small file system (a tmpfs of ``size``, owned by ``owner``) to fill up,
+    or a skip that says why there is none: mounting needs root (and a container
+    that allows it). A disk filled for real, not a mocked free-space check."""
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a really full disk needs a tmpfs to fill, and mounting one needs root")
+    top = Path(tempfile.mkdtemp(prefix="dmlab-full-"))
+    options = f"size={size},mode=0700" + (f",uid={owner}" if owner is not None else "")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(top)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        top.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield top
+    finally:
+        subprocess.run(["umount", str(top)], check=False)
+        top.rmdir()
+
+
+def fill(directory: Path, leave: int = 0) -> None:
+    """Fill ``directory``'s file system until only ``leave`` bytes are free."""
+    stat = os.statvfs(directory)
+    with open(directory / "filler", "wb") as filler:
+        with contextlib.suppress(OSError):  # ENOSPC: full, as asked when leave is 0
+            filler.write(b"\0" * max(stat.f_bavail * stat.f_frsize - leave, 0))
+            filler.flush()

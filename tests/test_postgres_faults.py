@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +33,7 @@ from dmlab.server.problems import STORAGE_RETRY_AFTER
 from dmlab.store.postgres import PostgresStore, storage_fault
 from dmlab.trace import Trace
 
-from helpers import HASH_COST, new_dev_id, problem
+from helpers import HASH_COST, new_dev_id, problem, tiny_tmpfs
 
 #: Upper bound for the server to come back once PostgreSQL has (the pool reconnects
 #: with a backoff of its own); far above what it takes on an idle machine.
@@ -246,26 +244,6 @@ def test_serve_refuses_a_read_only_or_unreachable_database_in_one_line(
 
 
 # A full disk: a tablespace on a tiny tmpfs ---------------------------------------------
-@contextlib.contextmanager
-def tiny_tmpfs(size: str, owner: int) -> Iterator[Path]:
-    """A tmpfs of ``size`` owned by ``owner``, or a skip that says why there is none."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a full disk needs a tmpfs to fill, and mounting one needs root")
-    top = Path(tempfile.mkdtemp(prefix="dmlab-full-"))
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700,uid={owner}", "tmpfs", str(top)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        top.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield top
-    finally:
-        subprocess.run(["umount", str(top)], check=False)
-        top.rmdir()
-
-
 def test_a_full_disk_answers_503_and_freeing_space_lets_writes_in_again(
     new_database: Callable[[], str], ca: LabCA
 ) -> None:

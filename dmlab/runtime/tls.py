@@ -158,7 +158,13 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     temp.unlink(missing_ok=True)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-    os.chmod(temp, mode)  # the umask may have narrowed `mode`; keep it exact
-    os.replace(temp, path)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(temp, mode)  # the umask may have narrowed `mode`; keep it exact
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        if exc.filename is None:  # a failed write names no file: say which
+            exc.filename = str(path)
+        raise

@@ -66,10 +66,19 @@ _FAULT_WORDS = {
 }
 
 
+# Extended result codes whose primary code says less than they do.
+_EXTENDED_FAULTS = {
+    # SQLITE_IOERR_SHMSIZE: the -shm file could not grow, which SQLite's
+    # documentation says "may indicate that the underlying filesystem volume is out
+    # of space" (what a fresh start on a full disk meets first, in WAL mode).
+    4874: "full",
+}
+
+
 def storage_fault(path: str, exc: sqlite3.Error) -> StorageFault | None:
     """The :class:`StorageFault` an SQLite error stands for, if it is one."""
     code = getattr(exc, "sqlite_errorcode", None)
-    kind = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
+    kind = _EXTENDED_FAULTS.get(code) or _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
     if kind is None:
         text = str(exc).lower()
         kind = next(
