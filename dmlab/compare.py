@@ -165,8 +165,10 @@ def failing_update(script: Script) -> None:
 
 
 def alert_while_pending(script: Script) -> None:
-    """A client-initiated alert while a firmware update is pending, then a call to
-    ``POST /sessions/next``."""
+    """A client-initiated alert while a firmware update is pending, then POST /sessions/next.
+
+    Under alert-opens=oldest-pending the alert runs the update; under new-session it runs
+    a session of its own, and the update waits for the call to ``/sessions/next``."""
     script.queue()
     opened = script.alert()
     if opened.status_code == 200:
