@@ -525,6 +525,13 @@ def test_brief_result_ok_failure_lists_aborted_and_expired_as_failure_with_a_rea
     assert (expired["Result"], expired["Reason"]) == ("failure", "expired")
 
 
+def test_brief_result_ok_failure_device_page_shows_the_reason_beside_the_result(defaults_lab):
+    aborted, _ = _ended_without_running(defaults_lab)
+    with _clients(defaults_lab) as made:
+        page = made.browser().get(f"/devices/{aborted['DevID']}")
+    assert page.status_code == 200 and "failure (aborted)" in page.text
+
+
 def test_brief_result_extended_lists_aborted_and_expired_as_such(extended_lab):
     aborted, expired = _ended_without_running(extended_lab)
     assert aborted["Result"] == "aborted" and expired["Result"] == "expired"
