@@ -266,9 +266,7 @@ def connection_shares(total: int, workers: int) -> list[int]:
 
 def device(args: argparse.Namespace) -> int:
     """Run one virtual device as its own process, logging each exchange on a line."""
-    import httpx
-
-    from .device import SessionFailed, VirtualDevice
+    from .device import VirtualDevice
     from .protocol import AlertType
 
     context = ssl.create_default_context(cafile=args.cafile)
@@ -294,7 +292,15 @@ def device(args: argparse.Namespace) -> int:
         assert main_task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
         try:
-            tasks = [asyncio.create_task(_listen(dev))]
+            # Readings not given with --choice: the server's (GET /choices), if it says.
+            stated = await dev.adopt_server_choices(keep=dict(args.choice))
+            if stated:
+                log(
+                    f"{args.dev_id} follows the server: "
+                    + ", ".join(f"{k}={v}" for k, v in stated.items())
+                )
+            # Lab choice notification-transport: long-poll, event stream, or a timer.
+            tasks = [asyncio.create_task(dev.listen(period=args.call_in))]
             if args.alert_now:
                 await dev.fire_alert(AlertType.CLIENT_INITIATED, trigger="ui")
             if args.browser_component:
@@ -309,18 +315,6 @@ def device(args: argparse.Namespace) -> int:
             await asyncio.gather(*tasks)
         finally:
             await dev.aclose()
-
-    async def _listen(dev: VirtualDevice) -> None:
-        """Long-poll for notifications; ride out a server restart with a backoff."""
-        delay = 1.0
-        while True:
-            try:
-                await dev.poll_notifications(wait=25)
-                delay = 1.0
-            except (httpx.TransportError, SessionFailed) as exc:
-                log(f"{args.dev_id} notification poll failed ({exc}); retrying in {delay:.0f} s")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(main())
@@ -424,8 +418,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ID=VALUE",
-        help="the server's reading where the device must follow it, e.g. end-report=none "
-        "(repeatable)",
+        help="a reading the device must follow: notification-transport=long-poll|sse|none, "
+        "browser-entry=…, end-report=… (repeatable; by default the device follows the "
+        "server's GET /choices)",
+    )
+    d.add_argument(
+        "--call-in",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="under notification-transport=none: POST /sessions/next every SECONDS",
     )
     d.set_defaults(run=device)
     add_conform_parser(commands)

@@ -51,7 +51,10 @@ ON_VIOLATION: dict[str, Verdict] = {
 #: Preconditions the kit cannot always meet; without them a purpose is INCONCLUSIVE.
 SECOND_ACCOUNT = "a second account (--account NAME2:PASSWORD2)"
 QUEUE = "a way to queue a session for a device (the lab's POST /devices/{devId}/sessions)"
-NOTIFICATIONS = "the DM Notification reaches the kit (GET /notifications long-poll)"
+NOTIFICATIONS = (
+    "the DM Notification reaches the kit (GET /notifications: a long-poll, or its event "
+    "stream where GET /choices says notification-transport=sse)"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
+from httpx_sse import connect_sse
 
 from ..protocol.notification import NotificationError, decode, notification_key, verify_digest
 from .purposes import NOTIFICATIONS, QUEUE, SECOND_ACCOUNT, TestPurpose, Verdict, select
@@ -429,8 +430,23 @@ class Check:
     def takes_report(self, dev: Dev, package: dict[str, Any]) -> bool:
         return self.report(dev, package["SessionID"], package["CMD"]).status_code in (200, 201, 204)
 
-    def poll(self, dev: Dev) -> httpx.Response:
-        """One long-poll for a DM Notification; INCONCLUSIVE where the server has none."""
+    def notification(self, dev: Dev, *, required: bool = True) -> bytes | None:
+        """The next DM Notification for ``dev`` as a device in another process gets it:
+        a long-poll of ``GET /notifications``, or its event stream where the server says
+        notification-transport=sse. ``None`` if none came in time. INCONCLUSIVE where the
+        server has no such channel; where it says it sends none (notification-transport=
+        none), the CR's trigger is missing: a FAIL if ``required``."""
+        reading = self.target.reading("notification-transport")
+        if reading == "none":
+            missing = (
+                "the server says it sends no DM Notification to a device in another process "
+                "(GET /choices: notification-transport=none)"
+            )
+            if required:
+                self.expect(False, missing)
+            self.need(False, missing)
+        if reading == "sse":
+            return self._notification_event(dev)
         answer = self.send(
             dev.actor,
             "GET",
@@ -442,7 +458,52 @@ class Check:
             answer.status_code not in (404, 405, 501),
             f"the server offers no GET /notifications ({answer.status_code}): {NOTIFICATIONS}",
         )
-        return answer
+        return answer.content if answer.status_code == 200 and answer.content else None
+
+    def _notification_event(self, dev: Dev) -> bytes | None:
+        """The first ``notification`` event of ``GET /notifications`` as Server-Sent Events."""
+        record = Exchange(
+            dev.actor.label,
+            dev.actor.role,
+            "GET",
+            "/notifications",
+            [("Accept", "text/event-stream")],
+            dev_id=dev.dev_id,
+        )
+        self.exchanges.append(record)
+        started = time.monotonic()
+        found: bytes | None = None
+        try:
+            with connect_sse(
+                self.target.client,
+                "GET",
+                "/notifications",
+                headers={DEVID_HEADER: dev.dev_id, "Authorization": basic(dev.dev_id, dev.secret)},
+                timeout=httpx.Timeout(NOTIFICATION_WAIT + 10, read=NOTIFICATION_WAIT),
+            ) as source:
+                record.status = source.response.status_code
+                record.response_headers = kept_headers(source.response.headers)
+                self.need(
+                    source.response.status_code == 200,
+                    f"the server offers no notification stream ({record.status}): {NOTIFICATIONS}",
+                )
+                for event in source.iter_sse():
+                    if event.event == "notification":
+                        found = base64.b64decode(event.data)
+                        record.response_body = f"event: notification ({len(found)} bytes)"
+                        break
+        except (httpx.ReadTimeout, ValueError):
+            record.response_body = f"no notification event within {NOTIFICATION_WAIT:g} s"
+        except httpx.HTTPError as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise Decided(
+                Verdict.INCONCLUSIVE,
+                f"no answer to GET /notifications: {record.error}",
+                self._last(),
+            ) from None
+        finally:
+            record.seconds = time.monotonic() - started
+        return found
 
     def refused(self, answer: httpx.Response, what: str) -> None:
         self.expect(
@@ -1279,12 +1340,9 @@ def _tls_certificate(c: Check) -> None:
 
 def _run_after_notification(c: Check, dev: Dev) -> bytes:
     """Long-poll for the DM Notification, then call in and run the session to its end."""
-    answer = c.poll(dev)
-    c.expect(
-        answer.status_code == 200 and bool(answer.content),
-        f"no DM Notification within {NOTIFICATION_WAIT:g} s ({answer.status_code})",
-    )
-    package0 = answer.content
+    package0 = c.notification(dev)
+    c.expect(package0 is not None, f"no DM Notification within {NOTIFICATION_WAIT:g} s")
+    assert package0 is not None
     try:
         nid = decode(package0).notification_id
     except NotificationError as exc:
@@ -1322,13 +1380,11 @@ def _flow_server_initiated(c: Check) -> None:
 def _flow_digest(c: Check) -> None:
     dev = c.device()
     c.queue(dev, notify=True)
-    answer = c.poll(dev)
-    c.need(
-        answer.status_code == 200 and bool(answer.content),
-        f"no DM Notification came ({answer.status_code})",
-    )
+    package0 = c.notification(dev, required=False)
+    c.need(package0 is not None, "no DM Notification came")
+    assert package0 is not None
     c.expect(
-        verify_digest(answer.content, notification_key(dev.secret)),
+        verify_digest(package0, notification_key(dev.secret)),
         "SHA256-DIGEST does not match the key derived from the device's secret",
     )
 

@@ -11,6 +11,7 @@ into the server: every exchange is a real HTTP request.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import time
@@ -20,14 +21,17 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import SSEError, aconnect_sse
 
-from ..choices import Choices
+from ..choices import Choices, UnknownChoice
 from ..protocol import Alert, AlertType, Command, Report, Status, media, parse_commands
 from ..protocol.notification import NotificationGuard, NotificationRejected, notification_key
 from . import mo, serialize
 from .executor import Behaviour, Executor
 from .objects import noti_credentials, standard_tree
 
+#: The lab choices a device must follow too (the others concern the server alone).
+DEVICE_SIDE = ("browser-entry", "notification-transport", "end-report")
 #: A session that keeps handing out commands past this many rounds is cut off.
 MAX_ROUNDS = 50
 #: What the device takes as a package 2: the CR's type and the specification's.
@@ -149,9 +153,6 @@ class VirtualDevice:
         #: The server's readings the device must follow (lab choices browser-entry,
         #: notification-transport and end-report; the rest concern the server alone).
         self.choices = Choices(choices)
-        #: Lab choice end-report: whether the round that ends with END is reported
-        #: (``report``) or the device stops after running it (``none``).
-        self.report_end = self.choices.is_("end-report", "report")
         self.server_id = server_id
         self.server_url = server_url.rstrip("/")
         # DMAcc Auth/Noti: the specification's secret and auth data when given, else the
@@ -211,6 +212,12 @@ class VirtualDevice:
         self._on_exchange = on_exchange
         # A device runs one session at a time; triggers queue behind it.
         self._session_lock = asyncio.Lock()
+
+    @property
+    def report_end(self) -> bool:
+        """Lab choice end-report: whether the round that ends with END is reported
+        (``report``) or the device stops after running it (``none``)."""
+        return self.choices.is_("end-report", "report")
 
     # Triggers ----------------------------------------------------------------
     async def on_notification(self, package: bytes) -> SessionRun | None:
@@ -292,6 +299,80 @@ class VirtualDevice:
         if response.status_code != 200:
             raise SessionFailed("notification poll refused", response.status_code, response.text)
         return await self.on_notification(response.content)
+
+    async def stream_notifications(self) -> int:
+        """Read ``GET /notifications`` as Server-Sent Events until the server ends the
+        stream (lab choice notification-transport=sse); each ``notification`` event is
+        one package 0, base64, acted on as it comes. Returns how many came."""
+        came = 0
+        async with aconnect_sse(
+            self._client,
+            "GET",
+            self.server_url + "/notifications",
+            headers=dict(self._headers),
+            auth=self._auth,
+            # Heartbeats come every 15 s: a minute of silence is a dead connection.
+            timeout=httpx.Timeout(30.0, read=60.0),
+        ) as source:
+            if source.response.status_code != 200:
+                await source.response.aread()
+                raise SessionFailed(
+                    "notification stream refused",
+                    source.response.status_code,
+                    source.response.text,
+                )
+            async for event in source.aiter_sse():
+                if event.event == "notification":
+                    came += 1
+                    await self.on_notification(base64.b64decode(event.data))
+        return came
+
+    async def listen(self, *, period: float = 60.0) -> None:
+        """Wait for work as lab choice notification-transport says, until cancelled:
+        long-poll ``GET /notifications``, keep its event stream open, or (``none``)
+        call ``POST /sessions/next`` every ``period`` seconds. A failed channel is
+        tried again after a backoff (1 s, doubling to 30 s), so a server restart is
+        ridden out."""
+        transport = self.choices["notification-transport"]
+        delay = 1.0
+        while True:
+            try:
+                if transport == "long-poll":
+                    await self.poll_notifications(wait=25)
+                elif transport == "sse":
+                    await self.stream_notifications()
+                    await asyncio.sleep(1.0)  # as the stream's retry: asks, then reconnect
+                else:
+                    await asyncio.sleep(period)
+                    await self.start_next(trigger="timer")
+                delay = 1.0
+            except (httpx.TransportError, SessionFailed, SSEError) as exc:
+                self._emit("notification.channel-failed", transport=transport, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def adopt_server_choices(self, keep: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Follow the readings the server says it has in force (``GET /choices``) for
+        the choices a device must follow, except those in ``keep`` (given by hand);
+        unchanged where the server says nothing. Returns what it adopted."""
+        try:
+            answer = await self._request("GET", "/choices", headers={"Accept": media.JSON})
+            rows = answer.json().get("Choices", []) if answer.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, AttributeError):
+            rows = []
+        stated = {
+            row["id"]: row["inForce"]
+            for row in (rows if isinstance(rows, list) else [])
+            if isinstance(row, dict)
+            and row.get("id") in DEVICE_SIDE
+            and row.get("id") not in (keep or {})
+            and row.get("inForce")
+        }
+        try:
+            self.choices = Choices({**self.choices, **stated})
+        except UnknownChoice:  # a reading this device does not know: keep its own
+            return {}
+        return stated
 
     async def every(self, seconds: float, rounds: int | None = None) -> None:
         """A timer: fire a client-initiated alert every ``seconds``."""

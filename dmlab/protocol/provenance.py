@@ -413,8 +413,35 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "Package 0",
         "in process, a listener; across processes, a long-poll `GET /notifications` "
         "answering `application/vnd.oma.dm.notification`",
-        "SMS, WAP push, a push service (DMAcc Push)",
-        "the specification lists transports in an appendix the lab cannot use on one host",
+        "server-sent events; none (devices call in on a timer); SMS, WAP push, a push "
+        "service (DMAcc Push)",
+        "the specification lists transports in an appendix the lab cannot use on one host; "
+        "a long-poll needs no listening socket on the device and passes every proxy",
+        clause='CR x.2.1: the client starts a session "when it received the DM Notification '
+        'Message"; x.2.4: "the Server triggers the Client with Notification Message"',
+        question="how does package 0 reach a device in another process?",
+        options=(
+            Option(
+                "long-poll",
+                "the device GETs /notifications?wait=N; the answer is one package 0 "
+                "(application/vnd.oma.dm.notification) or 204 after N s",
+            ),
+            Option(
+                "sse",
+                "the device keeps GET /notifications open as text/event-stream; each "
+                "package 0 is one `notification` event, base64 in its data",
+            ),
+            Option(
+                "none",
+                "no GET /notifications and no mailbox: a device in another process calls "
+                "POST /sessions/next on a timer, so queued work waits up to one period",
+                departs=True,
+                purposes=("TP/FLOW/SI/001", "TP/FLOW/BI/002"),
+            ),
+        ),
+        where="dmlab/server/routes/resources.py and notifications.py (routes declared with "
+        "when=); dmlab/device/client.py VirtualDevice.listen",
+        judged_by=("TP/FLOW/SI/001", "TP/FLOW/SI/002", "TP/FLOW/BI/002"),
     ),
     LabChoice(
         "notification-id-in-alert",

@@ -22,7 +22,7 @@ from .headers import StandardHeaders
 from .notifier import Notifier
 from .operation import served
 from .problems import EXCEPTION_HANDLERS
-from .routes import alert, devices, docs, entry, events, resources, sessions
+from .routes import alert, devices, docs, entry, events, notifications, resources, sessions
 from .routes import choices as choice_routes
 from .tracing import TraceMiddleware
 
@@ -58,6 +58,8 @@ def build_services(
         shared=shared,
         caps=caps,
     )
+    # Lab choice notification-transport=none: no device fetches package 0; keep none.
+    notifier.keep = not choices.is_("notification-transport", "none")
     unit = Unit(store, events)
     throttle = None if shared is None else SharedThrottle(shared)
     auth = Authenticator(store, cost=hash_cost, throttle=throttle)
@@ -109,6 +111,7 @@ def create_app(services: Services) -> Starlette:
                 *devices.routes,
                 *alert.routes,
                 *resources.routes,
+                *notifications.routes,
                 *events.routes,
                 *docs.routes,
                 *choice_routes.routes,
@@ -122,3 +125,10 @@ def create_app(services: Services) -> Starlette:
     app.add_middleware(AuthMiddleware, auth=services.auth)
     app.add_middleware(TraceMiddleware, trace=services.trace)
     return app
+
+
+def close_streams(app: Starlette) -> None:
+    """End the app's open streams (``/events``, and ``/notifications`` under
+    notification-transport=sse), so a server shutdown does not wait for them."""
+    events.close_streams(app)
+    notifications.closing(app).close()

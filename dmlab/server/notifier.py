@@ -103,6 +103,9 @@ class Notifier:
         #: Rows in the shared database instead of ``_mailboxes`` (module docstring);
         #: whoever listens for deliveries calls :meth:`wake`.
         self._shared = shared
+        #: Whether package 0 is kept for devices in other processes to fetch; False under
+        #: lab choice notification-transport=none, where nothing fetches it.
+        self.keep = True
 
     def listen(self, dev_id: str, listener: Listener) -> Callable[[], None]:
         with self._lock:
@@ -117,6 +120,8 @@ class Notifier:
 
     def notify(self, device: Device, *, session: str = "", req_mos: bool = False) -> bytes:
         with self._lock:
+            if not self.keep and device.dev_id not in self._listeners:
+                return b""  # notification-transport=none: no channel reaches the device
             nid = next(self._ids) % 65535 + 1  # 1..65535, wrapping
         package = encode(
             Notification(

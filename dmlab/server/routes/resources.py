@@ -323,5 +323,7 @@ routes = [
             429: over_cap("polls_per_account"),
         },
         devid_header=True,
+        # Lab choice notification-transport: sse streams (notifications.py), none serves neither.
+        when={"notification-transport": ("long-poll",)},
     ),
 ]

@@ -1,0 +1,217 @@
+"""Lab choice notification-transport (issue 12): how package 0 reaches a device in
+another process, under each option. ``python -m dmlab serve --choice
+notification-transport=…`` and ``python -m dmlab device`` run as a person runs them; the
+device follows the server's reading from ``GET /choices``."""
+
+from __future__ import annotations
+
+import base64
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from dmlab import Lab
+from dmlab.protocol.notification import notification_key, verify_digest
+
+from helpers import HASH_COST, START_TIMEOUT, Process, free_port, new_dev_id
+
+ACCOUNT = ("demo", "demo-pw")
+DEV_ID = "IMEI:490154203237518"
+
+
+def _serve(tmp_path: Path, transport: str) -> tuple[Process, str, Path]:
+    data = tmp_path / "data"
+    process = Process.start(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data",
+        str(data),
+        "--account",
+        ":".join(ACCOUNT),
+        "--choice",
+        f"notification-transport={transport}",
+        cwd=tmp_path,
+    )
+    url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
+    return process, url, data / "ca.pem"
+
+
+@pytest.fixture
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict]:
+    """A server under the option in ``request.param``, an operator, a registered device."""
+    server, url, ca = _serve(tmp_path, request.param)
+    operator = httpx.Client(
+        base_url=url,
+        auth=ACCOUNT,
+        verify=ssl.create_default_context(cafile=str(ca)),
+        timeout=30,
+        headers={"Accept": "application/json"},
+    )
+    try:
+        secret = operator.post("/devices/new", json={"devId": DEV_ID}).json()["secret"]
+        yield {"url": url, "ca": ca, "operator": operator, "secret": secret, "tmp": tmp_path}
+    finally:
+        operator.close()
+        code = server.terminate()
+    assert code == 0, "\n".join(server.lines)
+
+
+def _device(world: dict, *extra: str) -> Process:
+    return Process.start(
+        "device",
+        "--server",
+        world["url"],
+        "--cafile",
+        str(world["ca"]),
+        "--dev-id",
+        DEV_ID,
+        "--secret",
+        world["secret"],
+        *extra,
+        cwd=world["tmp"],
+    )
+
+
+def _queue_and_see_it_run(world: dict, device: Process, channel: str | None, timeout: float) -> str:
+    """Queue a session (notified); the device's log shows it arrive (on ``channel``, a
+    line of its own where there is one) and run."""
+    operator: httpx.Client = world["operator"]
+    queued = operator.post(f"/devices/{DEV_ID}/sessions", json={"job": "inventory"})
+    assert queued.status_code == 202, queued.text
+    if channel:
+        device.expect(channel, timeout)
+    started = device.expect(rf"^{DEV_ID} POST /sessions/next -> 200 session (\S+)$", timeout)
+    device.expect(rf"^{DEV_ID} PUT /sessions/id/{started[1]} -> 204$")
+    done = operator.get("/sessions/completed").json()["Sessions"]
+    assert [(s["IDs"][0], s["Result"]) for s in done] == [(queued.json()["SessionID"], "OK")]
+    return started[1]
+
+
+def _stop(device: Process) -> str:
+    code = device.terminate()
+    log = "\n".join(device.lines)
+    assert code == 0 and "Traceback" not in log, log
+    return log
+
+
+@pytest.mark.parametrize("world", ["long-poll"], indirect=True)
+def test_long_poll_a_device_in_another_process_gets_the_notification_from_its_poll(world):
+    device = _device(world)
+    try:
+        device.expect(rf"^{DEV_ID} GET /choices -> 200$", START_TIMEOUT)
+        _queue_and_see_it_run(
+            world, device, rf"^{DEV_ID} GET /notifications -> 200$", START_TIMEOUT
+        )
+    finally:
+        log = _stop(device)
+    assert "text/event-stream" not in log
+
+
+@pytest.mark.parametrize("world", ["sse"], indirect=True)
+def test_sse_a_device_in_another_process_gets_the_notification_as_an_event(world):
+    operator: httpx.Client = world["operator"]
+    device = _device(world)
+    try:
+        device.expect(rf"^{DEV_ID} follows the server: .*notification-transport=sse", START_TIMEOUT)
+        # The stream is open (its answer's head came) before anything is queued.
+        device.expect(rf"^{DEV_ID} GET /notifications -> 200$", START_TIMEOUT)
+        _queue_and_see_it_run(world, device, None, 20)
+        # A second session on the same stream: no new GET /notifications in between.
+        lines = len(device.lines)
+        queued = operator.post(f"/devices/{DEV_ID}/sessions", json={"job": "inventory"})
+        assert queued.status_code == 202
+        device.expect(rf"^{DEV_ID} PUT /sessions/id/\S+ -> 204$", 20)
+        assert not any("GET /notifications" in line for line in device.lines[lines:])
+    finally:
+        _stop(device)
+    # The long-poll is not served under this reading.
+    secret_client = httpx.Client(
+        base_url=world["url"],
+        auth=(DEV_ID, world["secret"]),
+        verify=ssl.create_default_context(cafile=str(world["ca"])),
+        headers={"Accept": "application/vnd.oma.dm.notification"},
+    )
+    with secret_client:
+        assert secret_client.get("/notifications", params={"wait": 0}).status_code == 406
+
+
+@pytest.mark.parametrize("world", ["none"], indirect=True)
+def test_none_a_device_in_another_process_picks_the_session_up_on_its_timer(world):
+    device = _device(world, "--call-in", "1")
+    try:
+        device.expect(
+            rf"^{DEV_ID} follows the server: .*notification-transport=none", START_TIMEOUT
+        )
+        device.expect(rf"^{DEV_ID} POST /sessions/next -> 204$", START_TIMEOUT)  # nothing yet
+        _queue_and_see_it_run(world, device, None, 20)
+    finally:
+        log = _stop(device)
+    assert "/notifications" not in log
+    with httpx.Client(
+        base_url=world["url"],
+        auth=(DEV_ID, world["secret"]),
+        verify=ssl.create_default_context(cafile=str(world["ca"])),
+    ) as client:
+        assert client.get("/notifications", params={"wait": 0}).status_code == 404
+
+
+# The server side, in process ------------------------------------------------------------
+def test_sse_each_package_0_is_one_event_and_the_stream_ends_when_the_server_stops():
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    with Lab(hash_cost=HASH_COST, choices={"notification-transport": "sse"}) as lab:
+        dev_id = new_dev_id()
+        secret = lab.operator.register(dev_id)["secret"]
+
+        def read() -> None:
+            with httpx.Client(
+                base_url=lab.url, auth=(dev_id, secret), verify=lab.ca.client_context()
+            ) as client:
+                with connect_sse(client, "GET", "/notifications", timeout=30) as source:
+                    events.put(("open", source.response.status_code))
+                    for event in source.iter_sse():
+                        if event.data:  # not the opening frame (retry: and a comment)
+                            events.put((event.event, event.data))
+            events.put(("closed", None))
+
+        threading.Thread(target=read, daemon=True).start()
+        assert events.get(timeout=10) == ("open", 200)
+        lab.operator.request_session(dev_id, job="inventory")
+        lab.operator.request_session(dev_id, job="inventory")
+        for _ in range(2):
+            kind, data = events.get(timeout=10)
+            assert kind == "notification"
+            assert verify_digest(base64.b64decode(str(data)), notification_key(secret))
+        stopping = time.monotonic()
+    assert events.get(timeout=10) == ("closed", None)
+    assert time.monotonic() - stopping < 10
+
+
+def test_none_the_server_keeps_no_package_0_for_a_device_in_another_process():
+    with Lab(hash_cost=HASH_COST, choices={"notification-transport": "none"}) as lab:
+        dev_id = new_dev_id()
+        lab.operator.register(dev_id)
+        lab.operator.request_session(dev_id, job="inventory")  # notify: true, as by default
+        assert lab.services.notifier.take(dev_id) is None
+        assert not [e for e in lab.trace.since(0) if e.method == "NOTIFY"]
+        assert [s["DevID"] for s in lab.operator.pending()] == [dev_id]  # it waits for a call
+
+
+def test_long_poll_the_server_keeps_package_0_until_the_device_polls():
+    with Lab(hash_cost=HASH_COST) as lab:
+        dev_id = new_dev_id()
+        secret = lab.operator.register(dev_id)["secret"]
+        lab.operator.request_session(dev_id, job="inventory")
+        with httpx.Client(
+            base_url=lab.url, auth=(dev_id, secret), verify=lab.ca.client_context()
+        ) as client:
+            answer = client.get("/notifications", params={"wait": 0})
+        assert answer.status_code == 200
+        assert verify_digest(answer.content, notification_key(secret))
