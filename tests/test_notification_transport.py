@@ -215,3 +215,112 @@ def test_long_poll_the_server_keeps_package_0_until_the_device_polls():
             answer = client.get("/notifications", params={"wait": 0})
         assert answer.status_code == 200
         assert verify_digest(answer.content, notification_key(secret))
+
+
+# The caps on waits (dmlab/caps.py) bound streams too ---------------------------------------
+CHEAP = {"n": 2, "r": 1, "p": 1}
+PHONES = [f"IMEI:49015420323751{n}" for n in range(2)]
+
+
+class _Stream:
+    """One device's notification stream read in a thread: its status, events, and end."""
+
+    def __init__(self, url: str, ca: object, dev_id: str) -> None:
+        self.lines: queue.Queue[tuple[str, object]] = queue.Queue()
+        self.status = 0
+        self.body = ""
+
+        def read() -> None:
+            with httpx.Client(
+                base_url=url,
+                auth=(dev_id, "s3cret"),
+                verify=ca.client_context(),  # type: ignore[attr-defined]
+                headers={"OMADM-DevID": dev_id},
+            ) as client:
+                with connect_sse(client, "GET", "/notifications", timeout=30) as source:
+                    self.status = source.response.status_code
+                    if self.status != 200:
+                        self.body = source.response.read().decode()
+                    else:
+                        for line in source.response.iter_lines():
+                            self.lines.put(("line", line))
+            self.lines.put(("closed", None))
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def until(self, text: str) -> None:
+        deadline = time.monotonic() + 20
+        while True:
+            kind, line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if kind == "closed":
+                raise AssertionError(f"the stream ended before {text!r}")
+            if text in str(line):
+                return
+
+    def closed(self) -> bool:
+        deadline = time.monotonic() + 20
+        while True:
+            kind, _ = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if kind == "closed":
+                return True
+
+
+@pytest.fixture
+def capped() -> Iterator[tuple[object, str, object]]:
+    from dmlab.caps import Caps
+    from dmlab.choices import Choices
+    from dmlab.runtime import LabCA, ServerThread
+    from dmlab.server import build_services, close_streams, create_app
+    from dmlab.store import Device
+
+    services = build_services(
+        hash_cost=CHEAP,
+        caps=Caps(polls_per_account=1),
+        choices=Choices({"notification-transport": "sse"}),
+    )
+    services.add_account("demo", "demo-password")
+    for dev_id in PHONES:
+        services.store.put_device(
+            Device(dev_id, "demo", services.auth.hash("s3cret"), notification_key("s3cret"))
+        )
+    ca = LabCA.create()
+    app = create_app(services)
+    server = ServerThread(app, ca).start()
+    try:
+        yield services, server.url, ca
+    finally:
+        close_streams(app)
+        server.stop()
+
+
+def _waiting(services: object, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while services.notifier.waiting() != count:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the stream's wait was never counted in"
+        time.sleep(0.01)
+
+
+def test_sse_an_account_over_its_cap_of_waits_gets_a_429_not_a_stream(capped):
+    services, url, ca = capped
+    first = _Stream(url, ca, PHONES[0])
+    first.until(": DM Notifications for")
+    _waiting(services, 1)
+    refused = _Stream(url, ca, PHONES[1])
+    assert refused.closed() and refused.status == 429
+    assert "over-cap" in refused.body and "--polls-per-account" in refused.body
+    services.notifier.deliver(PHONES[0], b"package 0")
+    first.until("event: notification")
+
+
+def test_sse_a_devices_new_stream_takes_the_old_ones_place(capped):
+    services, url, ca = capped
+    old = _Stream(url, ca, PHONES[0])
+    old.until(": DM Notifications for")
+    _waiting(services, 1)
+    new = _Stream(url, ca, PHONES[0])
+    old.until("took this stream's place")
+    assert old.closed()
+    new.until(": DM Notifications for")
+    _waiting(services, 1)
+    services.notifier.deliver(PHONES[0], b"package 0")
+    new.until("data: " + base64.b64encode(b"package 0").decode())

@@ -9,10 +9,10 @@ event's data is text; package 0 is binary)::
     data: AAEBBWRtbGFi…
 
 Behind the stream are the same mailbox and the same waits as behind a long-poll
-(:meth:`Notifier.wait`): a stream is a long-poll that does not end, so whatever bounds
-long-polls bounds streams too. A newer listener of the same device takes an older one's
-place (the wait ends early with nothing): the older stream then ends rather than take
-the place back. Under ``none`` neither route is served (devices call in on a timer).
+(:meth:`Notifier.wait`): a stream is a long-poll that does not end, so the caps on
+long-polls (:mod:`dmlab.caps`) bound streams too. A newer listener of the same device
+takes an older one's place (the wait ends early with nothing): the older stream then
+ends rather than take the place back; an account over its cap gets a 429. Under ``none`` neither route is served (devices call in on a timer).
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ import base64
 import contextlib
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ...caps import OverCap
 from ..context import authenticate, note, services
 from ..negotiation import negotiate
-from ..operation import DATA, DEVICE, Operation, empty
+from ..operation import DATA, DEVICE, Operation, empty, over_cap
 from .events import HEARTBEAT, MEDIA_TYPE, RETRY_MS
 
 #: An event's name: what the device listens for.
@@ -88,24 +90,38 @@ async def stream_notifications(request: Request) -> Response:
     if hub.closed:
         return Response(status_code=503, headers={"Retry-After": "1"})
     notifier = services(request).notifier
-    dev_id = principal.name
+    dev_id, account = principal.name, principal.account
+    loop = asyncio.get_running_loop()
+
+    def wait() -> asyncio.Future[Any]:
+        return asyncio.ensure_future(notifier.wait(dev_id, HEARTBEAT, account=account))
+
+    # The first wait is counted in before the answer starts, so an account over its
+    # cap of waits gets its 429 (OverCap) rather than a stream that ends at once.
+    waiting = wait()
+    await asyncio.sleep(0)
+    if waiting.done() and waiting.exception() is not None:
+        raise waiting.exception()  # type: ignore[misc]
     note(request, request="notification stream")
     entry = hub.open()
-    loop, stop = entry
+    stop = entry[1]
 
     async def body() -> AsyncIterator[str]:
+        nonlocal waiting
         sent = 0
-        stopping = asyncio.ensure_future(stop.wait())
+        started = loop.time()
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
             yield f"retry: {RETRY_MS}\n: DM Notifications for {dev_id}\n\n"
             while not hub.closed:
-                started = loop.time()
-                waiting = asyncio.ensure_future(notifier.wait(dev_id, HEARTBEAT))
                 await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if stopping.done():
-                    waiting.cancel()
                     break
-                package = waiting.result()
+                try:
+                    package = waiting.result()
+                except OverCap as over:
+                    yield f": {over}\n\n"
+                    break
                 if package is not None:
                     sent += 1
                     yield frame(package)
@@ -115,7 +131,10 @@ async def stream_notifications(request: Request) -> Response:
                     break
                 else:
                     yield ": heartbeat\n\n"
+                started = loop.time()
+                waiting = wait()
         finally:
+            waiting.cancel()
             stopping.cancel()
             hub.drop(entry)
             note(request, response=f"{sent} DM Notification(s) streamed")
@@ -143,6 +162,7 @@ routes = [
                 "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
             },
             406: "406",
+            429: over_cap("polls_per_account"),
             503: empty("The server is shutting down.", {"Retry-After": "seconds"}),
         },
         devid_header=True,
