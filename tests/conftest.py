@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +16,29 @@ from helpers import ACCOUNT, HASH_COST, RIVAL, Clients, Registered, new_dev_id
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """The in-process lab; in a module marked ``on_workers``, also ``serve --workers 2``
+    on PostgreSQL (tests/workers_lab.py)."""
+    if getattr(request, "param", "in-process") == "2-workers":
+        from workers_lab import WorkersLab
+
+        url, ca, database = request.getfixturevalue("workers_server")
+        remote = WorkersLab(url, ca, database)
+        try:
+            remote.add_account(*RIVAL)
+            yield remote
+        finally:
+            remote.close()
+        return
     with Lab(hash_cost=HASH_COST) as running:
         running.add_account(*RIVAL)
         yield running
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from workers_lab import parametrize
+
+    parametrize(metafunc)
 
 
 @pytest.fixture
@@ -96,3 +116,20 @@ def new_database(postgres_server: str) -> Callable[[], str]:
         return postgres_server.rsplit("/", 1)[0] + "/" + name
 
     return make
+
+
+@pytest.fixture(scope="session")
+def workers_server(
+    postgres_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path, str]]:
+    """One ``serve --workers 2`` for the run, on a database of its own: URL, CA, DSN."""
+    import psycopg
+    from workers_lab import serve_workers
+
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE dmlab_workers_lab")
+    database = postgres_server.rsplit("/", 1)[0] + "/dmlab_workers_lab"
+    servers = serve_workers(database, tmp_path_factory.mktemp("workers"))
+    url, ca = next(servers)
+    yield url, ca, database
+    servers.close()

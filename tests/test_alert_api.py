@@ -18,6 +18,9 @@ from helpers import (
     session_of,
 )
 
+#: Also against serve --workers 2 on PostgreSQL (tests/workers_lab.py).
+pytestmark = pytest.mark.on_workers
+
 FUMO_ALERT = {
     "AlertType": AlertType.FUMO_DOWNLOAD_AND_UPDATE,
     "SourceURI": "urn:oma:mo:oma-fumo:1.0/fw1/",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
+
 from dmlab.protocol import media
 
 from helpers import (
@@ -17,6 +19,9 @@ from helpers import (
     problem,
     queue,
 )
+
+#: Also against serve --workers 2 on PostgreSQL (tests/workers_lab.py).
+pytestmark = pytest.mark.on_workers
 
 
 def test_list_devices_json_and_html(lab, register, clients):
@@ -228,6 +233,10 @@ def test_a_device_cannot_use_the_browser_entry_point_of_another(lab, register, c
     assert [s for s in lab.operator.pending() if s["DevID"] == other.dev_id] == []
 
 
+@pytest.mark.in_process(
+    "the in-process lab hands the notification to the attached device; serve's devices "
+    "long-poll (test_workers.py wakes one across workers)"
+)
 def test_browser_entry_point_answers_by_accept(lab, register, clients):
     """``POST /devices/{devId}/sessions``, the lab's resource for both browser flows."""
     phone = register()

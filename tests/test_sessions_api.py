@@ -22,6 +22,9 @@ from helpers import (
     session_of,
 )
 
+#: Also against serve --workers 2 on PostgreSQL (tests/workers_lab.py).
+pytestmark = pytest.mark.on_workers
+
 MISSING = f"{DEVINFO}//DevInfo/NoSuchNode"
 
 
