@@ -85,17 +85,15 @@ def follow_others(services: Services) -> Callable[[], None]:
     long-polls and delivering the events to its subscribers. Returns the function
     that stops listening (nothing to stop for a store of one process)."""
     store: Any = services.store
-    if not hasattr(store, "listen"):
+    if not hasattr(store, "follow"):
         return lambda: None
-    from ..store.postgres import EVENTS_CHANNEL, NOTIFICATIONS_CHANNEL
 
     def catch_up() -> None:  # after a lost connection: what its NOTIFYs would have said
         services.notifier.wake_all()
         services.events.relay()
 
-    stop: Callable[[], None] = store.listen(
-        {NOTIFICATIONS_CHANNEL: services.notifier.wake, EVENTS_CHANNEL: services.events.relay},
-        on_reconnect=catch_up,
+    stop: Callable[[], None] = store.follow(
+        notifications=services.notifier.wake, events=services.events.relay, on_reconnect=catch_up
     )
     services.events.relay()  # any logged between the bus's start and the LISTEN
     return stop

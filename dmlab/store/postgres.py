@@ -730,6 +730,19 @@ class PostgresStore:
         row = self._one("SELECT COALESCE(max(seq), 0) FROM events", ())
         return 0 if row is None else int(row[0])
 
+    def follow(
+        self,
+        *,
+        notifications: Callable[[str], None],
+        events: Callable[[str], None],
+        on_reconnect: Callable[[], None] = lambda: None,
+    ) -> Callable[[], None]:
+        """Listen for what other processes announce: a notification queued for a device
+        (``notifications(dev_id)``), events logged up to a number (``events(seq)``)."""
+        return self.listen(
+            {NOTIFICATIONS_CHANNEL: notifications, EVENTS_CHANNEL: events}, on_reconnect
+        )
+
     def listen(
         self,
         handlers: Mapping[str, Callable[[str], None]],
