@@ -311,6 +311,178 @@ def test_listings_are_per_account_and_per_device(store: Store) -> None:
     assert store.sessions_of_device("a1", State.COMPLETED) == []
 
 
+# Pages (lab choice paging) ----------------------------------------------------------------
+def _walk(read: Callable[[int], Any], between: Callable[[], None] = lambda: None) -> list[Any]:
+    """Every page of a listing, ``read(after)``, calling ``between`` between pages."""
+    items: list[Any] = []
+    after = 0
+    while True:
+        page = read(after)
+        items += page.items
+        if page.after is None:
+            return items
+        between()
+        assert page.after > after
+        after = page.after
+
+
+def _pages(store: Store, state: State, limit: int, **scope: Any) -> list[Any]:
+    """Every page of a session listing, ``limit`` at a time."""
+    pages = []
+    after = 0
+    while True:
+        page = store.sessions_page(state, **scope, after=after, limit=limit)
+        assert len(page.items) <= limit
+        pages.append(page)
+        if page.after is None:
+            return pages
+        assert page.after > after
+        after = page.after
+
+
+def test_session_pages_cut_the_listings_in_their_order(store: Store) -> None:
+    for dev_id in ("a1", "a2"):
+        store.put_device(device(dev_id, "acme"))
+    for i in range(23):
+        store.put_session(session(f"s{i:02d}", ("a1", "a2")[i % 3 == 0], "acme"))
+    for state in (State.PENDING, State.COMPLETED):
+        for scope in ({"dev_id": "a1"}, {"dev_id": "a2"}, {"account": "acme"}):
+            whole = (
+                store.sessions_of_device(scope["dev_id"], state)
+                if "dev_id" in scope
+                else store.sessions_of_account(scope["account"], state)
+            )
+            for limit in (1, 5, 23, 100):
+                pages = _pages(store, state, limit, **scope)
+                assert [s for p in pages for s in p.items] == whole
+                assert all(len(p.items) == limit for p in pages[:-1])
+        # the other way round, newest first
+        newest: list[Session] = []
+        after = 0
+        while True:
+            page = store.sessions_page(
+                state, account="acme", after=after, limit=4, newest_first=True
+            )
+            newest += page.items
+            if page.after is None:
+                break
+            assert after == 0 or page.after < after
+            after = page.after
+        assert newest == store.sessions_of_account("acme", state)[::-1]
+        for s in store.sessions_of_account("acme", State.PENDING):
+            store.put_session(dataclasses.replace(s, state=State.COMPLETED, result=Result.OK))
+    assert store.sessions_page(State.PENDING, account="nobody", limit=5).items == []
+    assert store.sessions_page(State.ACTIVE, dev_id="a1", limit=5).after is None
+
+
+def test_a_session_walk_sees_every_session_once_while_sessions_come_and_go(
+    store: Store,
+) -> None:
+    """Keyset pages: sessions queued during the walk come at its end; those that leave
+    the state are not seen again; none is seen twice or skipped."""
+    store.put_device(device("d1", "acme"))
+    for i in range(10):
+        store.put_session(session(f"old{i}", "d1"))
+    added = iter(range(100))
+    started: list[str] = []
+    walk = ""
+
+    def between() -> None:
+        n = next(added)
+        if n < 8:  # two new sessions queued after every page, for a while
+            store.put_session(session(f"new{walk}{n}a", "d1"))
+            store.put_session(session(f"new{walk}{n}b", "d1"))
+        if n == 1:  # and one not yet seen leaves the queue (started)
+            last = store.sessions_of_device("d1", State.PENDING)[-1]
+            store.put_session(dataclasses.replace(last, state=State.ACTIVE))
+            started.append(last.key)
+
+    for walk, scope in (("d", {"dev_id": "d1"}), ("a", {"account": "acme"})):  # noqa: B007
+        added = iter(range(100))
+        seen = _walk(
+            lambda after, scope=scope: store.sessions_page(
+                State.PENDING, **scope, after=after, limit=3
+            ),
+            between,
+        )
+        keys = [s.key for s in seen]
+        assert len(keys) == len(set(keys))
+        # every session pending from start to end is seen, in queue order
+        assert [k for k in keys if k not in started] == [
+            s.key for s in store.sessions_of_device("d1", State.PENDING)
+        ]
+
+
+def test_device_pages_walk_every_device_once_in_registration_order(store: Store) -> None:
+    for i in range(12):
+        store.put_device(device(f"d{i:02d}", "acme" if i % 4 else "other"))
+    store.put_device(device("d01", "acme", name="renamed"))  # an update keeps its place
+    assert [d.dev_id for d in _walk(lambda a: store.devices_page("acme", a, 4))] == [
+        d.dev_id for d in store.devices_of("acme")
+    ]
+    fresh = iter(range(100, 200))
+
+    def between() -> None:  # one device registered and one unregistered after each page
+        store.put_device(device(f"n{next(fresh)}", "acme"))
+        store.delete_device(store.devices_of("acme")[-2].dev_id)
+
+    before = {d.dev_id for d in store.devices_of("acme")}
+    seen = [d.dev_id for d in _walk(lambda a: store.devices_page("acme", a, 2), between)]
+    after = {d.dev_id for d in store.devices_of("acme")}
+    assert len(seen) == len(set(seen))
+    assert before & after <= set(seen) <= before | after | set(seen)
+    assert store.devices_page("nobody", 0, 5).items == []
+
+
+def test_pending_counts_and_due_sessions(store: Store) -> None:
+    store.put_device(device("d1", "acme"))
+    store.put_device(device("d2", "acme"))
+    store.put_session(session("forever", "d1"))
+    store.put_session(session("soon", "d1", expires_at=50.0))
+    store.put_session(session("sooner", "d2", expires_at=20.0))
+    store.put_session(session("later", "d2", expires_at=500.0))
+    store.put_session(session("running", "d2", state=State.ACTIVE, expires_at=10.0))
+    assert store.count_pending(dev_id="d1") == 2
+    assert store.count_pending(dev_id="d2") == 2
+    assert store.count_pending(account="acme") == 4
+    assert store.count_pending(account="nobody") == 0
+    assert [s.key for s in store.due_sessions(100.0, 10)] == ["sooner", "soon"]
+    assert [s.key for s in store.due_sessions(100.0, 1)] == ["sooner"]
+    assert store.due_sessions(10.0, 10) == []
+    sooner = store.get_session("sooner")
+    assert sooner is not None
+    store.put_session(dataclasses.replace(sooner, state=State.COMPLETED, result=Result.EXPIRED))
+    assert [s.key for s in store.due_sessions(1000.0, 10)] == ["soon", "later"]
+    assert store.count_pending(account="acme") == 3
+
+
+def test_sqlite_pages_read_an_index_never_the_table(db: Path) -> None:
+    """Each listing query is a search on an index (EXPLAIN QUERY PLAN), never a scan:
+    a page costs the page whatever else is stored."""
+    with SQLiteStore(db) as store:
+        store.put_device(device("d1", "acme"))
+        store.put_session(session("s1", "d1", expires_at=5.0))
+        conn = store._conn
+        assert conn is not None
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        store.devices_page("acme", 0, 10)
+        for state in State:
+            store.sessions_page(state, dev_id="d1", after=0, limit=10)
+            store.sessions_page(state, account="acme", after=0, limit=10)
+            store.sessions_page(state, account="acme", after=7, limit=10, newest_first=True)
+        store.count_pending(dev_id="d1")
+        store.count_pending(account="acme")
+        store.due_sessions(10.0, 10)
+        conn.set_trace_callback(None)
+        selects = [s for s in statements if s.startswith("SELECT")]
+        assert len(selects) >= 15
+        for sql in selects:
+            plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SCAN" not in plan and "TEMP B-TREE" not in plan, (sql, plan)
+            assert "USING" in plan, (sql, plan)
+
+
 # Alerts and data ------------------------------------------------------------------------
 
 
@@ -534,15 +706,15 @@ def test_sigkill_keeps_what_was_committed_and_nothing_else(db: Path, when: str) 
 
 def test_pragmas_and_schema_version(db: Path) -> None:
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
     raw = sqlite3.connect(db)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         raw.close()
     with SQLiteStore(db) as store:  # reopening a current database migrates nothing
-        assert store.schema_version == 3
+        assert store.schema_version == 4
         conn = store._conn
         assert conn is not None
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -553,7 +725,7 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
     sqlite3.connect(db).close()
     assert db.exists()
     with SQLiteStore(db) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
         store.put_account(Account("acme", "h"))
         assert store.get_account("acme") == Account("acme", "h")
 
@@ -561,10 +733,10 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
 def test_a_newer_schema_is_refused_clearly(db: Path) -> None:
     raw = sqlite3.connect(db)
     try:
-        raw.execute("PRAGMA user_version = 4")
+        raw.execute("PRAGMA user_version = 5")
     finally:
         raw.close()
-    with pytest.raises(SchemaVersionError, match=r"schema version 4.*up to 3.*newer dmlab"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 5.*up to 4.*newer dmlab"):
         SQLiteStore(db)
     raw = sqlite3.connect(db)
     try:  # and nothing was written to it

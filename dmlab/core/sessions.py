@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..choices import Choices
 from ..protocol import Alert, AlertType, Command, Report, expects_status
-from ..store import AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
+from ..store import AlertRecord, Device, JobSpec, Origin, Page, Result, Round, Session, State
 from . import jobs
 from .errors import Conflict, NotFound, SpentSession, StatusMismatch
 from .unit import Unit
@@ -35,6 +35,11 @@ def _ends(commands: tuple[Command, ...]) -> bool:
 #: What a client-initiated session runs when it opens no pending work (lab choice
 #: alert-opens=new-session): the server reads what the device is and runs.
 CLIENT_JOB = JobSpec("inventory")
+#: Pending sessions read at a time while looking for a device's next live one.
+_START_PAGE = 16
+#: Expired pending sessions moved out per listing request, at most (a backlog after a
+#: long outage is worked off over several requests, never by one).
+SWEEP_BATCH = 500
 
 
 def new_session_id() -> str:
@@ -109,10 +114,14 @@ class SessionEngine:
         as it is handed out (lab choice end-report, which under ``none`` does so for
         every device)."""
         with self.unit.atomic():
-            pending = self.pending(dev_id)
-            if not pending:
-                return None
-            return self._start(pending[0], base_url, end_completes)
+            after = 0
+            while True:  # pages, not the whole queue: only expired ones are skipped
+                page = self.pending_page(dev_id=dev_id, after=after, limit=_START_PAGE)
+                if page.items:
+                    return self._start(page.items[0], base_url, end_completes)
+                if page.after is None:
+                    return None
+                after = page.after
 
     def start(
         self, dev_id: str, session_id: str, base_url: str, *, end_completes: bool = False
@@ -372,6 +381,53 @@ class SessionEngine:
         with self.unit.atomic():
             sessions = self.store.sessions_of_account(account, State.PENDING)
             return [s for s in sessions if not self._expire_if_due(s)]
+
+    def pending_page(
+        self, *, dev_id: str | None = None, account: str | None = None, after: int = 0, limit: int
+    ) -> Page[Session]:
+        """One page of a device's (or an account's) pending sessions, oldest first; those
+        that expired are moved out as the page is read, so it may hold fewer than
+        ``limit`` (only ``after`` None ends the list)."""
+        with self.unit.atomic():
+            page = self.store.sessions_page(
+                State.PENDING, dev_id=dev_id, account=account, after=after, limit=limit
+            )
+            return Page([s for s in page.items if not self._expire_if_due(s)], page.after)
+
+    def completed_page(
+        self,
+        *,
+        dev_id: str | None = None,
+        account: str | None = None,
+        after: int = 0,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page[Session]:
+        """One page of completed sessions, in the order they completed, after moving
+        out pending sessions that expired (a bounded batch: :meth:`sweep_expired`)."""
+        self.sweep_expired()
+        return self.store.sessions_page(
+            State.COMPLETED,
+            dev_id=dev_id,
+            account=account,
+            after=after,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    def pending_count(self, dev_id: str) -> int:
+        """How many sessions the device has pending (read on its index)."""
+        return self.store.count_pending(dev_id=dev_id)
+
+    def sweep_expired(self, *, batch: int = SWEEP_BATCH) -> int:
+        """Complete as expired up to ``batch`` pending sessions whose time to live has
+        ended, read from an index of those deadlines (never every pending session);
+        how many."""
+        if not self.store.due_sessions(self._clock(), 1):
+            return 0  # the usual case: a read, no write transaction
+        with self.unit.atomic():
+            due = self.store.due_sessions(self._clock(), batch)
+            return sum(self._expire_if_due(s) for s in due)
 
     def completed(self, dev_id: str) -> list[Session]:
         self.pending(dev_id)

@@ -89,6 +89,11 @@ class LabChoice:
         raise KeyError(value)
 
 
+#: Lab choice paging: the items a listing page holds unless ``limit`` asks otherwise,
+#: and the most ``limit`` may ask for (the listings' only sizes, declared here once).
+PAGE_DEFAULT: Final = 100
+PAGE_MAX: Final = 1000
+
 # --- the lab's choices, one row each; ids are what users and tests cite -------
 
 CHOICES: Final[tuple[LabChoice, ...]] = (
@@ -289,6 +294,26 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         "a request body larger than 256 KiB is refused (413) from its Content-Length, unread",
         "",
         "nothing unbounded that a client controls",
+    ),
+    LabChoice(
+        "paging",
+        "REST resources",
+        "`GET /sessions/pending`, `GET /sessions/completed` and `GET /devices` answer one page "
+        f"at a time, oldest first: `limit` items ({PAGE_DEFAULT} by default, at most "
+        f"{PAGE_MAX}) after an opaque `cursor`; the next page's URL comes in a "
+        '`Link: <…>; rel="next"` header and a `Next` field, both absent on the last page. A '
+        "page may hold fewer than `limit` items (sessions that expired as it was read); only a "
+        "missing `Next` ends the list. A bad `limit` or `cursor` is a 400",
+        "whole lists (each request costs everything stored); offset pages (`?page=`), which "
+        "skip or repeat items while the list changes and cost the offset; a fixed page size; "
+        "the next link in the header only (generated clients and saved JSON lose it) or in "
+        "the body only (generic HTTP pagers read `Link`, RFC 8288)",
+        "the CR's lists name no size, and nothing a client controls may be unbounded; a "
+        "cursor on the order sessions entered their state (keyset, on an index) costs one "
+        "page, and a walk sees every item once even while sessions are queued or completed",
+        clause="CR x.1.1: GET /sessions/pending, GET /sessions/completed; CR x.1.2: GET /devices",
+        question="how is a long list of sessions or devices handed out?",
+        where="dmlab/server/paging.py; the stores' sessions_page and devices_page",
     ),
     LabChoice(
         "account-auth",
@@ -956,6 +981,7 @@ POINTS: Final[tuple[Point, ...]] = (
     Point("REST resources", "JSON or HTML", LAB, "representation"),
     Point("REST resources", "the body of a refusal", LAB, "problem-body"),
     Point("REST resources", "the largest body", LAB, "body-limit"),
+    Point("REST resources", "how long lists are handed out (pages)", LAB, "paging"),
     Point(
         "REST resources", "resources that commands fetch from or deliver to", LAB, "data-resources"
     ),

@@ -74,8 +74,18 @@ class SessionBrief(Body):
     expires: float | None = Field(None, alias="Expires")
 
 
+#: A paged listing's pointer to its next page (lab choice paging).
+NEXT_DESCRIPTION = (
+    "the next page's URL (also in the Link header); absent on the last page, and only "
+    "its absence ends the list"
+)
+
+
 class SessionList(Body):
+    """One page of sessions, oldest first."""
+
     sessions: list[SessionBrief] = Field(alias="Sessions")
+    next: str | None = Field(None, alias="Next", description=NEXT_DESCRIPTION)
 
 
 class DeviceInfo(Body):
@@ -97,4 +107,7 @@ class RegisteredDevice(DeviceInfo):
 
 
 class DeviceList(Body):
+    """One page of devices, in registration order."""
+
     devices: list[DeviceInfo] = Field(alias="Devices")
+    next: str | None = Field(None, alias="Next", description=NEXT_DESCRIPTION)

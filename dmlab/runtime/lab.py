@@ -81,8 +81,18 @@ class Operator:
             )
         )
 
+    def _every_page(self, url: str, key: str) -> list[dict[str, Any]]:
+        """A listing's items over all its pages, following each page's ``Next``."""
+        items: list[dict[str, Any]] = []
+        following: str | None = url
+        while following is not None:
+            body = self._json(self.http.get(following))
+            items += body[key]
+            following = body.get("Next")
+        return items
+
     def devices(self) -> list[dict[str, Any]]:
-        return self._json(self.http.get("/devices"))["Devices"]
+        return self._every_page("/devices", "Devices")
 
     def device(self, dev_id: str) -> dict[str, Any]:
         return self._json(self.http.get(f"/devices/{dev_id}"))
@@ -113,10 +123,10 @@ class Operator:
         return self._json(self.http.post(f"/devices/{dev_id}/sessions", json=body))
 
     def pending(self) -> list[dict[str, Any]]:
-        return self._json(self.http.get("/sessions/pending"))["Sessions"]
+        return self._every_page("/sessions/pending", "Sessions")
 
     def completed(self) -> list[dict[str, Any]]:
-        return self._json(self.http.get("/sessions/completed"))["Sessions"]
+        return self._every_page("/sessions/completed", "Sessions")
 
     def abort(self, session_id: str) -> dict[str, Any]:
         return self._json(self.http.delete(f"/session/id/{session_id}"))

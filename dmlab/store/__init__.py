@@ -1,6 +1,6 @@
 """Where the server keeps accounts, devices and sessions."""
 
-from .base import StorageFault, Store
+from .base import Page, StorageFault, Store
 from .memory import MemoryStore
 from .model import Account, AlertRecord, Device, JobSpec, Origin, Result, Round, Session, State
 from .sqlite import SQLiteStore
@@ -12,6 +12,7 @@ __all__ = [
     "JobSpec",
     "MemoryStore",
     "Origin",
+    "Page",
     "Result",
     "Round",
     "SQLiteStore",

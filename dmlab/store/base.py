@@ -6,9 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from .model import Account, AlertRecord, Device, Session, State
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing, read on an index from where the previous one ended
+    (keyset): it costs the page, never the items before it. ``after`` is what the
+    next page starts after, ``None`` on the last page."""
+
+    items: list[T]
+    after: int | None
 
 
 class StorageFault(RuntimeError):
@@ -48,6 +61,32 @@ class Store(Protocol):
         """Oldest first: pending sessions form a FIFO queue per device."""
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]: ...
+
+    def devices_page(self, account: str, after: int, limit: int) -> Page[Device]:
+        """The account's devices registered after mark ``after`` (0: from the first), in
+        registration order, at most ``limit``."""
+
+    def sessions_page(
+        self,
+        state: State,
+        *,
+        dev_id: str | None = None,
+        account: str | None = None,
+        after: int = 0,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page[Session]:
+        """Sessions of a device (``dev_id``) or of an account in ``state``, in the order
+        they entered it, after mark ``after`` (0: from the first), at most ``limit``.
+        ``newest_first``: the other way round, before mark ``after`` (0: from the newest)."""
+
+    def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
+        """How many sessions of a device or an account are pending (expired ones not
+        yet moved out included): what the caps on pending sessions count."""
+
+    def due_sessions(self, until: float, limit: int) -> list[Session]:
+        """Pending sessions whose time to live ended at or before ``until``, the earliest
+        first, at most ``limit``: what the engine moves out as expired."""
 
     def add_alert(self, record: AlertRecord) -> None: ...
     def alerts_of(self, dev_id: str, limit: int = 50) -> list[AlertRecord]: ...

@@ -1,13 +1,37 @@
-"""An in-memory store: dictionaries and indexes behind one re-entrant lock."""
+"""An in-memory store: dictionaries and indexes behind one re-entrant lock.
+
+The listings' indexes are sorted by a mark (a counter, as the SQL stores' ``position``
+and ``rowid``), so a page starts where the previous one ended in O(log n).
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from sortedcontainers import SortedDict
+
+from .base import Page
 from .model import Account, AlertRecord, Device, Session, State
+
+
+def _page(index: SortedDict | None, after: int, limit: int, newest_first: bool) -> Page[str]:
+    """Up to ``limit`` values of ``index`` (mark -> key) after mark ``after`` (before
+    it, newest first; 0: from the end)."""
+    if not index:
+        return Page([], None)
+    if newest_first:
+        marks = index.irange(maximum=after or None, inclusive=(True, False), reverse=True)
+    else:
+        marks = index.irange(minimum=after, inclusive=(False, True))
+    taken = list(itertools.islice(marks, limit + 1))
+    more = len(taken) > limit
+    taken = taken[:limit]
+    return Page([index[m] for m in taken], taken[-1] if more else None)
 
 
 class MemoryStore:
@@ -19,12 +43,20 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._accounts: dict[str, Account] = {}
         self._devices: dict[str, Device] = {}
-        self._devices_by_account: dict[str, dict[str, None]] = defaultdict(dict)
+        self._marks = itertools.count(1)
+        # account -> {registration mark: dev_id}; dev_id -> its mark
+        self._devices_by_account: dict[str, SortedDict] = defaultdict(SortedDict)
+        self._device_mark: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
         self._key_by_id: dict[str, str] = {}
-        # (dev_id, state) -> session keys in creation order (dicts keep order).
-        self._by_device: dict[tuple[str, State], dict[str, None]] = defaultdict(dict)
-        self._by_account: dict[tuple[str, State], dict[str, None]] = defaultdict(dict)
+        # (dev_id, state) -> {mark: session key}, the mark taken when the session
+        # entered that state (the SQL stores' `position`); key -> its mark.
+        self._by_device: dict[tuple[str, State], SortedDict] = defaultdict(SortedDict)
+        self._by_account: dict[tuple[str, State], SortedDict] = defaultdict(SortedDict)
+        self._session_mark: dict[str, int] = {}
+        # Pending sessions with a time to live: (expires_at, key), a heap; stale
+        # entries (started, or re-put) are dropped when they reach the top.
+        self._expiring: list[tuple[float, str]] = []
         self._alerts: dict[str, deque[AlertRecord]] = defaultdict(
             lambda: deque(maxlen=alerts_per_device)
         )
@@ -46,8 +78,15 @@ class MemoryStore:
     # Devices
     def put_device(self, device: Device) -> None:
         with self._lock:
+            old = self._devices.get(device.dev_id)
+            if old is not None and old.account != device.account:
+                self._devices_by_account[old.account].pop(self._device_mark[device.dev_id])
+                old = None
             self._devices[device.dev_id] = device
-            self._devices_by_account[device.account][device.dev_id] = None
+            if old is None:
+                mark = next(self._marks)
+                self._device_mark[device.dev_id] = mark
+                self._devices_by_account[device.account][mark] = device.dev_id
 
     def get_device(self, dev_id: str) -> Device | None:
         return self._devices.get(dev_id)
@@ -57,11 +96,12 @@ class MemoryStore:
             device = self._devices.pop(dev_id, None)
             if device is None:
                 return
-            self._devices_by_account[device.account].pop(dev_id, None)
+            self._devices_by_account[device.account].pop(self._device_mark.pop(dev_id), None)
             for state in State:
-                for key in self._by_device.pop((dev_id, state), {}):
+                for mark, key in self._by_device.pop((dev_id, state), {}).items():
                     session = self._sessions.pop(key)
-                    self._by_account[(session.account, state)].pop(key, None)
+                    del self._session_mark[key]
+                    self._by_account[(session.account, state)].pop(mark, None)
                     for sid in session.ids:
                         self._key_by_id.pop(sid, None)
             self._alerts.pop(dev_id, None)
@@ -70,20 +110,31 @@ class MemoryStore:
 
     def devices_of(self, account: str) -> list[Device]:
         with self._lock:
-            return [self._devices[d] for d in self._devices_by_account.get(account, {})]
+            return [self._devices[d] for d in self._devices_by_account.get(account, {}).values()]
+
+    def devices_page(self, account: str, after: int, limit: int) -> Page[Device]:
+        with self._lock:
+            page = _page(self._devices_by_account.get(account), after, limit, False)
+            return Page([self._devices[d] for d in page.items], page.after)
 
     # Sessions
     def put_session(self, session: Session) -> None:
         with self._lock:
             old = self._sessions.get(session.key)
-            if old is not None and old.state is not session.state:
-                self._by_device[(old.dev_id, old.state)].pop(old.key, None)
-                self._by_account[(old.account, old.state)].pop(old.key, None)
+            if old is None or old.state is not session.state:
+                if old is not None:
+                    mark = self._session_mark[old.key]
+                    self._by_device[(old.dev_id, old.state)].pop(mark, None)
+                    self._by_account[(old.account, old.state)].pop(mark, None)
+                mark = next(self._marks)
+                self._session_mark[session.key] = mark
+                self._by_device[(session.dev_id, session.state)][mark] = session.key
+                self._by_account[(session.account, session.state)][mark] = session.key
             self._sessions[session.key] = session
-            self._by_device[(session.dev_id, session.state)][session.key] = None
-            self._by_account[(session.account, session.state)][session.key] = None
             for sid in session.ids:
                 self._key_by_id[sid] = session.key
+            if session.state is State.PENDING and session.expires_at is not None:
+                heapq.heappush(self._expiring, (session.expires_at, session.key))
 
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once: as ``put_session`` one by one. A key or id
@@ -112,11 +163,58 @@ class MemoryStore:
 
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
         with self._lock:
-            return [self._sessions[k] for k in self._by_device.get((dev_id, state), {})]
+            return [self._sessions[k] for k in self._by_device.get((dev_id, state), {}).values()]
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]:
         with self._lock:
-            return [self._sessions[k] for k in self._by_account.get((account, state), {})]
+            by_account = self._by_account.get((account, state), {})
+            return [self._sessions[k] for k in by_account.values()]
+
+    def _index(self, state: State, dev_id: str | None, account: str | None) -> SortedDict | None:
+        if dev_id is not None:
+            return self._by_device.get((dev_id, state))
+        if account is not None:
+            return self._by_account.get((account, state))
+        raise TypeError("a device or an account is needed")
+
+    def sessions_page(
+        self,
+        state: State,
+        *,
+        dev_id: str | None = None,
+        account: str | None = None,
+        after: int = 0,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page[Session]:
+        with self._lock:
+            page = _page(self._index(state, dev_id, account), after, limit, newest_first)
+            return Page([self._sessions[k] for k in page.items], page.after)
+
+    def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
+        with self._lock:
+            return len(self._index(State.PENDING, dev_id, account) or ())
+
+    def due_sessions(self, until: float, limit: int) -> list[Session]:
+        with self._lock:
+            due: list[Session] = []
+            seen: set[str] = set()
+            heap = self._expiring
+            while heap and heap[0][0] <= until and len(due) < limit:
+                at, key = heapq.heappop(heap)
+                session = self._sessions.get(key)
+                if (
+                    session is None
+                    or session.state is not State.PENDING
+                    or session.expires_at != at
+                    or key in seen
+                ):
+                    continue  # stale: started, deleted, or put again since
+                seen.add(key)
+                due.append(session)
+            for session in due:  # still pending until the caller moves them out
+                heapq.heappush(heap, (session.expires_at or 0.0, session.key))
+            return due
 
     # Alerts and device data
     def add_alert(self, record: AlertRecord) -> None:

@@ -25,7 +25,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from ..events import Event
 from ..trace import Exchange
-from .base import StorageFault
+from .base import Page, StorageFault
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
@@ -53,8 +53,10 @@ _SESSION_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in SESSION_ROW.split(", 
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 
+T = TypeVar("T")
+
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _log = logging.getLogger(__name__)
 
@@ -186,6 +188,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             at DOUBLE PRECISION NOT NULL,
             data TEXT NOT NULL
         )""",
+    ),
+    # Version 6: pending sessions with a time to live, by when it ends (SQLiteStore's 4),
+    # so moving out the expired ones reads only those (lab choice paging).
+    5: (
+        "CREATE INDEX sessions_expiring ON sessions (expires_at) "
+        "WHERE state = 'pending' AND expires_at IS NOT NULL",
     ),
 }
 
@@ -475,6 +483,40 @@ class PostgresStore:
         )
         return [device_from(row) for row in rows]
 
+    def devices_page(self, account: str, after: int, limit: int) -> Page[Device]:
+        return self._page(
+            DEVICE_COLUMNS, "devices", "seq", "account = %s", (account,),
+            after, limit, False, device_from,
+        )  # fmt: skip
+
+    def _page(
+        self,
+        columns: str,
+        table: str,
+        mark: str,
+        where: str,
+        params: tuple[Any, ...],
+        after: int,
+        limit: int,
+        newest_first: bool,
+        decode: Callable[[tuple[Any, ...]], T],
+    ) -> Page[T]:
+        """Keyset paging on the index that ends in ``mark``: ``limit + 1`` rows tell
+        whether another page follows."""
+        if newest_first:
+            bound, order = (f" AND {mark} < %s", "DESC") if after else ("", "DESC")
+        else:
+            bound, order = f" AND {mark} > %s", "ASC"
+        bounded = (*params, after) if bound else params
+        rows = self._all(
+            f"SELECT {mark}, {columns} FROM {table} WHERE {where}{bound} "
+            f"ORDER BY {mark} {order} LIMIT %s",
+            (*bounded, limit + 1),
+        )
+        kept = rows[:limit]
+        more = len(rows) > limit
+        return Page([decode(row[1:]) for row in kept], kept[-1][0] if more else None)
+
     # Sessions ------------------------------------------------------------------------
     def put_session(self, session: Session) -> None:
         with self.transaction():
@@ -547,6 +589,45 @@ class PostgresStore:
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account = %s "
             "AND state = %s ORDER BY position",
             (account, state.value),
+        )
+        return [session_from(row) for row in rows]
+
+    def sessions_page(
+        self,
+        state: State,
+        *,
+        dev_id: str | None = None,
+        account: str | None = None,
+        after: int = 0,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page[Session]:
+        where, params = self._scope(state, dev_id, account)
+        return self._page(
+            SESSION_COLUMNS, "sessions", "position", where, params,
+            after, limit, newest_first, session_from,
+        )  # fmt: skip
+
+    @staticmethod
+    def _scope(
+        state: State, dev_id: str | None, account: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        if dev_id is not None:
+            return "dev_id = %s AND state = %s", (dev_id, state.value)
+        if account is not None:
+            return "account = %s AND state = %s", (account, state.value)
+        raise TypeError("a device or an account is needed")
+
+    def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
+        where, params = self._scope(State.PENDING, dev_id, account)
+        row = self._one(f"SELECT count(*) FROM sessions WHERE {where}", params)
+        return 0 if row is None else int(row[0])
+
+    def due_sessions(self, until: float, limit: int) -> list[Session]:
+        rows = self._all(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'pending' "
+            "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
+            (until, max(limit, 0)),
         )
         return [session_from(row) for row in rows]
 

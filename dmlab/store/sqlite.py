@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..trace import Exchange, exchange_from_row
-from .base import StorageFault
+from .base import Page, StorageFault
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
     DEVICE_COLUMNS,
@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 #: How often the WAL is checkpointed and truncated (seconds), besides after a fault.
@@ -204,11 +204,22 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE trace ADD COLUMN elapsed REAL NOT NULL DEFAULT 0")
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """Version 4 indexes the pending sessions that have a time to live by when it ends,
+    so moving out the expired ones reads only those (lab choice paging: no listing
+    may cost every pending session)."""
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS sessions_expiring ON sessions (expires_at) "
+        "WHERE state = 'pending' AND expires_at IS NOT NULL"
+    )
+
+
 #: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
 
 
@@ -527,6 +538,51 @@ class SQLiteStore:
             device_from,
         )
 
+    def devices_page(self, account: str, after: int, limit: int) -> Page[Device]:
+        return self._page(
+            "device", DEVICE_COLUMNS, "devices", "rowid", "account = ?", (account,),
+            after, limit, False, device_from,
+        )  # fmt: skip
+
+    def _page(
+        self,
+        what: str,
+        columns: str,
+        table: str,
+        mark: str,
+        where: str,
+        params: tuple[Any, ...],
+        after: int,
+        limit: int,
+        newest_first: bool,
+        decode: Callable[..., T],
+    ) -> Page[T]:
+        """Keyset paging on the index that ends in ``mark``: first the page's marks
+        (index only), then its rows (so an unreadable row, skipped, never ends a walk)."""
+        if newest_first:
+            bound, order = (f" AND {mark} < ?", "DESC") if after else ("", "DESC")
+        else:
+            bound, order = f" AND {mark} > ?", "ASC"
+        bounded = (*params, after) if bound else params
+        marks = [
+            row[0]
+            for row in self._all(
+                f"SELECT {mark} FROM {table} WHERE {where}{bound} ORDER BY {mark} {order} LIMIT ?",
+                (*bounded, limit + 1),
+            )
+        ]
+        kept = marks[:limit]
+        if not kept:
+            return Page([], None)
+        items = self._listing(
+            what,
+            columns,
+            f"{table} WHERE {where} AND {mark} BETWEEN ? AND ? ORDER BY {mark} {order}",
+            (*params, min(kept), max(kept)),
+            decode,
+        )
+        return Page(items, kept[-1] if len(marks) > limit else None)
+
     # Sessions ----------------------------------------------------------------------------
     def put_session(self, session: Session) -> None:
         with self.transaction():
@@ -605,6 +661,48 @@ class SQLiteStore:
             SESSION_COLUMNS,
             "sessions WHERE account = ? AND state = ? ORDER BY position",
             (account, state.value),
+            session_from,
+        )
+
+    def sessions_page(
+        self,
+        state: State,
+        *,
+        dev_id: str | None = None,
+        account: str | None = None,
+        after: int = 0,
+        limit: int,
+        newest_first: bool = False,
+    ) -> Page[Session]:
+        where, params = self._scope(state, dev_id, account)
+        return self._page(
+            "session", SESSION_COLUMNS, "sessions", "position", where, params,
+            after, limit, newest_first, session_from,
+        )  # fmt: skip
+
+    @staticmethod
+    def _scope(
+        state: State, dev_id: str | None, account: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The WHERE clause that reads one device's or one account's index."""
+        if dev_id is not None:
+            return "dev_id = ? AND state = ?", (dev_id, state.value)
+        if account is not None:
+            return "account = ? AND state = ?", (account, state.value)
+        raise TypeError("a device or an account is needed")
+
+    def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
+        where, params = self._scope(State.PENDING, dev_id, account)
+        row = self._one(f"SELECT count(*) FROM sessions WHERE {where}", params)
+        return 0 if row is None else int(row[0])
+
+    def due_sessions(self, until: float, limit: int) -> list[Session]:
+        return self._listing(
+            "session",
+            SESSION_COLUMNS,
+            "sessions WHERE state = 'pending' AND expires_at IS NOT NULL "
+            "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (until, max(limit, 0)),
             session_from,
         )
 

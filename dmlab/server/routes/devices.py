@@ -20,6 +20,7 @@ from ...core import devids
 from ...core.devices import text_fields
 from ...core.jobs import PLANNERS, job_from_request
 from ...protocol import ProtocolError, media
+from ...protocol.provenance import PAGE_DEFAULT
 from ...store import Device, Origin
 from ..auth import Principal
 from ..bodies import read_fields
@@ -43,6 +44,7 @@ from ..operation import (
     ref,
 )
 from ..pages import page
+from ..paging import LINK, PAGE_QUERY, next_url, page_headers, page_request
 from ..problems import Problem, bad_request
 from .common import base_url, commands_answer
 
@@ -55,7 +57,7 @@ def device_json(svc: Services, device: Device) -> dict[str, Any]:
         "mod": device.mod,
         "account": device.account,
         "registered": device.registered_at,
-        "pending": len(svc.engine.pending(device.dev_id)),
+        "pending": svc.engine.pending_count(device.dev_id),
     }
 
 
@@ -92,15 +94,32 @@ def check_csrf(request: Request, principal: Principal, fields: dict[str, Any]) -
 
 
 async def list_devices(request: Request) -> Response:
+    """One page of the account's devices, in registration order (lab choice paging)."""
     principal = authenticate(request, "account")
+    asked = page_request(request, "devices")
     svc = services(request)
-    devices = [device_json(svc, d) for d in svc.store.devices_of(principal.account)]
-    note(request, response=f"{len(devices)} device(s)")
+    svc.engine.sweep_expired()  # so that each device's pending count is current
+    found = svc.store.devices_page(principal.account, asked.after, asked.limit)
+    devices = [device_json(svc, d) for d in found.items]
+    following = next_url(request, asked, found)
+    response: Response
+    note(request, response=f"{len(devices)} device(s)" + (", more" if following else ""))
     if wants_html(request):
-        return page(
-            request, "devices.html", title="Devices", account=principal.account, devices=devices
+        response = page(
+            request,
+            "devices.html",
+            title="Devices",
+            account=principal.account,
+            devices=devices,
+            next=following,
         )
-    return JSONResponse({"Devices": devices})
+    else:
+        body: dict[str, Any] = {"Devices": devices}
+        if following:
+            body["Next"] = following
+        response = JSONResponse(body)
+    response.headers.update(page_headers(following))
+    return response
 
 
 async def registration_form(request: Request) -> Response:
@@ -153,8 +172,11 @@ async def show_device(request: Request) -> Response:
         if not_modified(request, tag):
             return Response(status_code=304, headers={"ETag": tag})
         return JSONResponse(info, headers={"ETag": tag})
-    sessions = [svc.engine.brief(s) for s in svc.engine.pending(device.dev_id)]
-    sessions += [svc.engine.brief(s) for s in svc.engine.completed(device.dev_id)[-20:]]
+    # The first page of its pending sessions, and the newest completed ones.
+    pending = svc.engine.pending_page(dev_id=device.dev_id, limit=PAGE_DEFAULT)
+    newest = svc.engine.completed_page(dev_id=device.dev_id, limit=20, newest_first=True)
+    sessions = [svc.engine.brief(s) for s in pending.items]
+    sessions += [svc.engine.brief(s) for s in reversed(newest.items)]
     alerts = [r.alert.to_json() for r in svc.store.alerts_of(device.dev_id, 10)]
     return page(
         request,
@@ -331,7 +353,17 @@ routes = [
         "List the account's devices.",
         DEVICES,
         who=ACCOUNT,
-        responses={200: json_answer("DeviceList", "The devices.", html=True), 406: "406"},
+        query=PAGE_QUERY,
+        responses={
+            200: json_answer(
+                "DeviceList",
+                "One page of the devices, in registration order.",
+                html=True,
+                headers=LINK,
+            ),
+            400: "400",
+            406: "406",
+        },
     ),
     Operation(
         "GET",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +25,7 @@ from ..operation import (
     empty,
     json_answer,
 )
+from ..paging import LINK, PAGE_QUERY, next_url, page_headers, page_request
 from .common import (
     base_url,
     commands_answer,
@@ -40,23 +42,27 @@ def _tagger(request: Request) -> Callable[[Session], str]:
 
 
 def _listing(request: Request, state: State) -> Response:
+    """One page of the caller's sessions in ``state`` (lab choice paging): a device's
+    own, or every session of an account's devices (lab choice listing-scope)."""
     principal = authenticate(request, "device", "account")
+    asked = page_request(request, state.value)
     engine = services(request).engine
-    if principal.kind == "device":
-        sessions = (
-            engine.pending(principal.name)
-            if state is State.PENDING
-            else engine.completed(principal.name)
+    dev_id = principal.name if principal.kind == "device" else None
+    account = None if dev_id else principal.account
+    if state is State.PENDING:
+        page = engine.pending_page(
+            dev_id=dev_id, account=account, after=asked.after, limit=asked.limit
         )
-    else:  # an account sees every session of its devices
-        live = engine.pending_of_account(principal.account)  # moves expired sessions out first
-        sessions = (
-            live
-            if state is State.PENDING
-            else (services(request).store.sessions_of_account(principal.account, state))
+    else:
+        page = engine.completed_page(
+            dev_id=dev_id, account=account, after=asked.after, limit=asked.limit
         )
-    note(request, response=f"{len(sessions)} {state.value}")
-    return JSONResponse({"Sessions": [engine.brief(s) for s in sessions]})
+    following = next_url(request, asked, page)
+    note(request, response=f"{len(page.items)} {state.value}" + (", more" if following else ""))
+    body: dict[str, Any] = {"Sessions": [engine.brief(s) for s in page.items]}
+    if following:
+        body["Next"] = following
+    return JSONResponse(body, headers=page_headers(following))
 
 
 async def pending(request: Request) -> Response:
@@ -162,8 +168,11 @@ def _record_opening_alerts(request: Request, session: Session, report: Report) -
 _LISTING = {
     200: json_answer(
         "SessionList",
-        "The sessions (a device sees its own, an account every session of its devices).",
-    )
+        "One page of the sessions, oldest first (a device sees its own, an account every "
+        "session of its devices).",
+        headers=LINK,
+    ),
+    400: "400",
 }
 _package_2 = {
     200: COMMANDS_200,
@@ -198,6 +207,7 @@ routes = [
         SESSIONS,
         who=BOTH,
         responses=_LISTING,
+        query=PAGE_QUERY,
         devid_header=True,
     ),
     Operation(
@@ -208,6 +218,7 @@ routes = [
         SESSIONS,
         who=BOTH,
         responses=_LISTING,
+        query=PAGE_QUERY,
         devid_header=True,
     ),
     Operation(
