@@ -406,3 +406,29 @@ def test_given_devices_stand_in_where_registration_is_refused(
     verdicts = result.verdicts()
     assert verdicts.pop("TP/SESS/PEND/004") == "INCONCLUSIVE"  # it needs two devices
     assert set(verdicts.values()) == {"PASS"}, [o.line() for o in result.outcomes]
+
+
+def test_the_kit_reads_every_page_of_a_paged_listing(tmp_path: Path) -> None:
+    """Lab choice paging: with more sessions than one page holds, the session the kit
+    queued is on a later page of the account's listing; the kit follows ``Next``."""
+    from dmlab.protocol.provenance import PAGE_DEFAULT
+    from dmlab.store import JobSpec, Origin
+
+    with Lab(hash_cost=HASH_COST) as lab:
+        lab.add_account(*RIVAL)
+        lab.operator.register("IMEI:990000000000001")
+        crowded = lab.services.store.get_device("IMEI:990000000000001")
+        assert crowded is not None
+        for _ in range(PAGE_DEFAULT + 5):
+            lab.services.engine.queue(crowded, JobSpec("inventory"), Origin.SERVER, notify=False)
+        cafile = str(lab.ca.write_ca(tmp_path / "ca.pem"))
+        result = run(
+            lab.url,
+            cafile=cafile,
+            accounts=ACCOUNTS,
+            only="TP/SESS/PEND/002,TP/SESS/PEND/003,TP/SESS/COMP/003",
+        )
+    assert {o.verdict for o in result.outcomes} == {Verdict.PASS}, [
+        o.line() for o in result.outcomes
+    ]
+    assert any("cursor=" in e.target for o in result.outcomes for e in o.exchanges)

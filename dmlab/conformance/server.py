@@ -64,6 +64,8 @@ COMMANDS_ONE_ROUND = [
 TWO_ROUNDS = {"job": "firmware-update", "params": {"version": "2.0.0"}}
 #: How long the kit long-polls for a DM Notification.
 NOTIFICATION_WAIT = 5.0
+#: Pages of a session listing the kit follows at most (a server that pages its lists).
+MAX_PAGES = 50
 SERVER_INITIATED = "urn:oma:at:dm:2.0:ServerInitiatedMgmt"
 CLIENT_INITIATED = "urn:oma:at:dm:2.0:ClientInitiatedMgmt"
 #: A generic alert as DM 2.0 shapes one: a FUMO result (the lab's fumo-alert reading).
@@ -422,7 +424,29 @@ class Check:
         return session_id
 
     def listing(self, actor: Actor, which: str) -> httpx.Response:
-        return self.send(actor, "GET", f"/sessions/{which}")
+        """``GET /sessions/{which}``, every page of it: a server that pages its lists
+        (the lab does: lab choice paging) says where the next page is in a ``Next``
+        field or a ``Link: <…>; rel="next"`` header. The answer holds the sessions of
+        all pages; the first failing page is the answer as it came."""
+        answer = self.send(actor, "GET", f"/sessions/{which}")
+        body = json_or_none(answer.text)
+        if answer.status_code != 200 or not isinstance(body, dict):
+            return answer
+        sessions = list(body.get("Sessions") or [])
+        seen = {f"/sessions/{which}"}
+        for _ in range(MAX_PAGES):
+            following = body.get("Next") or answer.links.get("next", {}).get("url")
+            if not isinstance(following, str) or following in seen:
+                break
+            seen.add(following)
+            answer = self.send(actor, "GET", following)
+            body = json_or_none(answer.text)
+            if answer.status_code != 200 or not isinstance(body, dict):
+                return answer
+            sessions += list(body.get("Sessions") or [])
+        return httpx.Response(
+            200, json={"Sessions": sessions}, headers={"Content-Type": JSON}, request=answer.request
+        )
 
     def still_pending(self, dev: Dev, session_id: str) -> bool:
         return session_id in self.listing(dev.actor, "pending").text
