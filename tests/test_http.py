@@ -246,10 +246,10 @@ def test_pages_carry_csp_nosniff_and_no_store_with_tokens(register, clients):
 
 # A 500 --------------------------------------------------------------------------------
 def test_a_500_is_a_problem_and_closes_the_connection(fresh_lab, monkeypatch):
-    def broken(account: str) -> list:
+    def broken(*args: object) -> list:
         raise RuntimeError("the store broke")
 
-    monkeypatch.setattr(fresh_lab.services.store, "devices_of", broken)
+    monkeypatch.setattr(fresh_lab.services.store, "devices_page", broken)
     with httpx.Client(
         base_url=fresh_lab.url,
         auth=("demo", "demo-password"),

@@ -153,7 +153,11 @@ def test_no_acknowledged_session_is_lost_to_sigkill(tmp_path: Path) -> None:
     restarted = serve(data, port)
     try:
         with httpx.Client(base_url=url, verify=context, auth=OPERATOR) as ops:
-            completed = ops.get("/sessions/completed").json()["Sessions"]
+            completed, following = [], "/sessions/completed"
+            while following:  # every page (lab choice paging)
+                page = ops.get(following).json()
+                completed += page["Sessions"]
+                following = page.get("Next")
     finally:
         assert restarted.terminate() == 0
     listed = {i for s in completed for i in s["IDs"]}

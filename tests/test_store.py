@@ -741,7 +741,7 @@ def test_a_newer_schema_is_refused_clearly(db: Path) -> None:
     raw = sqlite3.connect(db)
     try:  # and nothing was written to it
         assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
     finally:
         raw.close()
 
