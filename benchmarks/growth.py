@@ -19,7 +19,10 @@ and requests go through its ASGI app in process (``httpx.ASGITransport``).
 What is timed. Each figure is the median of many requests, measured in rounds
 that alternate between the sizes (load from elsewhere on a shared machine then
 hits every size alike). A size's figure is the median of its rounds' medians; the
-ratio is the median of the rounds' ratios (largest size over smallest, paired):
+ratio is the median of the rounds' ratios (largest size over smallest, paired).
+Beside each wall-clock time, the CPU time the request cost (this process, and the
+store's PostgreSQL server processes where they run on this machine): on a loaded
+machine the wall clock includes waiting for a core, the CPU time does not.
 
 - ``GET /sessions/pending`` as a device (its own pending sessions),
 - ``POST /sessions/next`` as a device with one pending session (queued untimed),
@@ -183,7 +186,8 @@ def settle(store: Store) -> None:
                 pg.execute("CHECKPOINT")
 
 
-Figures = dict[str, float]
+Time = tuple[float, float]  # one request's wall-clock and CPU seconds
+Figures = dict[str, Time]  # per figure: the median wall-clock and CPU milliseconds
 
 
 class Server:
@@ -201,23 +205,51 @@ class Server:
         step = max(devices // samples, 1)
         self.picks = list(range(0, devices, step))
         self.records = {i: store.get_device(dev_id(i)) for i in self.picks}
+        self.dsn: str | None = getattr(store, "dsn", None)
+        self.backends: list[str] = []
+
+    def find_backends(self) -> None:
+        """The /proc files of this store's PostgreSQL server processes (its pool's
+        connections, named by ``application_name``), if the server runs here."""
+        if self.dsn is None:
+            return
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as pg:
+            rows = pg.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                "current_setting('application_name') AND pid <> pg_backend_pid()"
+            ).fetchall()
+        self.backends = [f"/proc/{pid}/schedstat" for (pid,) in rows]
+
+    def cpu(self) -> float:
+        """CPU seconds spent so far by this process and this store's server processes:
+        the work a request costs, which waiting for a core on a loaded machine is not."""
+        total = time.process_time()
+        for path in self.backends:
+            with contextlib.suppress(OSError), open(path) as stat:
+                total += int(stat.read().split()[0]) / 1e9
+        return total
 
     @staticmethod
     def as_device(i: int) -> dict[str, Any]:
         return {"auth": (dev_id(i), secret(i)), "headers": {"OMADM-DevID": dev_id(i)}}
 
-    async def timed(self, request: Awaitable[httpx.Response], status: int) -> tuple[float, Any]:
+    async def timed(self, request: Awaitable[httpx.Response], status: int) -> tuple[Time, Any]:
+        cpu = self.cpu()
         start = time.perf_counter()
         response = await request
         elapsed = time.perf_counter() - start
         if response.status_code != status:
             raise RuntimeError(f"expected {status}, got {response.status_code}: {response.text}")
-        return elapsed, response
+        return (elapsed, self.cpu() - cpu), response
 
-    async def device_get(self, path: str, i: int) -> float:
-        return (await self.timed(self.client.get(path, **self.as_device(i)), 200))[0]
+    async def device_pending(self, i: int) -> tuple[Time]:
+        return (
+            (await self.timed(self.client.get("/sessions/pending", **self.as_device(i)), 200))[0],
+        )
 
-    async def session(self, i: int) -> tuple[float, float]:
+    async def session(self, i: int) -> tuple[Time, Time]:
         """A pending session queued (untimed), started and reported: both times."""
         record = self.records[i]
         assert record is not None
@@ -232,15 +264,17 @@ class Server:
         reported, _ = await self.timed(put, 204)
         return started, reported
 
-    async def account_pending(self) -> float:
-        get = self.client.get("/sessions/pending", auth=(ACCOUNT, PASSWORD))
-        return (await self.timed(get, 200))[0]
+    async def account_get(self, path: str) -> tuple[Time]:
+        return ((await self.timed(self.client.get(path, auth=(ACCOUNT, PASSWORD)), 200))[0],)
+
+    async def account_pending(self, i: int) -> tuple[Time]:
+        return await self.account_get("/sessions/pending")
 
     async def warm_up(self) -> None:
         """The authenticator's cache and the code paths, as a running server has them."""
         for i in self.picks:
-            await self.device_get("/sessions/pending", i)
-        await self.account_pending()
+            await self.device_pending(i)
+        await self.account_pending(0)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -248,10 +282,10 @@ class Server:
 
 #: What is timed: (name, a "|" between two times one call gives; 1/share of the
 #: samples; the call, on a server and a device index).
-FIGURES: list[tuple[str, int, Callable[[Server, int], Awaitable[Any]]]] = [
-    ("device GET /sessions/pending", 1, lambda s, i: s.device_get("/sessions/pending", i)),
+FIGURES: list[tuple[str, int, Callable[[Server, int], Awaitable[tuple[Time, ...]]]]] = [
+    ("device GET /sessions/pending", 1, Server.device_pending),
     ("device POST /sessions/next|device PUT /sessions/id/{id}", 1, Server.session),
-    ("account GET /sessions/pending", 4, lambda s, i: s.account_pending()),
+    ("account GET /sessions/pending", 4, Server.account_pending),
 ]
 
 
@@ -259,20 +293,25 @@ async def round_of(servers: list[Server], samples: int) -> list[Figures]:
     """One round: every request made on each server in turn (one size after the
     other, request by request), so a burst of load from elsewhere hits all sizes."""
     picks = servers[0].picks
-    times: list[dict[str, list[float]]] = [{} for _ in servers]
-
-    async def each(name: str, count: int, call: Callable[[Server, int], Awaitable[Any]]) -> None:
-        for n in range(count):
+    times: list[dict[str, list[Time]]] = [{} for _ in servers]
+    for name, share, call in FIGURES:
+        for server in servers:
+            server.find_backends()
+        for n in range(max(samples // share, 3)):
             for server, kept in zip(servers, times, strict=True):
                 got = await call(server, picks[n % len(picks)])
-                for suffix, value in zip(
-                    name.split("|"), got if isinstance(got, tuple) else (got,), strict=True
-                ):
-                    kept.setdefault(suffix, []).append(value)
-
-    for name, share, call in FIGURES:
-        await each(name, max(samples // share, 3), call)
-    return [{name: statistics.median(v) * 1000 for name, v in kept.items()} for kept in times]  # fmt: skip
+                for part, value in zip(name.split("|"), got, strict=True):
+                    kept.setdefault(part, []).append(value)
+    return [
+        {
+            name: (
+                statistics.median(wall for wall, _ in values) * 1000,
+                statistics.median(cpu for _, cpu in values) * 1000,
+            )
+            for name, values in kept.items()
+        }
+        for kept in times
+    ]
 
 
 @contextlib.contextmanager
@@ -316,7 +355,8 @@ def postgres_schema(dsn: str, size: int) -> Iterator[Store]:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        with PostgresStore(make_conninfo(dsn, options=f"-c search_path={schema}")) as store:
+        conninfo = make_conninfo(dsn, options=f"-c search_path={schema}", application_name=schema)
+        with PostgresStore(conninfo) as store:
             yield store
     finally:
         with psycopg.connect(dsn, autocommit=True) as admin:
@@ -347,7 +387,10 @@ async def grow(
                 sizes, await round_of(list(servers.values()), samples), strict=True
             ):
                 results[size].append(figures)
-                shown = "   ".join(f"{name} {ms:7.3f} ms" for name, ms in figures.items())
+                shown = "   ".join(
+                    f"{name} {wall:7.3f} ms (cpu {cpu:.3f})"
+                    for name, (wall, cpu) in figures.items()
+                )
                 print(
                     f"{label:<10} round {r + 1} load {before} stored {size:>7}   {shown}",
                     flush=True,
@@ -395,14 +438,21 @@ def main(argv: list[str] | None = None) -> None:
             label = "postgresql" if "postgres" in database else database
             small, large = results[sizes[0]], results[sizes[-1]]
             for name in small[0]:
-                per_size = {s: statistics.median(f[name] for f in results[s]) for s in sizes}
                 # Paired: a round's sizes ran request by request, under the same load.
-                per_round = [b[name] / a[name] for a, b in zip(small, large, strict=True)]
-                shown = "  ".join(f"{s}: {ms:.3f} ms" for s, ms in per_size.items())
+                ratios = [
+                    [b[name][k] / a[name][k] for a, b in zip(small, large, strict=True)]
+                    for k in (0, 1)
+                ]
+                shown = "  ".join(
+                    f"{s}: {statistics.median(f[name][0] for f in results[s]):.3f} ms "
+                    f"(cpu {statistics.median(f[name][1] for f in results[s]):.3f})"
+                    for s in sizes
+                )
                 print(
-                    f"{label:<10} ratio {name}: {statistics.median(per_round):.2f} "
-                    f"(rounds {min(per_round):.2f}-{max(per_round):.2f}; {sizes[-1]} vs "
-                    f"{sizes[0]} stored)   {shown}   target <= 1.2"
+                    f"{label:<10} ratio {name}: {statistics.median(ratios[0]):.2f} "
+                    f"(rounds {min(ratios[0]):.2f}-{max(ratios[0]):.2f}; "
+                    f"cpu {statistics.median(ratios[1]):.2f}; {sizes[-1]} vs {sizes[0]} stored)"
+                    f"   {shown}   target <= 1.2"
                 )
 
 
