@@ -95,7 +95,13 @@ def _row(c: LabChoice, in_force: str) -> dict[str, Any]:
         "default": c.default,
         "inForce": in_force,
         "options": [
-            {"value": o.value, "wire": o.wire, "departs": o.departs, "purposes": list(o.purposes)}
+            {
+                "value": o.value,
+                "wire": o.wire,
+                "departs": o.departs,
+                "purposes": list(o.purposes),
+                "risk": o.risk,
+            }
             for o in c.options
         ],
     }

@@ -10,7 +10,9 @@ The result shows both sequence diagrams side by side and a table of the differen
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,22 +21,30 @@ from typing import Any
 
 import httpx
 
+from .choices import SWITCHABLE
 from .conformance.server import Dev, statuses_for
+from .conformance.wire import BROWSER_ACCEPT, forms
 from .diagram import SequenceDiagram
 from .protocol import media
 from .runtime import Lab
 from .trace import Exchange
 
 __all__ = [
+    "WEIGHED",
     "Comparison",
     "Run",
     "Script",
     "aborted_session",
     "alert_while_pending",
+    "browser_initiated",
     "compare",
     "failing_update",
     "firmware_update",
     "lost_put_answer",
+    "markdown",
+    "plural_abort",
+    "server_initiated",
+    "weigh",
 ]
 
 #: The device every flow plays (an IMEI, so the tables read alike on every run).
@@ -62,6 +72,7 @@ class Script:
         self.session = ""
         #: Trace sequence numbers of the exchanges whose answer the device never read.
         self.lost: set[int] = set()
+        self._browser: httpx.Client | None = None
 
     def queue(self, **request: Any) -> str:
         body = {**(request or TWO_ROUNDS), "notify": False}
@@ -125,8 +136,58 @@ class Script:
                     return f"{result} ({s['Reason']})" if s.get("Reason") else result
         return "active (never completed)"
 
+    def browser(self) -> httpx.Client:
+        """A person's browser signed in as the lab's account (HTML first in Accept)."""
+        if self._browser is None:
+            self._browser = httpx.Client(
+                base_url=self.lab.url,
+                auth=self.lab.operator.http.auth,
+                headers={"Accept": BROWSER_ACCEPT},
+                verify=self.lab.ca.client_context(),
+                timeout=30,
+            )
+        return self._browser
+
+    def notification(self) -> bytes | None:
+        """Package 0 as a device in another process gets it under the lab's
+        notification-transport: one long-poll, the first event of the stream, or
+        nothing at all (``none``: the device calls in when its timer fires)."""
+        transport = self.lab.services.choices["notification-transport"]
+        if transport == "long-poll":
+            answer = self.http.get("/notifications", params={"wait": 5})
+            return answer.content if answer.status_code == 200 else None
+        if transport == "sse":
+            from httpx_sse import connect_sse
+
+            with connect_sse(self.http, "GET", "/notifications", timeout=10) as source:
+                for event in source.iter_sse():
+                    if event.event == "notification":
+                        return base64.b64decode(event.data)
+            return None
+        self.notes.append("no notification: the device's timer fired (one period later)")
+        return None
+
+    def call_in(self, package0: bytes | None) -> httpx.Response:
+        """Package 1 after package 0 (``ServerInitiatedMgmt`` naming its id), or after the
+        timer fired (no body)."""
+        if package0 is None:
+            return self.start()
+        from .protocol.notification import decode
+
+        nid = decode(package0).notification_id
+        alert = {"AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt"}
+        if nid is not None:
+            alert["Data"] = {"NOTIFICATION-ID": nid}  # type: ignore[assignment]
+        return self.http.post(
+            "/sessions/next",
+            content=json.dumps({"Alert": [alert]}),
+            headers={"Content-Type": media.DM20_INITIATION},
+        )
+
     def close(self) -> None:
         self.http.close()
+        if self._browser is not None:
+            self._browser.close()
 
 
 Flow = Callable[[Script], None]
@@ -190,6 +251,39 @@ def aborted_session(script: Script) -> None:
     script.notes.append("listed as " + ", ".join(str(s.get("Result")) for s in listed))
 
 
+def plural_abort(script: Script) -> None:
+    """The device aborts its started session at DELETE /sessions/id/{id}, spelled like
+    the CR's other session resources."""
+    script.queue()
+    started = script.start().json()
+    answer = script.http.delete(f"/sessions/id/{started['SessionID']}")
+    script.notes.append(f"the abort answered {answer.status_code}")
+
+
+def browser_initiated(script: Script) -> None:
+    """A person asks for an inventory on the device page (flow 4).
+
+    The browser opens the page and posts its session form wherever the form points (lab
+    choice browser-entry); the device, notified, calls in and runs the session."""
+    browser = script.browser()
+    page = browser.get(f"/devices/{DEV_ID}")
+    form = next(f for f in forms(page.text) if "job" in f.names)
+    posted = browser.post(form.action, data={**form.fields, "job": "inventory"})
+    script.session = posted.headers.get("location", "").rsplit("/", 1)[-1]
+    script.notes.append(f"the browser posted to {form.action}: {posted.status_code}")
+    script.finish(script.call_in(script.notification()))
+
+
+def server_initiated(script: Script) -> None:
+    """The server queues an inventory and notifies the device (flow 1); the device gets
+    package 0 as lab choice notification-transport says, calls in and runs the session."""
+    answer = script.lab.operator.http.post(
+        f"/devices/{DEV_ID}/sessions", json={"job": "inventory", "notify": True}
+    )
+    script.session = answer.json()["SessionID"]
+    script.finish(script.call_in(script.notification()))
+
+
 @dataclass
 class Run:
     """One flow under one reading: its exchanges and what they cost."""
@@ -204,13 +298,26 @@ class Run:
     def device_exchanges(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.source == "device"]
 
+    @property
+    def browser_exchanges(self) -> list[Exchange]:
+        """What a person's browser sent (flows that start in a browser)."""
+        return [e for e in self.exchanges if e.source == "browser"]
+
     def measures(self) -> dict[str, Any]:
         sent = self.device_exchanges
-        return {
+        shown: dict[str, Any] = {
             "round trips (device)": len(sent),
             "bytes (device bodies, both ways)": sum(
                 e.request_bytes + e.response_bytes for e in sent
             ),
+        }
+        if self.browser_exchanges:
+            shown["round trips (browser)"] = len(self.browser_exchanges)
+            shown["bytes (browser bodies, both ways)"] = sum(
+                e.request_bytes + e.response_bytes for e in self.browser_exchanges
+            )
+        return {
+            **shown,
             "session ids the device used": len({e.session for e in sent if e.session}),
             "refused answers (4xx)": sum(400 <= e.status < 500 for e in sent),
             "session result": self.result,
@@ -218,8 +325,26 @@ class Run:
         }
 
     @property
+    def round_trips(self) -> int:
+        """Every request of the session's parties (device and browser; not the script
+        that queued the work)."""
+        return len(self.device_exchanges) + len(self.browser_exchanges)
+
+    @property
+    def bytes(self) -> int:
+        return sum(
+            e.request_bytes + e.response_bytes
+            for e in (*self.device_exchanges, *self.browser_exchanges)
+        )
+
+    @property
     def diagram(self) -> SequenceDiagram:
-        return SequenceDiagram(self.device_exchanges, title=self.label)
+        return SequenceDiagram(
+            [*self.browser_exchanges, *self.device_exchanges]
+            if self.browser_exchanges
+            else self.device_exchanges,
+            title=self.label,
+        )
 
 
 @dataclass
@@ -257,8 +382,17 @@ def _label(choices: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in choices.items()) or "defaults"
 
 
+def ticking(start: float = 1_800_000_000.0, step: float = 0.5) -> Callable[[], float]:
+    """A clock that moves ``step`` s each time it is read: timestamps in JSON bodies then
+    have the same length on every run (``time.time``'s repr varies by a digit or two), so
+    the bytes a flow measures repeat."""
+    ticks = itertools.count()
+    return lambda: start + next(ticks) * step
+
+
 def run(flow: Flow, choices: Mapping[str, str], **lab_options: Any) -> Run:
     """``flow`` in a lab of its own under ``choices``."""
+    lab_options.setdefault("clock", ticking())
     with Lab(choices=dict(choices), **lab_options) as lab:
         script = Script(lab)
         try:
@@ -280,3 +414,58 @@ def compare(
     """Run ``flow`` under readings ``a`` and ``b``; the two side by side."""
     name = (flow.__doc__ or flow.__name__).strip().splitlines()[0]
     return Comparison(name, run(flow, a, **lab_options), run(flow, b, **lab_options))
+
+
+#: The flow that weighs each switchable choice: where its options differ on the wire.
+WEIGHED: dict[str, Flow] = {
+    "session-ids": lost_put_answer,
+    "put-retry": lost_put_answer,
+    "abort-path": plural_abort,
+    "alert-opens": alert_while_pending,
+    "brief-result": aborted_session,
+    "end-report": firmware_update,
+    "notification-transport": server_initiated,
+    "browser-entry": browser_initiated,
+}
+
+
+def weigh(choice_ids: list[str] | None = None, **lab_options: Any) -> Any:
+    """Every option of each switchable choice (all of them by default), its choice's
+    flow run under it in a lab of its own: a table to paste into a contribution.
+
+    Each row: the choice, the option (default first), whether it departs from the CR
+    (and the test purposes that then fail), the flow, the round trips and bytes the
+    session's parties sent and received, how the session ended, and the risk the
+    registry says the option leaves. Nothing in it is typed by hand."""
+    import pandas as pd
+
+    rows = []
+    for c in SWITCHABLE:
+        if choice_ids is not None and c.id not in choice_ids:
+            continue
+        flow = WEIGHED[c.id]
+        for o in c.options:
+            measured = run(flow, {c.id: o.value}, **lab_options)
+            rows.append(
+                {
+                    "choice": c.id,
+                    "option": o.value + (" (default)" if o.value == c.default else ""),
+                    "departs from the CR": ", ".join(o.purposes) if o.departs else "no",
+                    "flow": flow.__name__.replace("_", " "),
+                    "round trips": measured.round_trips,
+                    "bytes": measured.bytes,
+                    "session result": measured.result,
+                    "risk": o.risk,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def markdown(table: Any) -> str:
+    """A DataFrame as a Markdown table (what a contribution's text takes)."""
+    columns = list(table.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table.itertuples(index=False):
+        cells = (str(v).replace("|", "\\|").replace("\n", " ") for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -183,6 +183,7 @@ def test_get_choices_lists_every_choice_with_the_defaults_in_force(lab):
         "wire": stable["wire"],
         "departs": True,
         "purposes": ["TP/SESS/PUT/001"],
+        "risk": choice("session-ids").option("stable").risk,
     }
 
 

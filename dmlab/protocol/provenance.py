@@ -49,6 +49,8 @@ class Option:
     departs: bool = False
     #: Conformance test purposes this option makes FAIL or WARN (only when ``departs``).
     purposes: tuple[str, ...] = ()
+    #: The risk this reading leaves, in a sentence a working group can weigh.
+    risk: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +110,19 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         clause='CR x.1.1: PUT /sessions/id/{sessionId} answers with "a newly assigned Session ID"',
         question="does the session id change on every round?",
         options=(
-            Option("new-per-put", "each PUT's answer carries a new SessionID and Location"),
+            Option(
+                "new-per-put",
+                "each PUT's answer carries a new SessionID and Location",
+                risk="the device follows a new id every round; a report whose answer was lost is "
+                "resent to a spent id, which only put-retry=replay answers",
+            ),
             Option(
                 "stable",
                 "SessionID and Location stay the same for the whole session",
                 departs=True,
                 purposes=("TP/SESS/PUT/001",),
+                risk="the server cannot tell a retried PUT from the next round's report: after a "
+                "lost answer it can take one round's statuses for the next round's",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine.report",
@@ -134,6 +143,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "replay",
                 "an identical PUT on the id just spent answers 200 with the same package "
                 "(or 204 at the end), not 409",
+                risk="the server keeps each spent id's last answer until the next round; a "
+                "different body on a spent id is still a 409",
             ),
             Option(
                 "conflict",
@@ -141,6 +152,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "idempotent, as HTTP, which the CR relies on, requires)",
                 departs=True,
                 purposes=("TP/HTTP/IDEM/001",),
+                risk="a lost PUT answer leaves the session active for good: the retry gets 409 "
+                "and POST /sessions/next 204",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine.report",
@@ -156,8 +169,18 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         clause="CR x.1.1: DELETE /session/id/{sessionId}",
         question="is the plural spelling of the abort resource served?",
         options=(
-            Option("both", "DELETE on /session/id/{id} and on /sessions/id/{id} abort"),
-            Option("singular", "only DELETE /session/id/{id} aborts; the plural answers 405"),
+            Option(
+                "both",
+                "DELETE on /session/id/{id} and on /sessions/id/{id} abort",
+                risk="two URLs abort a session; a client that only knows the plural fails on a server "
+                "that reads the CR literally",
+            ),
+            Option(
+                "singular",
+                "only DELETE /session/id/{id} aborts; the plural answers 405",
+                risk="a client that spells it like every other session resource gets 405 and "
+                "cannot abort",
+            ),
         ),
         where="dmlab/server/routes/sessions.py (routes declared with when=)",
         judged_by=("TP/SESS/DEL/001", "TP/SESS/DEL/002", "TP/SESS/DEL/003"),
@@ -177,6 +200,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "oldest-pending",
                 "`POST /alert` with ClientInitiatedMgmt answers 200 with the oldest pending "
                 "session's commands, or 204 when nothing is pending",
+                risk="a device's UI event runs whatever work is oldest, which may not be what the "
+                "user asked for",
             ),
             Option(
                 "new-session",
@@ -184,6 +209,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "client-initiated session (the lab's inventory: GET DevInfo, GET FUMO State, "
                 "END); pending sessions stay queued for `POST /sessions/next` (a "
                 "ServerInitiatedMgmt alert still opens the oldest)",
+                risk="queued work waits for a separate POST /sessions/next; a device that only "
+                "sends alerts never runs it",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine.open_by_alert",
@@ -207,12 +234,15 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "ok-failure",
                 "`Result` is `OK` or `failure`; an aborted or expired session is `failure` "
                 "with `Reason` `aborted` or `expired`",
+                risk="a reader must look at Reason to tell an aborted or expired session from one "
+                "whose commands failed",
             ),
             Option(
                 "extended",
                 "`Result` is also `aborted` or `expired`, values the CR does not list",
                 departs=True,
                 purposes=("TP/SESS/COMP/007",),
+                risk="clients written to the CR's two values meet values they do not know",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine.brief (every session the server shows)",
@@ -450,11 +480,15 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "long-poll",
                 "the device GETs /notifications?wait=N; the answer is one package 0 "
                 "(application/vnd.oma.dm.notification) or 204 after N s",
+                risk="a request open per listening device, renewed every 25 s; a poll that dies "
+                "unseen loses nothing (the mailbox keeps package 0)",
             ),
             Option(
                 "sse",
                 "the device keeps GET /notifications open as text/event-stream; each "
                 "package 0 is one `notification` event, base64 in its data",
+                risk="a connection open per listening device for as long as it listens; a proxy "
+                "that buffers answers holds package 0 back",
             ),
             Option(
                 "none",
@@ -462,6 +496,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "POST /sessions/next on a timer, so queued work waits up to one period",
                 departs=True,
                 purposes=("TP/FLOW/SI/001", "TP/FLOW/BI/002"),
+                risk="queued work waits up to one timer period, and every device calls in every "
+                "period even when nothing is queued",
             ),
         ),
         where="dmlab/server/routes/resources.py and notifications.py (routes declared with "
@@ -526,6 +562,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "a device accepting the CR's type PUTs the statuses of the commands before END "
                 "and gets 204 with `OMADM-Result`, one round trip more; the session completes "
                 "on that PUT",
+                risk="one round trip more per session; a device that follows the specification "
+                "(no report after END) leaves the session to the server's reading",
             ),
             Option(
                 "none",
@@ -534,6 +572,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "is refused (409); the lab's device runs the commands and sends nothing more",
                 departs=True,
                 purposes=("TP/SESS/PUT/002", "TP/SESS/COMP/002"),
+                risk="the server cannot learn the statuses of the commands in END's package",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine (end_completes); dmlab/device/client.py "
@@ -655,6 +694,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "the device page's form (and the browser component) POST to "
                 "/devices/{devId}/sessions; without the command type in Accept the session "
                 "is queued and the device notified",
+                risk="the entry is a resource the CR does not list: a server built from the CR alone "
+                "offers browsers nothing to post to",
             ),
             Option(
                 "sessions-next",
@@ -662,6 +703,8 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "person's browser: queued, device notified, an HTML page); the browser "
                 "component POSTs its job there with the command type in Accept (commands "
                 "at once); /devices/{devId}/sessions takes only scripts' JSON",
+                risk="one resource, three callers told apart by credentials and body; the form's "
+                "devId must be checked against the account (404 otherwise)",
             ),
         ),
         where="dmlab/server/routes/entry.py (routes declared with when=); device.html's form; "

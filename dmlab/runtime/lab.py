@@ -201,11 +201,16 @@ class Lab:
         hash_cost: dict[str, int] | None = None,
         session_ids: Callable[[], str] | None = None,
         choices: Mapping[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """``choices``: lab choice id → option, e.g. ``{"session-ids": "stable"}``
-        (:mod:`dmlab.choices`; an unknown id or option raises ``UnknownChoice``)."""
+        (:mod:`dmlab.choices`; an unknown id or option raises ``UnknownChoice``).
+        ``clock``: the server's time (``time.time`` by default; :mod:`dmlab.compare` gives
+        one that ticks in steps, so timestamps, and so bytes on the wire, repeat)."""
         extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
         extra["choices"] = Choices(choices)
+        if clock is not None:
+            extra["clock"] = clock
         self.ca = LabCA.create()
         self.services: Services = build_services(
             store=store, server_id=server_id, first_notification_id=0, hash_cost=hash_cost, **extra

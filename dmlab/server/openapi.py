@@ -175,6 +175,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                     "wire": {"type": "string"},
                                     "departs": {"type": "boolean"},
                                     "purposes": {"type": "array", "items": {"type": "string"}},
+                                    "risk": {"type": "string"},
                                 },
                             },
                         },
