@@ -20,12 +20,14 @@ from html import escape
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from .choices import SWITCHABLE
 from .conformance.server import Dev, statuses_for
 from .conformance.wire import BROWSER_ACCEPT, forms
 from .diagram import SequenceDiagram
 from .protocol import media
+from .protocol.notification import decode
 from .runtime import Lab
 from .trace import Exchange
 
@@ -157,8 +159,6 @@ class Script:
             answer = self.http.get("/notifications", params={"wait": 5})
             return answer.content if answer.status_code == 200 else None
         if transport == "sse":
-            from httpx_sse import connect_sse
-
             with connect_sse(self.http, "GET", "/notifications", timeout=10) as source:
                 for event in source.iter_sse():
                     if event.event == "notification":
@@ -172,8 +172,6 @@ class Script:
         timer fired (no body)."""
         if package0 is None:
             return self.start()
-        from .protocol.notification import decode
-
         nid = decode(package0).notification_id
         alert = {"AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt"}
         if nid is not None:
