@@ -7,6 +7,7 @@ media types are case-insensitive, a malformed range is ignored rather than fatal
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import mimeparse
@@ -43,6 +44,14 @@ def parse_accept(header: str | None) -> list[Range] | None:
 def preferred(header: str | None, offers: Sequence[str]) -> str | None:
     """The offer the client prefers: highest q, then the most specific matching range,
     then the earlier offer. ``None`` if every offer has q=0 or matches nothing."""
+    return _preferred(header, tuple(offers))
+
+
+# A fleet sends the same few Accept headers over and over, and parsing one took ~6 %
+# of a request's time; the answer depends on nothing else. Bounded: a client choosing
+# a new header each time only pushes the others out.
+@functools.lru_cache(maxsize=256)
+def _preferred(header: str | None, offers: tuple[str, ...]) -> str | None:
     ranges = parse_accept(header)
     if ranges is None:
         return offers[0] if offers else None
