@@ -311,6 +311,9 @@ class Authenticator:
         self._limiter: anyio.CapacityLimiter | None = None
         self._inflight: dict[bytes, asyncio.Future[tuple[Principal, str] | None]] = {}
         self._dummy: str | None = None
+        #: A store across the network: its reads wait in a worker thread, not on the
+        #: event loop (see ``context.offload``).
+        self.remote: bool = getattr(store, "remote", False)
 
     def hash(self, secret: str) -> str:
         """A scrypt hash for a password (blocking: call it off the event loop)."""
@@ -328,7 +331,11 @@ class Authenticator:
         if credentials is None:
             return None
         fingerprint = hmac.new(self._key, credentials.encode(), hashlib.sha256).digest()
-        proven = self._cheap(credentials, fingerprint)
+        proven = (
+            await anyio.to_thread.run_sync(self._cheap, credentials, fingerprint)
+            if self.remote
+            else self._cheap(credentials, fingerprint)
+        )
         if proven is not None:
             if proven.kind == "account":
                 self.throttle.check((proven.name,), client, proven=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from starlette.requests import Request
 
 from ..caps import Caps
@@ -22,6 +24,8 @@ from .auth import Authenticator, LockedOut, Principal, csrf_token
 from .negotiation import FLOW_3, JSON_OR_HTML, preferred
 from .notifier import Notifier
 from .problems import Problem, not_found
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,6 +54,17 @@ class Services:
 
 def services(request: Request) -> Services:
     return request.app.state.services
+
+
+async def offload(request: Request, work: Callable[[], T]) -> T:
+    """Run a route's store-bound part (``work``: engine and store calls, and building
+    the answer) where it does not stall the event loop. On a store across the network
+    (``remote``: PostgreSQL, several round trips a request) that is a worker thread,
+    so the loop serves other connections while this one waits; on an in-process store
+    (SQLite, memory: microseconds of work) it runs inline, cheaper than a thread hop."""
+    if getattr(services(request).store, "remote", False):
+        return await anyio.to_thread.run_sync(work)
+    return work()
 
 
 def note(request: Request, /, **fields: Any) -> None:

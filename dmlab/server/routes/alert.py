@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...protocol import Report
 from ...protocol.messages import AlertReport
-from ..context import authenticate, note, services
+from ..context import authenticate, note, offload, services
 from ..operation import ALERT, ALERT_BODY, COMMANDS_200, DEVICE, Operation, empty
 from .common import (
     base_url,
@@ -25,8 +26,12 @@ async def alert(request: Request) -> Response:
     principal = authenticate(request, "device")
     report = await read_report(request, AlertReport)
     note(request, request="Alert " + opening_summary(report))
+    return await offload(request, lambda: _alert(request, principal.name, report))
+
+
+def _alert(request: Request, dev_id: str, report: Report) -> Response:
     svc = services(request)
-    device = svc.store.get_device(principal.name)
+    device = svc.store.get_device(dev_id)
     assert device is not None
     session = None
     if any(a.opens_session for a in report.alerts):

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from ...protocol import Report, summarize_statuses
 from ...store import Session, State
 from ..conditions import etag_of, expectation, not_modified
-from ..context import authenticate, note, services
+from ..context import authenticate, note, offload, services
 from ..operation import (
     BOTH,
     COMMANDS_200,
@@ -82,7 +82,8 @@ async def _opening_report(request: Request) -> Report:
 
 async def start_next(request: Request) -> Response:
     principal = authenticate(request, "device")
-    return open_next(request, principal.name, await read_report(request, optional=True))
+    report = await read_report(request, optional=True)
+    return await offload(request, lambda: open_next(request, principal.name, report))
 
 
 def open_next(request: Request, dev_id: str, report: Report) -> Response:
@@ -104,11 +105,18 @@ async def start(request: Request) -> Response:
     session_id = request.path_params["session_id"]
     note(request, session=session_id)
     report = await _opening_report(request)
-    session = services(request).engine.start(
-        principal.name, session_id, base_url(request), end_completes=follows_specification(request)
-    )
-    _record_opening_alerts(request, session, report)
-    return commands_answer(request, session)
+
+    def work() -> Response:
+        session = services(request).engine.start(
+            principal.name,
+            session_id,
+            base_url(request),
+            end_completes=follows_specification(request),
+        )
+        _record_opening_alerts(request, session, report)
+        return commands_answer(request, session)
+
+    return await offload(request, work)
 
 
 async def report(request: Request) -> Response:
@@ -119,15 +127,19 @@ async def report(request: Request) -> Response:
     note(request, request=f"Status {summarize_statuses(report.statuses)}")
     svc = services(request)
     expect = expectation(request, _tagger(request))
-    session = svc.engine.report(
-        principal.name,
-        session_id,
-        report,
-        base_url(request),
-        expect,
-        end_completes=follows_specification(request),
-    )
-    return commands_answer(request, session)
+
+    def work() -> Response:
+        session = svc.engine.report(
+            principal.name,
+            session_id,
+            report,
+            base_url(request),
+            expect,
+            end_completes=follows_specification(request),
+        )
+        return commands_answer(request, session)
+
+    return await offload(request, work)
 
 
 async def show(request: Request) -> Response:
