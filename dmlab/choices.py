@@ -10,12 +10,24 @@ and ``GET /choices`` are rendered here from the same rows.
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from .protocol.provenance import CHOICES, LabChoice, Option, choice
 
-__all__ = ["CHOICES", "Choices", "LabChoice", "Option", "UnknownChoice", "markdown_table"]
+__all__ = [
+    "CHOICES",
+    "Choices",
+    "LabChoice",
+    "Option",
+    "UnknownChoice",
+    "markdown_table",
+    "marker",
+]
 
 SWITCHABLE: tuple[LabChoice, ...] = tuple(c for c in CHOICES if c.options)
 
@@ -141,19 +153,70 @@ def with_table(readme: str) -> str:
     return readme[:start] + "\n" + markdown_table() + readme[end:]
 
 
-def main(argv: list[str]) -> int:
-    from pathlib import Path
+def marker(choice_id: str) -> str:
+    """What a notebook's ▸ lab choice marker says of a choice, from the registry: the lab's
+    reading, the other readings, and the options when it is switchable."""
+    c = choice(choice_id)
+    text = f"The lab's reading: {c.reading}."
+    if c.other:
+        text += f" Other readings: {c.other}."
+    if c.options:
+        values = ", ".join(
+            f"`{o.value}`" + (" (default)" if o.value == c.default else "") for o in c.options
+        )
+        text += f" Switchable: {values}."
+    return text
 
-    readme = Path(__file__).resolve().parents[1] / "README.md"
+
+#: A marker's generated text in a notebook's Markdown: ``<!-- choice:ID -->…<!-- /choice -->``
+#: (the comments do not render; ``python -m dmlab.choices`` refills what is between them).
+MARKER_SPAN = re.compile(r"<!-- choice:([a-z0-9-]+) -->(.*?)<!-- /choice -->", re.DOTALL)
+
+
+def with_markers(markdown: str) -> str:
+    """``markdown`` with every marker span refilled from the registry."""
+    return MARKER_SPAN.sub(
+        lambda m: f"<!-- choice:{m[1]} -->{marker(m[1])}<!-- /choice -->", markdown
+    )
+
+
+def _notebook_markers(path: Path, *, write: bool) -> bool:
+    """Refill the marker spans of a notebook's Markdown cells; whether any was stale."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    stale = False
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        source = "".join(cell["source"])
+        fresh = with_markers(source)
+        if fresh != source:
+            stale = True
+            cell["source"] = fresh.splitlines(keepends=True)
+    if stale and write:
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return stale
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite the README's table and the notebooks' marker spans (``--check``: exit 1 if
+    either is stale, changing nothing)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     fresh = with_table(text)
-    if "--check" in argv:
-        return 0 if fresh == text else 1
+    check = "--check" in argv
+    stale = [
+        path.name
+        for path in sorted((root / "notebooks").glob("*.ipynb"))
+        if _notebook_markers(path, write=not check)
+    ]
+    if check:
+        for name in stale:
+            print(f"{name}: a ▸ lab choice marker differs from the registry", file=sys.stderr)
+        return 0 if fresh == text and not stale else 1
     readme.write_text(fresh, encoding="utf-8")
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))
