@@ -18,6 +18,10 @@ from typing import Any
 #: Seconds a caller refused for a cap is asked to wait: every long-poll ends within
 #: 30 s (its longest ``wait``), so by then a slot of a poll cap has come free.
 RETRY_AFTER = 30
+#: Seconds a caller refused for a pending-session cap is asked to wait: a queue drains
+#: only as its device runs sessions (or they expire or are aborted), so no moment is
+#: known; a minute keeps a polite script from spinning.
+PENDING_RETRY_AFTER = 60
 
 
 class OverCap(Exception):
@@ -53,6 +57,18 @@ class Caps:
         16,
         "event streams (`GET /events`) one account has open at once",
         f"429 problem `over-cap`, `Retry-After: {RETRY_AFTER}`",
+    )
+    pending_per_device: int = _cap(
+        100,
+        "sessions one device has pending (queued, not yet started)",
+        f"the request that would queue one more gets a 429 problem `over-cap`, "
+        f"`Retry-After: {PENDING_RETRY_AFTER}`, and nothing is queued",
+    )
+    pending_per_account: int = _cap(
+        100_000,
+        "sessions pending for all the devices of one account",
+        f"the request that would queue one more gets a 429 problem `over-cap`, "
+        f"`Retry-After: {PENDING_RETRY_AFTER}`, and nothing is queued",
     )
 
     def __post_init__(self) -> None:

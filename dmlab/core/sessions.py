@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..caps import DEFAULT as DEFAULT_CAPS
+from ..caps import PENDING_RETRY_AFTER, Caps, OverCap, option
 from ..choices import Choices
 from ..protocol import Alert, AlertType, Command, Report, expects_status
 from ..store import AlertRecord, Device, JobSpec, Origin, Page, Result, Round, Session, State
@@ -56,8 +58,11 @@ class SessionEngine:
         ids: Callable[[], str] = new_session_id,
         clock: Callable[[], float] = time.time,
         choices: Choices | None = None,
+        caps: Caps = DEFAULT_CAPS,
     ) -> None:
         choices = choices if choices is not None else Choices()
+        #: How many sessions a device, and an account, may have pending (dmlab/caps.py).
+        self.caps = caps
         #: Lab choice session-ids: one id for the whole session instead of one per round.
         self.stable_ids = choices.is_("session-ids", "stable")
         #: Lab choice put-retry: a repeated identical PUT on the id it spent is answered again.
@@ -87,6 +92,7 @@ class SessionEngine:
     ) -> Session:
         now = self._clock()
         with self.unit.atomic():
+            self._within_caps(device)
             session = Session(
                 key=self._fresh_id(),
                 dev_id=device.dev_id,
@@ -102,6 +108,28 @@ class SessionEngine:
         if notify:
             self.notifier.notify(device, session=session.session_id)
         return session
+
+    def _within_caps(self, device: Device) -> None:
+        """Raise :class:`OverCap` if one more pending session would take the device or
+        its account over its cap (inside the queueing transaction: two racing requests
+        cannot both take the last place). Counted on the listings' index; sessions
+        whose time to live has ended are moved out before a refusal."""
+        limits = (
+            ("pending_per_device", {"dev_id": device.dev_id}, f"device {device.dev_id}"),
+            ("pending_per_account", {"account": device.account}, f"account {device.account}"),
+        )
+        for cap, scope, who in limits:
+            allowed = getattr(self.caps, cap)
+            if self.store.count_pending(**scope) < allowed:
+                continue
+            if self.sweep_expired() and self.store.count_pending(**scope) < allowed:
+                continue
+            raise OverCap(
+                cap,
+                f"{who} has {allowed} sessions pending, its cap ({option(cap)}): one must "
+                "start, be aborted or expire before another is queued",
+                retry_after=PENDING_RETRY_AFTER,
+            )
 
     # Starting (package 1 → package 2) -------------------------------------------
     def start_next(

@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from ..caps import DEFAULT as CAPS
+from ..caps import PENDING_RETRY_AFTER
+
 Source = Literal["specification", "CR", "lab choice"]
 
 SPEC: Final = "specification"
@@ -344,6 +347,23 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         clause="CR x.1.1: GET /sessions/pending, GET /sessions/completed; CR x.1.2: GET /devices",
         question="how is a long list of sessions or devices handed out?",
         where="dmlab/server/paging.py; the stores' sessions_page and devices_page",
+    ),
+    LabChoice(
+        "pending-caps",
+        "REST resources",
+        f"a device may have at most {CAPS.pending_per_device} sessions pending and an account "
+        f"{CAPS.pending_per_account:,} (`dmlab serve --pending-per-device`, "
+        "`--pending-per-account`); the request that would queue one more gets a 429 problem "
+        f"`over-cap` with `Retry-After: {PENDING_RETRY_AFTER}`, and nothing is queued",
+        "no cap (one script can queue without end, and every listing and count grows with "
+        "it); a 409 or 503 instead of 429; dropping the oldest pending session instead of "
+        "refusing the new one",
+        "the CR queues sessions but names no limit, and nothing a client controls may be "
+        "unbounded; 429 (RFC 6585) says the caller sent too much and may retry later, "
+        "which is true once its device has run some of its queue",
+        clause="CR x.2.1, x.2.4: a session is queued and the device notified",
+        question="how many sessions may wait for one device, or one account?",
+        where="dmlab/caps.py (the values); SessionEngine.queue (the check)",
     ),
     LabChoice(
         "account-auth",
@@ -1025,6 +1045,7 @@ POINTS: Final[tuple[Point, ...]] = (
     Point("REST resources", "the body of a refusal", LAB, "problem-body"),
     Point("REST resources", "the largest body", LAB, "body-limit"),
     Point("REST resources", "how long lists are handed out (pages)", LAB, "paging"),
+    Point("REST resources", "how many sessions may wait", LAB, "pending-caps"),
     Point(
         "REST resources", "resources that commands fetch from or deliver to", LAB, "data-resources"
     ),

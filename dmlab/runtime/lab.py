@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ..caps import Caps
 from ..choices import Choices
 from ..device import Behaviour, SessionRun, VirtualDevice
 from ..events import EventBus
@@ -202,13 +203,17 @@ class Lab:
         session_ids: Callable[[], str] | None = None,
         choices: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
+        caps: Caps | None = None,
     ) -> None:
         """``choices``: lab choice id → option, e.g. ``{"session-ids": "stable"}``
         (:mod:`dmlab.choices`; an unknown id or option raises ``UnknownChoice``).
         ``clock``: the server's time (``time.time`` by default; :mod:`dmlab.compare` gives
-        one that ticks in steps, so timestamps, and so bytes on the wire, repeat)."""
+        one that ticks in steps, so timestamps, and so bytes on the wire, repeat).
+        ``caps``: how much a device or an account may hold (:mod:`dmlab.caps`), e.g.
+        ``Caps(pending_per_device=3)``; the defaults are ``dmlab serve``'s."""
         extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
         extra["choices"] = Choices(choices)
+        extra["caps"] = caps
         if clock is not None:
             extra["clock"] = clock
         self.ca = LabCA.create()

@@ -67,7 +67,7 @@ def build_services(
     return Services(
         store=store,
         auth=auth,
-        engine=SessionEngine(unit, notifier, ids=ids, clock=clock, choices=choices),
+        engine=SessionEngine(unit, notifier, ids=ids, clock=clock, choices=choices, caps=caps),
         devices=Devices(unit, notifier, auth.device_verifier),
         notifier=notifier,
         trace=trace,

@@ -234,14 +234,20 @@ def empty(description: str, headers: dict[str, str] | None = None) -> dict[str, 
     return response
 
 
-def over_cap(cap: str) -> dict[str, Any]:
-    """The 429 of an operation that a cap of :mod:`dmlab.caps` bounds."""
+def over_cap(*caps: str) -> dict[str, Any]:
+    """The 429 of an operation that caps of :mod:`dmlab.caps` bound."""
     return {
-        "description": f"{COMMON_RESPONSES['429']['description']} Or: {describe(cap)}",
+        "description": " Or: ".join(
+            [COMMON_RESPONSES["429"]["description"], *(describe(cap) for cap in caps)]
+        ),
         "headers": {"Retry-After": {"schema": {"type": "string"}}},
         "content": PROBLEM_CONTENT,
     }
 
+
+#: The 429 of an operation that queues a session: the login lockout, or a cap on
+#: pending sessions of the device or its account.
+QUEUE_CAPS = over_cap("pending_per_device", "pending_per_account")
 
 COMMANDS_200 = {
     "description": "Package 2: the commands, under the session id in force; in the DM 2.0 "

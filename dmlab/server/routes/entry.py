@@ -27,6 +27,7 @@ from ..negotiation import FLOW_3, JSON_OR_HTML, negotiate
 from ..operation import (
     BOTH,
     COMMANDS_200,
+    QUEUE_CAPS,
     REPORT_BODY,
     SESSIONS,
     Operation,
@@ -107,6 +108,7 @@ routes = [
             409: "409",
             413: "413",
             415: "415",
+            429: QUEUE_CAPS,
         },
         devid_header=True,
         when={"browser-entry": ("sessions-next",)},
