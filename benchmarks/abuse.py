@@ -17,9 +17,15 @@ baseline measured in the same run:
 - slowloris: how long until every slowloris connection (trickling header lines) is
              closed, against the default header timeout; and a legitimate request's
              latency meanwhile, against idle.
+- queue:     with N sessions pending for one device (its cap raised to allow them:
+             ``--pending-per-device``), that device's ``POST /sessions/next`` and its
+             account's ``GET /sessions/pending`` (medians), against the same requests
+             with a short queue. Target ~1x: a request reads a page, not the queue.
+             Then the default cap's refusal (429) of one session too many.
 
     .venv/bin/python benchmarks/abuse.py
     .venv/bin/python benchmarks/abuse.py --devices 5 --flood 20 --not-found 50 --slowloris 5
+    .venv/bin/python benchmarks/abuse.py --only queue --queue 5000
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = ("ops", "ops-password")
 HOST = "127.0.0.1"  # the only target this script ever uses
+PAGE = 100  # sessions in a listing's default page (lab choice paging): the short queue's size
 
 
 def free_port() -> int:
@@ -247,7 +254,80 @@ async def slowloris(
     )
 
 
+def serve_knows(option: str) -> bool:
+    """Whether this checkout's ``dmlab serve`` has ``option`` (an older one, measured
+    for a before figure, may not)."""
+    helped = subprocess.run(
+        [sys.executable, "-m", "dmlab", "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return option in helped.stdout
+
+
+async def fill(ops: httpx.AsyncClient, dev_id: str, count: int) -> None:
+    """Queue ``count`` sessions for ``dev_id`` (20 requests in flight)."""
+    gate = asyncio.Semaphore(20)
+
+    async def one() -> None:
+        async with gate:
+            answer = await ops.post(
+                f"/devices/{dev_id}/sessions", json={"job": "inventory", "notify": False}
+            )
+            assert answer.status_code == 202, answer.text
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def queue_depth(
+    server: Server, context: ssl.SSLContext, devices: dict[str, str], depth: int, samples: int
+) -> None:
+    (short, short_secret), (deep, deep_secret) = list(devices.items())[-2:]
+    async with (
+        client(server, context, auth=OPERATOR) as ops,
+        client(server, context, auth=(short, short_secret)) as few,
+        client(server, context, auth=(deep, deep_secret)) as many,
+    ):
+        # Each POST /sessions/next starts one, so each queue holds a session per sample;
+        # the short queue holds a full page more, so both listings answer a full page.
+        await fill(ops, short, samples + PAGE)
+        list_short = await median_ms(lambda: ops.get("/sessions/pending"), samples)
+        next_short = await median_ms(lambda: few.post("/sessions/next"), samples)
+        await fill(ops, deep, depth + samples)
+        list_deep = await median_ms(lambda: ops.get("/sessions/pending"), samples)
+        next_deep = await median_ms(lambda: many.post("/sessions/next"), samples)
+    print(
+        f"queue     {depth} pending for one device: its POST /sessions/next {next_deep:.1f} ms "
+        f"({PAGE + samples} pending: {next_short:.1f} ms), ratio {next_deep / next_short:.2f}x; "
+        f"the account's GET /sessions/pending {list_deep:.1f} ms ({PAGE + samples} pending: "
+        f"{list_short:.1f} ms), ratio {list_deep / list_short:.2f}x"
+    )
+
+
+async def over_the_cap(server: Server, context: ssl.SSLContext, dev_id: str) -> None:
+    """Under the default caps: queue until refused; the refusal and what it says."""
+    async with client(server, context, auth=OPERATOR) as ops:
+        queued = 0
+        while queued <= 100_000:
+            answer = await ops.post(
+                f"/devices/{dev_id}/sessions", json={"job": "inventory", "notify": False}
+            )
+            if answer.status_code != 202:
+                break
+            queued += 1
+        listed = (await ops.get("/sessions/pending", params={"limit": 1})).status_code
+    print(
+        f"cap       one device: {queued} queued, then {answer.status_code} "
+        f"(Retry-After {answer.headers.get('retry-after', '-')}); the listing still answers "
+        f"{listed}; ratio refused/queued {1 / max(queued, 1):.3f}"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.only == "queue":
+        return await main_queue(args)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         extra = ("--header-timeout", str(args.header_timeout))
@@ -270,6 +350,26 @@ async def main(args: argparse.Namespace) -> None:
             await slowloris(server, context, args.slowloris, args.header_timeout, first)
         finally:
             server.stop()
+    await main_queue(args)
+
+
+async def main_queue(args: argparse.Namespace) -> None:
+    """Finding 4 on a server of its own: a deep queue, then the default cap."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        raised = ("--pending-per-device", str(args.queue + args.samples))
+        capped = serve_knows("--pending-per-device")
+        server = Server(data, free_port(), *(raised if capped else ())).start()
+        try:
+            context = ssl.create_default_context(cafile=str(data / "ca.pem"))
+            devices = await register(server, context, 3)
+            await queue_depth(server, context, devices, args.queue, args.samples)
+            if capped:
+                server.stop()
+                server = Server(data, server.port).start()
+                await over_the_cap(server, context, next(iter(devices)))
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
@@ -280,4 +380,6 @@ if __name__ == "__main__":
     parser.add_argument("--not-found", type=int, default=1000)
     parser.add_argument("--slowloris", type=int, default=200)
     parser.add_argument("--header-timeout", type=float, default=10.0)
+    parser.add_argument("--queue", type=int, default=5000, help="pending sessions of one device")
+    parser.add_argument("--only", choices=("queue",), help="measure only this")
     asyncio.run(main(parser.parse_args()))

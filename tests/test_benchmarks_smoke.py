@@ -79,8 +79,8 @@ def test_abuse_prints_every_ratio() -> None:
     out = run(
         "abuse.py",
         *("--devices", "5", "--samples", "3", "--flood", "20", "--not-found", "30"),
-        *("--slowloris", "3", "--header-timeout", "1"),
+        *("--slowloris", "3", "--header-timeout", "1", "--queue", "20"),
     )
-    for name in ("oracle", "flood", "restart", "404s", "slowloris"):
+    for name in ("oracle", "flood", "restart", "404s", "slowloris", "queue", "cap"):
         (line,) = lines_starting(out, name + " ")
         assert "ratio" in line

@@ -416,11 +416,14 @@ def test_the_kit_reads_every_page_of_a_paged_listing(tmp_path: Path) -> None:
 
     with Lab(hash_cost=HASH_COST) as lab:
         lab.add_account(*RIVAL)
-        lab.operator.register("IMEI:990000000000001")
-        crowded = lab.services.store.get_device("IMEI:990000000000001")
-        assert crowded is not None
-        for _ in range(PAGE_DEFAULT + 5):
-            lab.services.engine.queue(crowded, JobSpec("inventory"), Origin.SERVER, notify=False)
+        for n in range(2):  # more than a page, each device within its cap
+            lab.operator.register(f"IMEI:99000000000000{n}")
+            crowded = lab.services.store.get_device(f"IMEI:99000000000000{n}")
+            assert crowded is not None
+            for _ in range(PAGE_DEFAULT // 2 + 5):
+                lab.services.engine.queue(
+                    crowded, JobSpec("inventory"), Origin.SERVER, notify=False
+                )
         cafile = str(lab.ca.write_ca(tmp_path / "ca.pem"))
         result = run(
             lab.url,
