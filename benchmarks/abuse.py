@@ -357,7 +357,7 @@ async def main_queue(args: argparse.Namespace) -> None:
     """Finding 4 on a server of its own: a deep queue, then the default cap."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        raised = ("--pending-per-device", str(args.queue + args.samples))
+        raised = ("--pending-per-device", str(max(args.queue, PAGE) + args.samples))
         capped = serve_knows("--pending-per-device")
         server = Server(data, free_port(), *(raised if capped else ())).start()
         try:
