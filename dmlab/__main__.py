@@ -89,6 +89,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return supervise(args)
     from .choices import Choices
+    from .core.limits import from_arguments
     from .runtime import LabCA, ServerThread
     from .runtime.limits import ConnectionLimits
     from .server import build_services, close_streams, create_app, follow_others
@@ -115,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
             trace=Trace(sink=store),
             choices=Choices(dict(args.choice)),
             caps=_caps(args),
+            limits=from_arguments(args),
         )
         if args.listen_fd is not None:
             print(f"dmlab worker {os.getpid()} started", flush=True)
@@ -191,6 +193,7 @@ def supervise(args: argparse.Namespace) -> int:
         database = exits.enter_context(throwaway_postgres())
         print(f"dmlab started a throwaway PostgreSQL: {database}", flush=True)
     # The CA, the schema and the accounts are made here, once, before any worker starts.
+    from .core.limits import from_arguments, to_arguments
     from .runtime import LabCA
     from .server import build_services
     from .server.auth import verify_secret
@@ -217,6 +220,7 @@ def supervise(args: argparse.Namespace) -> int:
         "--body-timeout", str(args.body_timeout), "--listen-fd", str(sock.fileno()),
         *(f"--choice={key}={value}" for key, value in args.choice),
         *_cap_options(args),
+        *to_arguments(from_arguments(args)),
     ]  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -266,7 +270,9 @@ def connection_shares(total: int, workers: int) -> list[int]:
 
 def device(args: argparse.Namespace) -> int:
     """Run one virtual device as its own process, logging each exchange on a line."""
-    from .device import VirtualDevice
+    import httpx
+
+    from .device import SessionFailed, VirtualDevice
     from .protocol import AlertType
 
     context = ssl.create_default_context(cafile=args.cafile)
@@ -299,6 +305,12 @@ def device(args: argparse.Namespace) -> int:
                     f"{args.dev_id} follows the server: "
                     + ", ".join(f"{k}={v}" for k, v in stated.items())
                 )
+            # A device that restarts asks for its work first: the session it was in
+            # when it stopped comes back (lab choice session-resume).
+            try:
+                await dev.resume()
+            except (httpx.TransportError, SessionFailed) as exc:
+                log(f"{args.dev_id} could not resume ({exc})")
             # Lab choice notification-transport: long-poll, event stream, or a timer.
             tasks = [asyncio.create_task(dev.listen(period=args.call_in))]
             if args.alert_now:
@@ -322,6 +334,7 @@ def device(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .core import limits as session_limits
     from .runtime.limits import ConnectionLimits
 
     defaults = ConnectionLimits()
@@ -329,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     s = commands.add_parser("serve", help="run the DM server over HTTPS")
-    s.add_argument("--port", type=int, default=8443)
+    s.add_argument("--port", type=int, default=8443, help="the HTTPS port on 127.0.0.1")
     s.add_argument("--data", required=True, help="directory for the CA and the state")
     s.add_argument(
         "--account",
@@ -339,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:PASSWORD",
         help="an account to create (repeatable)",
     )
-    s.add_argument("--server-id", default="dmlab")
+    s.add_argument(
+        "--server-id", default="dmlab", help="the SERVER-ID notifications carry (DMAcc SrvID)"
+    )
     s.add_argument(
         "--header-timeout",
         type=float,
@@ -359,8 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.max_connections,
         help="open connections at most, over all --workers (each takes an equal share); "
-        "one more is answered 503 and closed",
+        "one more is answered 503 and closed (default: 1000, or half the process' file "
+        "descriptors if fewer)",
     )
+    session_limits.add_arguments(s)
     s.add_argument(
         "--database",
         metavar="URL",

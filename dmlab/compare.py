@@ -210,9 +210,13 @@ def lost_put_answer(script: Script) -> None:
     if retry.status_code == 200:
         script.notes.append("the retry got the second round again; the session goes on")
     else:
-        script.notes.append(f"the retry got {retry.status_code}: the device cannot go on")
+        script.notes.append(f"the retry got {retry.status_code}: the device lost its place")
         again = script.start()
-        script.notes.append(f"POST /sessions/next then answered {again.status_code}")
+        if again.status_code == 200:  # lab choice session-resume: the round comes again
+            script.notes.append("POST /sessions/next re-sent the second round; the session goes on")
+            retry = again
+        else:
+            script.notes.append(f"POST /sessions/next then answered {again.status_code}")
     script.finish(retry)
 
 

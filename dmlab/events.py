@@ -29,6 +29,7 @@ KINDS: Final = (
     "session.queued",
     "session.started",
     "session.continued",
+    "session.resumed",
     "session.completed",
     "session.aborted",
     "session.expired",

@@ -364,9 +364,10 @@ def test_put_retry_conflict_refuses_the_repeated_put_and_the_session_hangs(confl
     with _clients(conflict_lab) as made:
         phone = _Phone(conflict_lab, made)
         first = phone.first_round()
-        phone.report(first)  # its answer is lost
+        second = commands(phone.report(first))  # its answer is lost
         problem(phone.report(first), 409)
-        assert phone.http.post("/sessions/next").status_code == 204
+        # Only resuming (lab choice session-resume, the default) gets the device going.
+        assert commands(phone.http.post("/sessions/next")) == second
         assert phone.result() == "not completed"
 
 
@@ -379,8 +380,11 @@ def test_compare_shows_what_a_lost_put_answer_costs_under_each_put_retry_option(
     )
     table = weighed.table()
     conflict, replay = table["put-retry=conflict"], table["put-retry=replay"]
-    assert conflict["session result"] == "active (never completed)"
+    # Under conflict the retry is refused; POST /sessions/next then re-sends the round
+    # (lab choice session-resume), at the cost of a refusal and two more round trips.
+    assert conflict["session result"] == "OK"
     assert conflict["refused answers (4xx)"] == 1
+    assert conflict["round trips (device)"] == 5  # next, PUT, PUT (409), next, PUT round 2
     assert replay["session result"] == "OK" and replay["refused answers (4xx)"] == 0
     assert replay["round trips (device)"] == 4  # next, PUT, the same PUT again, PUT round 2
     assert "✗ LOST" in weighed.a.diagram.text() and "409" in weighed.a.diagram.text()
@@ -599,3 +603,19 @@ def test_python_m_dmlab_choices_runs_without_a_runpy_warning():
         )
         assert "RuntimeWarning" not in ran.stderr, ran.stderr
         assert ran.returncode == 0, ran.stderr
+
+
+def test_compare_a_lost_put_answer_without_resume_leaves_the_session_hanging():
+    from dmlab.compare import compare, lost_put_answer
+
+    weighed = compare(
+        lost_put_answer,
+        {"put-retry": "conflict", "session-resume": "none"},
+        {"put-retry": "conflict", "session-resume": "next"},
+        hash_cost=HASH_COST,
+    )
+    table = weighed.table()
+    hanging = table["put-retry=conflict, session-resume=none"]
+    assert hanging["session result"] == "active (never completed)"
+    assert "answered 204" in hanging["what happened"]
+    assert table["put-retry=conflict, session-resume=next"]["session result"] == "OK"

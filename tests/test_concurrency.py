@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from dmlab import Lab
+from dmlab.choices import Choices
 from dmlab.device import SessionFailed, SessionRun, VirtualDevice
 from dmlab.events import Event
 from dmlab.protocol import media
@@ -32,6 +33,10 @@ from dmlab.store.sqlite import SQLiteStore
 from helpers import HASH_COST
 
 K = 3
+#: Two live copies of one device would each be handed the other's session in progress
+#: under session-resume=next (the server cannot tell a copy from a device that lost its
+#: place): these races are about starting pending sessions, so no resuming here.
+CHOICES = {"session-resume": "none"}
 JOBS: list[dict[str, Any]] = [
     {"job": "inventory"},
     {"job": "firmware-update", "params": {"version": "2.0.0"}},
@@ -189,7 +194,7 @@ def in_process(services: Services, n: int) -> tuple[Outcome, Counter[str]]:
 def test_two_hundred_devices_in_process(backend: str, tmp_path: Path) -> None:
     store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "c.sqlite3")
     try:
-        services = build_services(store=store, hash_cost=HASH_COST)
+        services = build_services(store=store, hash_cost=HASH_COST, choices=Choices(CHOICES))
         out, started = in_process(services, 200)
         check(services, out, started)
         assert len(out.raced) == 40
@@ -199,7 +204,7 @@ def test_two_hundred_devices_in_process(backend: str, tmp_path: Path) -> None:
 
 
 def test_many_devices_over_https() -> None:
-    with Lab(hash_cost=HASH_COST) as lab:
+    with Lab(hash_cost=HASH_COST, choices=CHOICES) as lab:
         started: Counter[str] = Counter()
 
         def count(event: Event) -> None:

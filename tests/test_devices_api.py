@@ -121,6 +121,7 @@ def test_show_device_json_and_html(lab, register, clients):
         "account": "demo",
         "registered": info.json()["registered"],
         "pending": 1,
+        "active": 0,
     }
     page = html(clients.browser().get(f"/devices/{phone.dev_id}"), 200)
     assert phone.dev_id in element_text(page, "info") or phone.dev_id in page

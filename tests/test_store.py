@@ -135,6 +135,7 @@ def rich_session() -> Session:
         ended_at=None,
         expires_at=-0.0,
         reason="device said “no”",
+        idle_until=1_700_000_300.5,
     )
 
 
@@ -275,6 +276,41 @@ def test_add_sessions_stores_what_put_session_would(make_store: MakeStore) -> No
     with pytest.raises((ValueError, sqlite3.IntegrityError, psycopg.IntegrityError)):
         bulk.add_sessions([session("new"), session("p1")])
     assert bulk.get_session("new") is None and seen(bulk) == before
+
+
+def test_idle_sessions_are_the_active_ones_past_their_deadline_earliest_first(
+    store: Store,
+) -> None:
+    store.put_device(device())
+    store.put_device(device("IMEI:2", "other"))
+    for key, state, until, dev in [
+        ("late", State.ACTIVE, 30.0, "IMEI:1"),
+        ("early", State.ACTIVE, 10.0, "IMEI:2"),
+        ("not-yet", State.ACTIVE, 99.0, "IMEI:1"),
+        ("pending", State.PENDING, 5.0, "IMEI:1"),
+        ("done", State.COMPLETED, 5.0, "IMEI:1"),
+        ("no-deadline", State.ACTIVE, None, "IMEI:1"),
+    ]:
+        store.put_session(
+            session(
+                key,
+                dev_id=dev,
+                account="other" if dev == "IMEI:2" else "acme",
+                state=state,
+                idle_until=until,
+            )
+        )
+    assert [s.key for s in store.idle_sessions(30.0, 10)] == ["early", "late"]
+    assert [s.key for s in store.idle_sessions(30.0, 1)] == ["early"]
+    assert store.idle_sessions(9.0, 10) == []
+    assert store.idle_sessions(30.0, 10)[0].idle_until == 10.0  # the field round-trips
+    # Once it is no longer active, a session is never idle.
+    early = store.get_session("early")
+    assert early is not None
+    store.put_session(dataclasses.replace(early, state=State.COMPLETED, idle_until=None))
+    assert [s.key for s in store.idle_sessions(30.0, 10)] == ["late"]
+    store.delete_device("IMEI:1")
+    assert store.idle_sessions(100.0, 10) == []
 
 
 def test_session_by_id_finds_current_and_spent_ids(store: Store) -> None:

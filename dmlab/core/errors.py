@@ -39,5 +39,10 @@ class SpentSession(Conflict):
     """A session id already answered: the session continues under a newer id."""
 
 
+class Expired(Conflict):
+    """The session ended as expired: not started within its time to live, or its device
+    sent nothing for longer than the active TTL."""
+
+
 class PreconditionFailed(DomainError):
     """The caller's expectation of the current state (a version it saw) no longer holds."""

@@ -4,6 +4,16 @@ Every transition reads and writes the store inside one ``transaction()``, so
 two devices (or two requests of one device) racing for the same session see
 exactly one winner; the loser gets a :class:`Conflict`. Events go out only
 after the transaction commits (:class:`Unit`).
+
+Sessions end on their own too. A pending one queued with a time to live, and an
+active one whose device sends nothing for ``active_ttl`` seconds (its
+``idle_until`` deadline, moved on by every round), complete as expired. No timer
+runs per session: whatever reads or writes a session first checks its deadline,
+in the same transaction, and :meth:`SessionEngine.expire_idle` (run periodically
+by the server, off its event loop) sweeps the rest from an index of deadlines. A
+report racing the expiry therefore either lands before it (and moves the
+deadline on) or finds the session expired, never both. Deadlines are stored, so
+a session left active by a crash expires after the restart.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ from ..choices import Choices
 from ..protocol import Alert, AlertType, Command, Report, expects_status
 from ..store import AlertRecord, Device, JobSpec, Origin, Page, Result, Round, Session, State
 from . import jobs
-from .errors import Conflict, NotFound, SpentSession, StatusMismatch
+from .errors import Conflict, Expired, NotFound, SpentSession, StatusMismatch
+from .limits import SessionLimits
 from .unit import Unit
 
 
@@ -59,10 +70,12 @@ class SessionEngine:
         clock: Callable[[], float] = time.time,
         choices: Choices | None = None,
         caps: Caps = DEFAULT_CAPS,
+        limits: SessionLimits | None = None,
     ) -> None:
         choices = choices if choices is not None else Choices()
         #: How many sessions a device, and an account, may have pending (dmlab/caps.py).
         self.caps = caps
+        self.limits = limits if limits is not None else SessionLimits()
         #: Lab choice session-ids: one id for the whole session instead of one per round.
         self.stable_ids = choices.is_("session-ids", "stable")
         #: Lab choice put-retry: a repeated identical PUT on the id it spent is answered again.
@@ -74,6 +87,8 @@ class SessionEngine:
         self.alert_starts_new = choices.is_("alert-opens", "new-session")
         #: Lab choice brief-result: only the CR's OK and failure are shown.
         self.cr_results = choices.is_("brief-result", "ok-failure")
+        #: Lab choice session-resume: POST /sessions/next re-sends an active session's round.
+        self.resumes = choices.is_("session-resume", "next")
         self.unit = unit
         self.store = unit.store
         self.notifier = notifier
@@ -133,15 +148,24 @@ class SessionEngine:
 
     # Starting (package 1 → package 2) -------------------------------------------
     def start_next(
-        self, dev_id: str, base_url: str, *, end_completes: bool = False
+        self, dev_id: str, base_url: str, *, end_completes: bool = False, resume: bool = False
     ) -> Session | None:
         """Start the oldest pending session of a device, or ``None`` if it has none.
 
         ``end_completes``: the device follows the DM 2.0 specification, which sends no
         package 3 after a package 2 holding END; such a package completes the session
         as it is handed out (lab choice end-report, which under ``none`` does so for
-        every device)."""
+        every device).
+
+        ``resume``: a device that still has an active session gets that session's
+        current round again, under its current id, instead of a new session (lab
+        choice session-resume; ``POST /sessions/next`` asks for it, ``POST /alert``
+        does not)."""
         with self.unit.atomic():
+            if resume and self.resumes:
+                active = self.active_page(dev_id=dev_id, limit=1).items
+                if active:
+                    return self._touch(active[0])
             after = 0
             while True:  # pages, not the whole queue: only expired ones are skipped
                 page = self.pending_page(dev_id=dev_id, after=after, limit=_START_PAGE)
@@ -156,14 +180,17 @@ class SessionEngine:
     ) -> Session:
         with self.unit.atomic():
             session = self._own(dev_id, session_id)
-            self._expire_if_due(session)
-            session = self.store.get_session(session.key) or session
-            if session.state is not State.PENDING:
-                raise Conflict(
-                    f"session {session_id} is {self._describe_state(session)}; "
-                    "only a pending session can be started"
-                )
-            return self._start(session, base_url, end_completes)
+            lapsed = self._expire_if_due(session)
+            if not lapsed:
+                if session.result is Result.EXPIRED:
+                    raise self._expired(session, session_id)
+                if session.state is not State.PENDING:
+                    raise Conflict(
+                        f"session {session_id} is {self._describe_state(session)}; "
+                        "only a pending session can be started"
+                    )
+                return self._start(session, base_url, end_completes)
+        raise self._expired(session, session_id)  # after the expiry is committed
 
     def open_by_alert(
         self,
@@ -231,6 +258,7 @@ class SessionEngine:
             state=State.ACTIVE,
             started_at=now,
             rounds=(Round(session.session_id, step.commands),),
+            idle_until=now + self.limits.active_ttl,
         )
         self._publish("session.started", started, commands=len(step.commands))
         if self._completes_on_end(end_completes, step.commands):
@@ -257,54 +285,73 @@ class SessionEngine:
         (lab choice put-retry)."""
         with self.unit.atomic():
             session = self._own(dev_id, session_id)
-            if expect is not None:
-                expect(session)
-            if self.replay_puts and self._repeats(session, session_id, report):
-                return session
-            if session.state is State.PENDING:
-                raise Conflict(f"session {session_id} has not been started")
-            if session.state is State.COMPLETED:
-                raise Conflict(f"session {session_id} is {self._describe_state(session)}")
-            self._require_current(session, session_id)
-            current = session.rounds[-1]
-            wanted = expects_status(current.commands)
-            if len(report.statuses) != wanted:
-                raise StatusMismatch(
-                    f"{wanted} command(s) were sent, so {wanted} status(es) are due "
-                    f"in order; got {len(report.statuses)}",
-                )
-            reported = Round(current.session_id, current.commands, report.statuses, report.alerts)
-            done = (*session.rounds[:-1], reported)
-            ended_by_device = current.commands and current.commands[-1].name == "END"
-            step = (
-                jobs.Step(None) if ended_by_device else jobs.next_step(session.job, done, base_url)
+            lapsed = self._expire_if_due(session)
+            if not lapsed:
+                return self._report(session, session_id, report, base_url, expect, end_completes)
+        raise self._expired(session, session_id)  # after the expiry is committed
+
+    def _report(
+        self,
+        session: Session,
+        session_id: str,
+        report: Report,
+        base_url: str,
+        expect: Callable[[Session], None] | None,
+        end_completes: bool,
+    ) -> Session:
+        """:meth:`report`'s transition, inside its transaction."""
+        if expect is not None:
+            expect(session)
+        if self.replay_puts and self._repeats(session, session_id, report):
+            return session
+        if session.state is State.PENDING:
+            raise Conflict(f"session {session_id} has not been started")
+        if session.result is Result.EXPIRED:
+            raise self._expired(session, session_id)
+        if session.state is State.COMPLETED:
+            raise Conflict(f"session {session_id} is {self._describe_state(session)}")
+        self._require_current(session, session_id)
+        current = session.rounds[-1]
+        wanted = expects_status(current.commands)
+        if len(report.statuses) != wanted:
+            raise StatusMismatch(
+                f"{wanted} command(s) were sent, so {wanted} status(es) are due "
+                f"in order; got {len(report.statuses)}",
             )
-            now = self._clock()
-            if step.commands is None:
-                ok = all(s.ok for r in done for s in (r.statuses or ()))
-                result = Result.OK if ok else Result.FAILURE
-                ended = dataclasses.replace(
-                    session,
-                    rounds=done,
-                    state=State.COMPLETED,
-                    result=result,
-                    ended_at=now,
-                    reason=step.reason or session.reason,
-                )
-                self.store.put_session(ended)
-                self._publish("session.completed", ended, result=result.value)
-                self._record_report_alerts(ended, report)
-                return ended
-            new_id = session_id if self.stable_ids else self._fresh_id()
-            continued = dataclasses.replace(
-                session, session_id=new_id, rounds=(*done, Round(new_id, step.commands))
+        reported = Round(current.session_id, current.commands, report.statuses, report.alerts)
+        done = (*session.rounds[:-1], reported)
+        ended_by_device = current.commands and current.commands[-1].name == "END"
+        step = jobs.Step(None) if ended_by_device else jobs.next_step(session.job, done, base_url)
+        now = self._clock()
+        if step.commands is None:
+            ok = all(s.ok for r in done for s in (r.statuses or ()))
+            result = Result.OK if ok else Result.FAILURE
+            ended = dataclasses.replace(
+                session,
+                rounds=done,
+                state=State.COMPLETED,
+                result=result,
+                ended_at=now,
+                reason=step.reason or session.reason,
+                idle_until=None,
             )
-            self._publish("session.continued", continued, previous=session_id)
-            if self._completes_on_end(end_completes, step.commands):
-                continued = self._complete(continued, now, step.reason)
-            self.store.put_session(continued)
-            self._record_report_alerts(continued, report)
-            return continued
+            self.store.put_session(ended)
+            self._publish("session.completed", ended, result=result.value)
+            self._record_report_alerts(ended, report)
+            return ended
+        new_id = session_id if self.stable_ids else self._fresh_id()
+        continued = dataclasses.replace(
+            session,
+            session_id=new_id,
+            rounds=(*done, Round(new_id, step.commands)),
+            idle_until=now + self.limits.active_ttl,
+        )
+        self._publish("session.continued", continued, previous=session_id)
+        if self._completes_on_end(end_completes, step.commands):
+            continued = self._complete(continued, now, step.reason)
+        self.store.put_session(continued)
+        self._record_report_alerts(continued, report)
+        return continued
 
     def _completes_on_end(self, end_completes: bool, commands: tuple[Command, ...]) -> bool:
         """Whether handing out ``commands`` ends the session: they end with END and no
@@ -346,6 +393,7 @@ class SessionEngine:
             result=result,
             ended_at=now,
             reason=reason or session.reason,
+            idle_until=None,
         )
         self._publish("session.completed", ended, result=result.value)
         return ended
@@ -359,16 +407,26 @@ class SessionEngine:
     ) -> Session:
         """End a pending or active session as aborted (DM 1.2's alert 1223)."""
         with self.unit.atomic():
-            session = self.visible(dev_id, account, session_id)
-            if expect is not None:
-                expect(session)
-            if session.state is State.COMPLETED:
-                raise Conflict(f"session {session_id} is already {self._describe_state(session)}")
-            self._require_current(session, session_id)
-            aborted = dataclasses.replace(
-                session, state=State.COMPLETED, result=Result.ABORTED, ended_at=self._clock()
-            )
-            self.store.put_session(aborted)
+            session = self._visible(dev_id, account, session_id)
+            lapsed = self._expire_if_due(session)
+            if not lapsed:
+                if expect is not None:
+                    expect(session)
+                if session.state is State.COMPLETED:
+                    raise Conflict(
+                        f"session {session_id} is already {self._describe_state(session)}"
+                    )
+                self._require_current(session, session_id)
+                aborted = dataclasses.replace(
+                    session,
+                    state=State.COMPLETED,
+                    result=Result.ABORTED,
+                    ended_at=self._clock(),
+                    idle_until=None,
+                )
+                self.store.put_session(aborted)
+        if lapsed:  # after the expiry is committed
+            raise Conflict(f"session {session_id} is already completed (expired)")
         self._publish("session.aborted", aborted)
         return aborted
 
@@ -384,7 +442,18 @@ class SessionEngine:
 
     def visible(self, dev_id: str | None, account: str, session_id: str) -> Session:
         """A session by any of its ids, if it is the device's (``dev_id``) or, for an
-        account (``dev_id`` None), one of its devices'; else ``NotFound``."""
+        account (``dev_id`` None), one of its devices'; else ``NotFound``. One past its
+        deadline is expired first."""
+        session = self._visible(dev_id, account, session_id)
+        if session.state is State.COMPLETED:
+            return session
+        with self.unit.atomic():
+            session = self._visible(dev_id, account, session_id)
+            if self._expire_if_due(session):
+                session = self.store.get_session(session.key) or session
+        return session
+
+    def _visible(self, dev_id: str | None, account: str, session_id: str) -> Session:
         session = self.store.session_by_id(session_id)
         if (
             session is None
@@ -432,8 +501,10 @@ class SessionEngine:
         newest_first: bool = False,
     ) -> Page[Session]:
         """One page of completed sessions, in the order they completed, after moving
-        out pending sessions that expired (a bounded batch: :meth:`sweep_expired`)."""
+        out pending and active sessions that expired (bounded batches:
+        :meth:`sweep_expired`, :meth:`sweep_idle`)."""
         self.sweep_expired()
+        self.sweep_idle()
         return self.store.sessions_page(
             State.COMPLETED,
             dev_id=dev_id,
@@ -457,9 +528,53 @@ class SessionEngine:
             due = self.store.due_sessions(self._clock(), batch)
             return sum(self._expire_if_due(s) for s in due)
 
+    def sweep_idle(self, *, batch: int = SWEEP_BATCH) -> int:
+        """Complete as expired up to ``batch`` active sessions idle past their deadline,
+        read from an index of those deadlines; how many (the periodic sweep and the
+        completed listing run it)."""
+        if not self.store.idle_sessions(self._clock(), 1):
+            return 0  # the usual case: a read, no write transaction
+        with self.unit.atomic():
+            due = self.store.idle_sessions(self._clock(), batch)
+            return sum(self._expire_if_due(s) for s in due)
+
+    def active_page(
+        self, *, dev_id: str | None = None, account: str | None = None, after: int = 0, limit: int
+    ) -> Page[Session]:
+        """One page of a device's (or an account's) active sessions, in the order they
+        started; those idle past their deadline are moved out as the page is read, so it
+        may hold fewer than ``limit`` (lab choice active-listing)."""
+        with self.unit.atomic():
+            page = self.store.sessions_page(
+                State.ACTIVE, dev_id=dev_id, account=account, after=after, limit=limit
+            )
+            return Page([s for s in page.items if not self._expire_if_due(s)], page.after)
+
+    def active_count(self, dev_id: str) -> int:
+        """How many of a device's sessions are active and within their deadline (a
+        read: the sweep or the next look at them moves the others out)."""
+        now = self._clock()
+        return sum(
+            1
+            for s in self.store.sessions_of_device(dev_id, State.ACTIVE)
+            if s.idle_until is None or s.idle_until > now
+        )
+
     def completed(self, dev_id: str) -> list[Session]:
         self.pending(dev_id)
+        self.sweep_idle()
         return self.store.sessions_of_device(dev_id, State.COMPLETED)
+
+    def expire_idle(self, *, batch: int = SWEEP_BATCH) -> int:
+        """Complete as expired every active session idle past its deadline, ``batch``
+        per transaction (so a backlog after a long outage never holds the store for
+        long); how many. The server runs this periodically on a worker thread."""
+        total = 0
+        while done := self.sweep_idle(batch=batch):
+            total += done
+            if done < batch:
+                break
+        return total
 
     def record_alerts(
         self, device: Device, alerts: tuple[Alert, ...], session_key: str | None = None
@@ -492,18 +607,46 @@ class SessionEngine:
             )
 
     def _expire_if_due(self, session: Session) -> bool:
-        if (
-            session.state is State.PENDING
-            and session.expires_at is not None
-            and session.expires_at <= self._clock()
-        ):
-            expired = dataclasses.replace(
-                session, state=State.COMPLETED, result=Result.EXPIRED, ended_at=self._clock()
-            )
-            self.store.put_session(expired)
-            self._publish("session.expired", expired)
-            return True
-        return False
+        """Complete ``session`` as expired if its deadline has passed: a pending one's
+        time to live, an active one's idle deadline. Call inside ``atomic()``, on a
+        record read in that transaction."""
+        now = self._clock()
+        if session.state is State.PENDING:
+            due = session.expires_at is not None and session.expires_at <= now
+            reason = session.reason
+        elif session.state is State.ACTIVE:
+            due = session.idle_until is not None and session.idle_until <= now
+            reason = f"the device sent nothing for {self.limits.active_ttl:g} s (active TTL)"
+        else:
+            return False
+        if not due:
+            return False
+        expired = dataclasses.replace(
+            session,
+            state=State.COMPLETED,
+            result=Result.EXPIRED,
+            ended_at=now,
+            reason=reason,
+            idle_until=None,
+        )
+        self.store.put_session(expired)
+        self._publish("session.expired", expired)
+        return True
+
+    def _expired(self, session: Session, session_id: str) -> Expired:
+        if session.started_at is None:
+            return Expired(f"session {session_id} expired before it was started")
+        return Expired(
+            f"session {session_id} expired: its device sent nothing for "
+            f"{self.limits.active_ttl:g} s; POST /sessions/next gets the next pending session"
+        )
+
+    def _touch(self, session: Session) -> Session:
+        """The device is back for its active session: its deadline moves on."""
+        touched = dataclasses.replace(session, idle_until=self._clock() + self.limits.active_ttl)
+        self.store.put_session(touched)
+        self._publish("session.resumed", touched)
+        return touched
 
     def _fresh_id(self) -> str:
         while True:

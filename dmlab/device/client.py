@@ -250,6 +250,16 @@ class VirtualDevice:
             response = await self._post("/sessions/next", body)
             return await self._run(response, trigger)
 
+    async def resume(self) -> SessionRun | None:
+        """What the device does when it starts up (or lost an answer): if the server lists
+        a session of it in progress (``GET /sessions/active``, lab choice active-listing),
+        ``POST /sessions/next``, which re-sends that session's current round (lab choice
+        session-resume); the device runs it to the end. ``None`` if nothing was in progress."""
+        listed = await self._request("GET", "/sessions/active", headers={"Accept": media.JSON})
+        if listed.status_code != 200 or not listed.json().get("Sessions"):
+            return None
+        return await self.start_next(trigger="resume")
+
     async def start(self, session_id: str) -> SessionRun | None:
         """``POST /sessions/id/{id}``: start one named pending session."""
         async with self._session_lock:

@@ -189,6 +189,77 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
         judged_by=("TP/SESS/DEL/001", "TP/SESS/DEL/002", "TP/SESS/DEL/003"),
     ),
     LabChoice(
+        "session-resume",
+        "Sessions",
+        "`POST /sessions/next` from a device that has an active session answers that "
+        "session's current package 2 again, under its current id, before any pending "
+        "session starts (the device lost its place: a lost answer, a restart)",
+        "204 or the next pending session; the active session waits for its expiry",
+        "a DM client runs one session at a time, and one that restarted mid-session "
+        "knows no session id to ask for: without this its session hangs until it "
+        "expires (issue 10's finding)",
+        clause='CR x.1.1: POST /sessions/next "Start pending DM Session, and get the '
+        'initial Management Commands from Server"',
+        question="what does POST /sessions/next answer a device whose session is in progress?",
+        options=(
+            Option(
+                "next",
+                "POST /sessions/next re-sends the active session's current round (200, "
+                "the same SessionID and commands) and moves its idle deadline on",
+            ),
+            Option(
+                "none",
+                "POST /sessions/next starts the oldest pending session or answers 204; an "
+                "active session is reachable only by the id the device lost",
+            ),
+        ),
+        where="dmlab/core/sessions.py SessionEngine.start_next; dmlab/device/client.py "
+        "VirtualDevice.resume",
+        judged_by=("TP/SESS/NEXT/001", "TP/SESS/NEXT/002", "TP/SESS/START/005"),
+    ),
+    LabChoice(
+        "active-listing",
+        "Sessions",
+        "`GET /sessions/active` lists the sessions started and not ended (a device its "
+        "own, an account every one of its devices'), each with its idle deadline "
+        "(`Expires`); a device record counts them (`active`)",
+        "list them with the pending ones, marked by their State; or in no listing",
+        "the CR lists pending and completed sessions only, so a started session is in "
+        "neither (issue 10's finding: 97 of them after 5 crashes, the device's pending "
+        "count 0); listed as pending, it would break 'a started session is no longer "
+        "pending' and look like work to start",
+        clause="CR x.1.1: GET /sessions/pending and GET /sessions/completed; a started "
+        "session is neither",
+        question="where can an account or a device see a session in progress?",
+        options=(
+            Option(
+                "own-resource",
+                "GET /sessions/active lists them; a device record counts them as `active`",
+            ),
+            Option(
+                "hidden",
+                "no GET /sessions/active (404) and no count: a session in progress appears "
+                "in no listing until it ends",
+            ),
+        ),
+        where="dmlab/server/routes/sessions.py (GET /sessions/active, declared with when=); "
+        "dmlab/server/routes/devices.py device_json",
+        judged_by=("TP/SESS/NEXT/003",),
+    ),
+    LabChoice(
+        "active-ttl",
+        "Sessions",
+        "an active session whose device sends nothing for `--active-ttl` seconds (300 by "
+        "default) completes as expired, recorded with its reason; the device's next PUT "
+        "on it is refused with a `session-expired` problem (409)",
+        "a session stays active until its device ends it or an account aborts it",
+        "a device that crashed or lost its place would otherwise hold its work forever "
+        "(issue 10's finding); the expiry is checked wherever the session is read and "
+        "swept periodically, so it also happens after a restart",
+        clause='CR x.1.1: GET /sessions/completed "with brief result (OK or failure)"; the '
+        "CR says nothing of sessions that end without their device",
+    ),
+    LabChoice(
         "alert-opens",
         "Sessions",
         "a session-opening alert (client- or server-initiated) to `POST /alert` starts the "
@@ -1032,6 +1103,9 @@ POINTS: Final[tuple[Point, ...]] = (
     Point("REST resources", "the session id on each round", LAB, "session-ids"),
     Point("REST resources", "a PUT repeated after its answer was lost", LAB, "put-retry"),
     Point("REST resources", "the abort resource's spellings", LAB, "abort-path"),
+    Point("REST resources", "a device that lost its place in a session", LAB, "session-resume"),
+    Point("REST resources", "where sessions in progress are listed", LAB, "active-listing"),
+    Point("REST resources", "a session whose device went silent", LAB, "active-ttl"),
     Point("REST resources", "which session an opening alert starts", LAB, "alert-opens"),
     Point("REST resources", "an alert when nothing is pending", LAB, "idle-alert-204"),
     Point("REST resources", "the body of POST /alert", LAB, "alert-body"),

@@ -58,7 +58,8 @@ class SessionBrief(Body):
     """A session as listings show it; ``Result`` is the CR's brief result (OK or
     failure, or how it ended without one). ``Result``, ``Ended``, ``Rounds``, ``IDs``
     and ``Reason`` appear once the session has ended, ``Expires`` when it has a time
-    to live."""
+    to live: a pending session's (queued with ``ttl``), or an active one's idle
+    deadline (``--active-ttl``), which every round moves on."""
 
     session_id: str = Field(alias="SessionID", description="the id in force")
     dev_id: str = Field(alias="DevID")
@@ -71,7 +72,12 @@ class SessionBrief(Body):
     rounds: Annotated[int, Field(ge=0)] | None = Field(None, alias="Rounds")
     ids: list[str] | None = Field(None, alias="IDs", description="every id it had, in order")
     reason: str | None = Field(None, alias="Reason")
-    expires: float | None = Field(None, alias="Expires")
+    expires: float | None = Field(
+        None,
+        alias="Expires",
+        description="seconds since the epoch: when a pending session expires unstarted, "
+        "or an active one idle",
+    )
 
 
 #: A paged listing's pointer to its next page (lab choice paging).
@@ -89,7 +95,8 @@ class SessionList(Body):
 
 
 class DeviceInfo(Body):
-    """A registered device; ``pending`` counts its queued sessions."""
+    """A registered device; ``pending`` counts its queued sessions, ``active`` those in
+    progress (lab choice active-listing)."""
 
     devId: str
     name: str
@@ -98,6 +105,7 @@ class DeviceInfo(Body):
     account: str
     registered: float = Field(description="seconds since the epoch")
     pending: int = Field(ge=0)
+    active: int = Field(0, ge=0)
 
 
 class RegisteredDevice(DeviceInfo):

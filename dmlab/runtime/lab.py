@@ -25,6 +25,7 @@ import httpx
 
 from ..caps import Caps
 from ..choices import Choices
+from ..core.limits import SessionLimits
 from ..device import Behaviour, SessionRun, VirtualDevice
 from ..events import EventBus
 from ..protocol import AlertType, media
@@ -129,6 +130,10 @@ class Operator:
     def completed(self) -> list[dict[str, Any]]:
         return self._every_page("/sessions/completed", "Sessions")
 
+    def active(self) -> list[dict[str, Any]]:
+        """Sessions started and not ended (lab choice active-listing)."""
+        return self._json(self.http.get("/sessions/active"))["Sessions"]
+
     def abort(self, session_id: str) -> dict[str, Any]:
         return self._json(self.http.delete(f"/session/id/{session_id}"))
 
@@ -153,6 +158,11 @@ class Device:
 
     def start_next(self) -> SessionRun | None:
         return self._lab.run(self.virtual.start_next(trigger="poll"))
+
+    def resume(self) -> SessionRun | None:
+        """As a restarted device: ``POST /sessions/next``, running whatever comes back
+        (the session it was in, under lab choice session-resume) to the end."""
+        return self._lab.run(self.virtual.resume())
 
     def start(self, session_id: str) -> SessionRun | None:
         """``POST /sessions/id/{sessionId}``: start the pending session of that id."""
@@ -204,18 +214,24 @@ class Lab:
         choices: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
         caps: Caps | None = None,
+        active_ttl: float | None = None,
     ) -> None:
         """``choices``: lab choice id → option, e.g. ``{"session-ids": "stable"}``
         (:mod:`dmlab.choices`; an unknown id or option raises ``UnknownChoice``).
         ``clock``: the server's time (``time.time`` by default; :mod:`dmlab.compare` gives
         one that ticks in steps, so timestamps, and so bytes on the wire, repeat).
         ``caps``: how much a device or an account may hold (:mod:`dmlab.caps`), e.g.
-        ``Caps(pending_per_device=3)``; the defaults are ``dmlab serve``'s."""
+        ``Caps(pending_per_device=3)``; the defaults are ``dmlab serve``'s.
+
+        ``active_ttl``: seconds an active session may go without its device before it
+        completes as expired (``SessionLimits``' default when not given)."""
         extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
         extra["choices"] = Choices(choices)
         extra["caps"] = caps
         if clock is not None:
             extra["clock"] = clock
+        if active_ttl is not None:
+            extra["limits"] = SessionLimits(active_ttl=active_ttl)
         self.ca = LabCA.create()
         self.services: Services = build_services(
             store=store, server_id=server_id, first_notification_id=0, hash_cost=hash_cost, **extra

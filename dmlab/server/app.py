@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from ..caps import Caps
 from ..choices import Choices
 from ..core.devices import Devices
+from ..core.limits import SessionLimits
 from ..core.sessions import SessionEngine, new_session_id
 from ..core.unit import Unit
 from ..events import EventBus
@@ -18,6 +19,7 @@ from ..store import MemoryStore, Store
 from ..trace import Trace
 from .auth import Authenticator, AuthMiddleware, SharedThrottle
 from .context import Services
+from .expiry import sweeping
 from .headers import StandardHeaders
 from .notifier import Notifier
 from .operation import served
@@ -39,6 +41,7 @@ def build_services(
     first_notification_id: int | None = None,
     choices: Choices | None = None,
     caps: Caps | None = None,
+    limits: SessionLimits | None = None,
 ) -> Services:
     caps = caps if caps is not None else Caps()
     choices = choices if choices is not None else Choices()
@@ -67,7 +70,9 @@ def build_services(
     return Services(
         store=store,
         auth=auth,
-        engine=SessionEngine(unit, notifier, ids=ids, clock=clock, choices=choices, caps=caps),
+        engine=SessionEngine(
+            unit, notifier, ids=ids, clock=clock, choices=choices, caps=caps, limits=limits
+        ),
         devices=Devices(unit, notifier, auth.device_verifier),
         notifier=notifier,
         trace=trace,
@@ -117,6 +122,7 @@ def create_app(services: Services) -> Starlette:
             if served(route, services.choices)
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=sweeping,
     )
     app.state.services = services
     app.add_middleware(StandardHeaders)

@@ -113,6 +113,14 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "answered; the session continues under the id the last package 2 named.",
         ),
         ProblemType(
+            "session-expired",
+            409,
+            "Session expired",
+            "The session ended as expired: it was not started within its time to live, or "
+            "its device sent nothing for longer than the server's active TTL "
+            "(--active-ttl). POST /sessions/next gets the next pending session.",
+        ),
+        ProblemType(
             "precondition-failed",
             412,
             "Precondition failed",
@@ -162,6 +170,7 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], str] = {
     errors.NotFound: "not-found",
     errors.Forbidden: "forbidden",
     errors.SpentSession: "spent-session",
+    errors.Expired: "session-expired",
     errors.Conflict: "conflict",
     errors.PreconditionFailed: "precondition-failed",
 }

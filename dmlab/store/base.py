@@ -88,6 +88,10 @@ class Store(Protocol):
         """Pending sessions whose time to live ended at or before ``until``, the earliest
         first, at most ``limit``: what the engine moves out as expired."""
 
+    def idle_sessions(self, until: float, limit: int) -> list[Session]:
+        """Active sessions whose ``idle_until`` is at or before ``until``, the earliest
+        first, at most ``limit``: what the idle sweep expires (``--active-ttl``)."""
+
     def add_alert(self, record: AlertRecord) -> None: ...
     def alerts_of(self, dev_id: str, limit: int = 50) -> list[AlertRecord]: ...
 

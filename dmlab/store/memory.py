@@ -57,6 +57,8 @@ class MemoryStore:
         # Pending sessions with a time to live: (expires_at, key), a heap; stale
         # entries (started, or re-put) are dropped when they reach the top.
         self._expiring: list[tuple[float, str]] = []
+        # Keys of active sessions, for the idle sweep: few (expiry bounds them).
+        self._active: dict[str, None] = {}
         self._alerts: dict[str, deque[AlertRecord]] = defaultdict(
             lambda: deque(maxlen=alerts_per_device)
         )
@@ -100,6 +102,7 @@ class MemoryStore:
             for state in State:
                 for mark, key in self._by_device.pop((dev_id, state), {}).items():
                     session = self._sessions.pop(key)
+                    self._active.pop(key, None)
                     del self._session_mark[key]
                     self._by_account[(session.account, state)].pop(mark, None)
                     for sid in session.ids:
@@ -135,6 +138,10 @@ class MemoryStore:
                 self._key_by_id[sid] = session.key
             if session.state is State.PENDING and session.expires_at is not None:
                 heapq.heappush(self._expiring, (session.expires_at, session.key))
+            if session.state is State.ACTIVE:
+                self._active[session.key] = None
+            else:
+                self._active.pop(session.key, None)
 
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once: as ``put_session`` one by one. A key or id
@@ -215,6 +222,17 @@ class MemoryStore:
             for session in due:  # still pending until the caller moves them out
                 heapq.heappush(heap, (session.expires_at or 0.0, session.key))
             return due
+
+    def idle_sessions(self, until: float, limit: int) -> list[Session]:
+        """Active sessions whose idle deadline is at or before ``until``, the earliest
+        first, at most ``limit``."""
+        with self._lock:
+            due = [
+                s
+                for s in map(self._sessions.__getitem__, self._active)
+                if s.idle_until is not None and s.idle_until <= until
+            ]
+        return sorted(due, key=lambda s: s.idle_until or 0.0)[: max(limit, 0)]
 
     # Alerts and device data
     def add_alert(self, record: AlertRecord) -> None:

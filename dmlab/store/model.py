@@ -86,6 +86,9 @@ class Session:
     ended_at: float | None = None
     expires_at: float | None = None
     reason: str = ""
+    #: While active: when it completes as expired unless the device reports (or
+    #: resumes) before then; the engine moves it on with every round (``--active-ttl``).
+    idle_until: float | None = None
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -111,7 +114,7 @@ class Session:
             rounds=len(self.rounds) if done else None,
             ids=list(self.ids) if done else None,
             reason=(self.reason or None) if done else None,
-            expires=self.expires_at,
+            expires=self.idle_until if self.state is State.ACTIVE else self.expires_at,
         ).to_json()
 
 

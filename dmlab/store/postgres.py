@@ -56,7 +56,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 T = TypeVar("T")
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _log = logging.getLogger(__name__)
 
@@ -196,6 +196,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: (
         "CREATE INDEX sessions_expiring ON sessions (expires_at) "
         "WHERE state = 'pending' AND expires_at IS NOT NULL",
+    ),
+    # Version 7: each active session's idle deadline (see SQLiteStore's version 5).
+    6: (
+        "ALTER TABLE sessions ADD COLUMN idle_until DOUBLE PRECISION",
+        "UPDATE sessions SET idle_until = COALESCE(started_at, created_at) + 300 "
+        "WHERE state = 'active'",
+        "CREATE INDEX sessions_idle ON sessions (idle_until) WHERE state = 'active'",
     ),
 }
 
@@ -640,6 +647,16 @@ class PostgresStore:
         rows = self._all(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'pending' "
             "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
+            (until, max(limit, 0)),
+        )
+        return [session_from(row) for row in rows]
+
+    def idle_sessions(self, until: float, limit: int) -> list[Session]:
+        """Active sessions whose idle deadline is at or before ``until``, the earliest
+        first, at most ``limit`` (an indexed range, whatever else is stored)."""
+        rows = self._all(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'active' "
+            "AND idle_until <= %s ORDER BY idle_until LIMIT %s",
             (until, max(limit, 0)),
         )
         return [session_from(row) for row in rows]

@@ -84,7 +84,7 @@ def rounds_from(text: str) -> tuple[Round, ...]:
 
 SESSION_COLUMNS = (
     "key, dev_id, account, job, origin, state, result, session_id, rounds, "
-    "created_at, started_at, ended_at, expires_at, reason"
+    "created_at, started_at, ended_at, expires_at, reason, idle_until"
 )
 
 
@@ -104,6 +104,7 @@ def session_from(row: tuple[Any, ...]) -> Session:
         ended_at,
         expires_at,
         reason,
+        idle_until,
     ) = row
     return Session(
         key=key,
@@ -120,13 +121,14 @@ def session_from(row: tuple[Any, ...]) -> Session:
         ended_at=ended_at,
         expires_at=expires_at,
         reason=reason,
+        idle_until=idle_until,
     )
 
 
 #: The columns of a ``sessions`` row, in the order of :func:`session_row`.
 SESSION_ROW = (
     "key, dev_id, account, state, position, created_at, origin, result, session_id, "
-    "started_at, ended_at, expires_at, reason, job, rounds"
+    "started_at, ended_at, expires_at, reason, job, rounds, idle_until"
 )
 
 
@@ -149,6 +151,7 @@ def session_row(session: Session, position: int) -> tuple[Any, ...]:
         session.reason,
         job_json(session.job),
         rounds_json(session.rounds),
+        session.idle_until,
     )
 
 

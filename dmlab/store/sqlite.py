@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 #: How often the WAL is checkpointed and truncated (seconds), besides after a fault.
@@ -214,12 +214,30 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Version 5 gives each active session an idle deadline (``--active-ttl``), indexed
+    for the sweep that expires them. Sessions left active by an older dmlab get the
+    deadline the default (300 s, a literal: migrations never change) gives from their
+    start, so none stays active forever."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+    if "idle_until" not in columns:
+        conn.execute("ALTER TABLE sessions ADD COLUMN idle_until REAL")
+    conn.execute(
+        "UPDATE sessions SET idle_until = COALESCE(started_at, created_at) + 300 "
+        "WHERE state = 'active' AND idle_until IS NULL"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS sessions_idle ON sessions (idle_until) WHERE state = 'active'"
+    )
+
+
 #: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
 }
 
 
@@ -702,6 +720,17 @@ class SQLiteStore:
             SESSION_COLUMNS,
             "sessions WHERE state = 'pending' AND expires_at IS NOT NULL "
             "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (until, max(limit, 0)),
+            session_from,
+        )
+
+    def idle_sessions(self, until: float, limit: int) -> list[Session]:
+        """Active sessions whose idle deadline is at or before ``until``, the earliest
+        first, at most ``limit`` (an indexed range, whatever else is stored)."""
+        return self._listing(
+            "session",
+            SESSION_COLUMNS,
+            "sessions WHERE state = 'active' AND idle_until <= ? ORDER BY idle_until LIMIT ?",
             (until, max(limit, 0)),
             session_from,
         )

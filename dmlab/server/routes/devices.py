@@ -51,7 +51,7 @@ from .common import base_url, commands_answer
 
 
 def device_json(svc: Services, device: Device) -> dict[str, Any]:
-    return {
+    info = {
         "devId": device.dev_id,
         "name": device.name,
         "man": device.man,
@@ -60,6 +60,9 @@ def device_json(svc: Services, device: Device) -> dict[str, Any]:
         "registered": device.registered_at,
         "pending": svc.engine.pending_count(device.dev_id),
     }
+    if svc.choices.is_("active-listing", "own-resource"):
+        info["active"] = svc.engine.active_count(device.dev_id)
+    return info
 
 
 def device_url(dev_id: str) -> str:

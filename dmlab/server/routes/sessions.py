@@ -53,6 +53,10 @@ def _listing(request: Request, state: State) -> Response:
         page = engine.pending_page(
             dev_id=dev_id, account=account, after=asked.after, limit=asked.limit
         )
+    elif state is State.ACTIVE:
+        page = engine.active_page(
+            dev_id=dev_id, account=account, after=asked.after, limit=asked.limit
+        )
     else:
         page = engine.completed_page(
             dev_id=dev_id, account=account, after=asked.after, limit=asked.limit
@@ -73,6 +77,10 @@ async def completed(request: Request) -> Response:
     return _listing(request, State.COMPLETED)
 
 
+async def active(request: Request) -> Response:
+    return _listing(request, State.ACTIVE)
+
+
 async def _opening_report(request: Request) -> Report:
     """The optional package 1 body: alerts such as ServerInitiatedMgmt, and MOS."""
     report = await read_report(request, optional=True)
@@ -91,7 +99,10 @@ def open_next(request: Request, dev_id: str, report: Report) -> Response:
     note(request, request=opening_summary(report))
     svc = services(request)
     session = svc.engine.start_next(
-        dev_id, base_url(request), end_completes=follows_specification(request)
+        dev_id,
+        base_url(request),
+        end_completes=follows_specification(request),
+        resume=True,  # lab choice session-resume: an active session's round comes again
     )
     if session is None:
         note(request, response="nothing pending")
@@ -233,11 +244,26 @@ routes = [
         query=PAGE_QUERY,
         devid_header=True,
     ),
+    # Sessions in progress, which the CR lists nowhere (lab choice active-listing).
+    Operation(
+        "GET",
+        "/sessions/active",
+        active,
+        "List sessions started and not yet ended, each with its idle deadline (`Expires`).",
+        SESSIONS,
+        who=BOTH,
+        responses=_LISTING,
+        query=PAGE_QUERY,
+        devid_header=True,
+        when={"active-listing": ("own-resource",)},
+    ),
     Operation(
         "POST",
         "/sessions/next",
         start_next,
-        "Start the oldest pending session and get its first commands.",
+        "Start the oldest pending session and get its first commands. A device whose "
+        "session is in progress gets that session's current commands again, under its "
+        "current id (lab choice session-resume).",
         SESSIONS,
         who=DEVICE,
         body=REPORT_BODY,
