@@ -22,10 +22,17 @@ baseline measured in the same run:
              account's ``GET /sessions/pending`` (medians), against the same requests
              with a short queue. Target ~1x: a request reads a page, not the queue.
              Then the default cap's refusal (429) of one session too many.
+- abandoned: devices start sessions (the server acknowledges each with its first
+             round) and the server is SIGKILLed, five times over. After the restart:
+             how many of those active sessions an account can see, what the device
+             records count, whether a device that lost its place gets its session
+             back, and how long after their idle deadline (``--active-ttl``) the rest
+             read as expired in the database (the sweep's delay, against the TTL).
 
     .venv/bin/python benchmarks/abuse.py
     .venv/bin/python benchmarks/abuse.py --devices 5 --flood 20 --not-found 50 --slowloris 5
     .venv/bin/python benchmarks/abuse.py --only queue --queue 5000
+    .venv/bin/python benchmarks/abuse.py --only abandoned --crashes 5 --per-crash 20
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import socket
+import sqlite3
 import ssl
 import statistics
 import subprocess
@@ -83,9 +92,9 @@ class Server:
                 return self
         raise RuntimeError(f"the server did not start (exit {self.popen.wait()})")
 
-    def stop(self) -> None:
+    def stop(self, signum: int = signal.SIGTERM) -> None:
         if self.popen is not None:
-            self.popen.terminate()
+            self.popen.send_signal(signum)
             self.popen.wait(30)
             assert self.popen.stdout is not None
             self.popen.stdout.close()
@@ -325,9 +334,104 @@ async def over_the_cap(server: Server, context: ssl.SSLContext, dev_id: str) -> 
     )
 
 
+async def abandoned(args: argparse.Namespace) -> None:
+    """Finding 5: active sessions left by crashes (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        # An older checkout, measured for a before figure, has no --active-ttl.
+        extra = ("--active-ttl", str(args.active_ttl)) if serve_knows("--active-ttl") else ()
+        server = Server(data, free_port(), *extra).start()
+        context = ssl.create_default_context(cafile=str(data / "ca.pem"))
+        devices = await register(server, context, args.per_crash)
+        acknowledged: dict[str, list[str]] = {dev_id: [] for dev_id in devices}
+        began = time.time()
+        try:
+            for _ in range(args.crashes):
+                queued: dict[str, str] = {}
+                async with client(server, context, auth=OPERATOR) as ops:
+                    for dev_id in devices:
+                        body = {"job": "inventory", "notify": False}
+                        answer = await ops.post(f"/devices/{dev_id}/sessions", json=body)
+                        assert answer.status_code == 202, answer.text
+                        queued[dev_id] = answer.json()["SessionID"]
+                for dev_id, secret in devices.items():
+                    async with client(server, context, auth=(dev_id, secret)) as dev:
+                        answer = await dev.post(f"/sessions/id/{queued[dev_id]}")
+                        assert answer.status_code == 200, answer.text  # acknowledged
+                        acknowledged[dev_id].append(answer.json()["SessionID"])
+                last_ack = time.time()
+                server.stop(signal.SIGKILL)
+                server = Server(data, server.port, *extra).start()
+            total = sum(len(ids) for ids in acknowledged.values())
+            async with client(server, context, auth=OPERATOR) as ops:
+                listed = await ops.get("/sessions/active")
+                shown = len(listed.json()["Sessions"]) if listed.status_code == 200 else 0
+                pending = len((await ops.get("/sessions/pending")).json()["Sessions"])
+                done = (await ops.get("/sessions/completed")).json()["Sessions"]
+                gone = sum(1 for c in done if c.get("Result") == "expired")
+                records = [(await ops.get(f"/devices/{d}")).json() for d in devices]
+            counted = sum(r.get("active", 0) for r in records)
+            print(
+                f"abandoned {total} acknowledged active sessions after {args.crashes} SIGKILLs "
+                f"in {time.time() - began:.0f} s: "
+                f"GET /sessions/active {listed.status_code}, {shown} listed "
+                f"({gone} already expired); "
+                f"GET /sessions/pending lists {pending}; the device records count "
+                f"{counted} active, {sum(r['pending'] for r in records)} pending"
+            )
+            dev_id, secret = next(iter(devices.items()))
+            async with client(server, context, auth=(dev_id, secret)) as dev:
+                again = await dev.post("/sessions/next")
+                got = again.json()["SessionID"] if again.status_code == 200 else "nothing"
+                ended = ""
+                if again.status_code == 200:
+                    due = sum(1 for c in again.json()["CMD"] if c[0] != "END")
+                    end = await dev.put(
+                        f"/sessions/id/{got}",
+                        json={"Status": [{"sc": 200}] * due},
+                        headers={"Content-Type": "application/vnd.oma.dm.response+json"},
+                    )
+                    ended = f", and its report then answered {end.status_code}"
+            print(
+                f"abandoned a device that lost its place: POST /sessions/next answered "
+                f"{again.status_code} ({'one of its active sessions' if got in acknowledged[dev_id] else got})"
+                f"{ended}"
+            )
+            # The rest, read in the database itself: no request looks at them, so only
+            # the sweep can expire them.
+            deadline = last_ack + args.active_ttl
+            waited_until = deadline + 3 * args.active_ttl + 5
+            expired, after = 0, float("nan")
+            left = total - (1 if ended else 0)
+            while time.time() < waited_until:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{data / 'dmlab.sqlite3'}?mode=ro", uri=True)
+                ) as db:
+                    expired = db.execute(
+                        "SELECT count(*) FROM sessions WHERE result = 'expired'"
+                    ).fetchone()[0]
+                if expired >= left:
+                    after = time.time() - deadline
+                    break
+                await asyncio.sleep(0.25)
+            print(
+                f"abandoned {expired} of {left} read as expired in the database "
+                + (
+                    f"{after:.1f} s after their idle deadline (TTL {args.active_ttl:g} s): "
+                    f"ratio {max(after, 0) / args.active_ttl:.2f} of the TTL"
+                    if expired >= left
+                    else f"after waiting {waited_until - deadline:.0f} s past the deadline"
+                )
+            )
+        finally:
+            server.stop()
+
+
 async def main(args: argparse.Namespace) -> None:
     if args.only == "queue":
         return await main_queue(args)
+    if args.only == "abandoned":
+        return await abandoned(args)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         # Only the slowloris server gets --header-timeout: a short one (the smoke test's 1 s)
@@ -354,6 +458,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             server.stop()
     await main_queue(args)
+    await abandoned(args)
 
 
 async def main_queue(args: argparse.Namespace) -> None:
@@ -384,5 +489,10 @@ if __name__ == "__main__":
     parser.add_argument("--slowloris", type=int, default=200)
     parser.add_argument("--header-timeout", type=float, default=10.0)
     parser.add_argument("--queue", type=int, default=5000, help="pending sessions of one device")
-    parser.add_argument("--only", choices=("queue",), help="measure only this")
+    parser.add_argument("--only", choices=("queue", "abandoned"), help="measure only this")
+    parser.add_argument("--crashes", type=int, default=5)
+    parser.add_argument("--per-crash", type=int, default=20, help="devices (one session each)")
+    parser.add_argument(
+        "--active-ttl", type=float, default=60.0, help="longer than the crashes take"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -485,7 +485,7 @@ CASES: dict[str, Case] = {
     "unknown-device": Case("account", "GET", "/devices/IMEI:000000000000009", 404, "not-found"),
     "unknown-device-html": Case("browser", "GET", "/devices/IMEI:000000000000009", 404),
     "devid-with-slash": Case("account", "GET", "/devices/IMEI:1/2", 404, "not-found"),
-    "unknown-path": Case("account", "GET", "/sessions/active", 404, "not-found"),
+    "unknown-path": Case("account", "GET", "/sessions/running", 404, "not-found"),
     "rival-reads-device": Case("rival", "GET", "/devices/{dev}", 404, "not-found"),
     "rival-updates-device": Case("rival", "PUT", "/devices/{dev}", 404, json={"name": "mine"}),
     "rival-deletes-device": Case("rival", "DELETE", "/devices/{dev}", 404),

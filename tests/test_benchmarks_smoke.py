@@ -80,7 +80,12 @@ def test_abuse_prints_every_ratio() -> None:
         "abuse.py",
         *("--devices", "5", "--samples", "3", "--flood", "20", "--not-found", "30"),
         *("--slowloris", "3", "--header-timeout", "1", "--queue", "20"),
+        *("--crashes", "2", "--per-crash", "2", "--active-ttl", "0.5"),
     )
     for name in ("oracle", "flood", "restart", "404s", "slowloris", "queue", "cap"):
         (line,) = lines_starting(out, name + " ")
         assert "ratio" in line
+    listed, resumed, expired = lines_starting(out, "abandoned ")
+    assert "4 acknowledged active sessions after 2 SIGKILLs" in listed and "listed" in listed
+    assert "POST /sessions/next answered" in resumed
+    assert "read as expired" in expired

@@ -648,8 +648,10 @@ def test_forged_stale_and_replayed_notifications_are_dropped(lab: Lab, world: Wo
     assert len(phone.dropped) == dropped_before + len(forged)
     assert state(lab) == before  # no session started, the pending one still pending
 
-    run = phone.receive(good)  # the real one: the device starts its pending session
-    assert run is not None and run.ids[0] == world.pending
+    # The real one: the device asks for its work, and the session it has in progress
+    # comes first (lab choice session-resume); the pending one waits its turn.
+    run = phone.receive(good)
+    assert run is not None and run.ids[0] == world.active and run.result == "OK"
     after = state(lab)
     assert phone.receive(good) is None  # an exact replay
     assert phone.dropped[-1][0] == "replayed"

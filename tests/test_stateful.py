@@ -53,6 +53,7 @@ class ModelSession:
     round: int = 0  # rounds handed out so far
     ok: bool = True
     result: str | None = None
+    started: int = 0  # when it became active: a device resumes its earliest one
 
     @property
     def current(self) -> str:
@@ -85,6 +86,7 @@ class DMServer(RuleBasedStateMachine):
         self.sessions: dict[str, ModelSession] = {}  # key -> session (deleted devices' dropped)
         self.gone: set[str] = set()  # ids of sessions deleted with their device
         self.serial = itertools.count(490154203237518)
+        self.starts = itertools.count(1)
 
     def _count(self, event: Event) -> None:
         if event.kind == "session.started":
@@ -141,6 +143,8 @@ class DMServer(RuleBasedStateMachine):
         assert new_id not in self.every_id() or new_id == session.key
         if new_id != session.key:
             session.ids.append(new_id)
+        if session.state is State.PENDING:
+            session.started = next(self.starts)
         session.state, session.round = State.ACTIVE, session.round + 1
 
     # Rules ------------------------------------------------------------------------------
@@ -188,6 +192,11 @@ class DMServer(RuleBasedStateMachine):
             )
         else:
             answer = self.as_device(dev_id, "POST", "/sessions/next")
+            active = sorted(self.mine(dev_id, State.ACTIVE), key=lambda s: s.started)
+            if active:  # lab choice session-resume: the round in hand comes again
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["SessionID"] == active[0].current, "resumes the earliest"
+                return
         pending = self.mine(dev_id, State.PENDING)
         if not pending:
             assert answer.status_code == 204, answer.text

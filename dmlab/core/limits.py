@@ -3,7 +3,9 @@
 Each field is one limit: its default, and the command-line option that sets it
 (``python -m dmlab serve --active-ttl 600``). ``serve``'s options, ``Lab(...)``'s
 parameters and the README's table of serve options are made from these fields, so
-a default is written nowhere else.
+a default is written nowhere else. (The caps on what a device or an account holds
+open at once are declared the same way in :mod:`dmlab.caps`; the connection limits
+in ``dmlab.runtime.limits.ConnectionLimits``.)
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..__main__ import build_parser
 from . import build_services, create_app
 from .operation import markdown_table
 
@@ -29,8 +30,6 @@ def readme_table() -> str:
 
 def serve_options_table() -> str:
     """Every ``python -m dmlab serve`` option with its default and meaning."""
-    from ..__main__ import build_parser
-
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     serve = commands.choices["serve"]
     lines = ["| option | default | meaning |", "|---|---|---|"]
