@@ -368,7 +368,12 @@ async def abandoned(args: argparse.Namespace) -> None:
                 shown = len(listed.json()["Sessions"]) if listed.status_code == 200 else 0
                 pending = len((await ops.get("/sessions/pending")).json()["Sessions"])
                 done = (await ops.get("/sessions/completed")).json()["Sessions"]
-                gone = sum(1 for c in done if c.get("Result") == "expired")
+                # "expired", or under the CR's brief result a failure whose Reason says so.
+                gone = sum(
+                    1
+                    for c in done
+                    if "expired" in (c.get("Result"), str(c.get("Reason", "")).split(";")[0])
+                )
                 records = [(await ops.get(f"/devices/{d}")).json() for d in devices]
             counted = sum(r.get("active", 0) for r in records)
             print(

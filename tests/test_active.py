@@ -346,7 +346,9 @@ def test_an_expired_sessions_device_gets_a_clear_problem_on_its_next_put():
         body = problem(refused, 409, "session-expired")
         assert "sent nothing for 60 s" in body["detail"]
         done = http.get("/sessions/completed", auth=ACCOUNT).json()["Sessions"]
-        assert [(s["SessionID"], s["Result"]) for s in done] == [(first["SessionID"], "expired")]
+        # The CR's brief result (lab choice brief-result=ok-failure): a failure, and why.
+        assert [(s["SessionID"], s["Result"]) for s in done] == [(first["SessionID"], "failure")]
+        assert done[0]["Reason"].startswith("expired; the device sent nothing for 60 s")
         assert http.get("/sessions/active", auth=ACCOUNT).json() == {"Sessions": []}
         assert http.post("/sessions/next", **phone).status_code == 204
 

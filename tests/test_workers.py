@@ -158,7 +158,7 @@ def test_workers_need_postgresql(tmp_path: Path) -> None:
 def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path: Path) -> None:
     """tests/test_concurrency.py's fleet against ``serve --workers 2``: every session
     completed exactly once, none lost, none seen by another device."""
-    from test_concurrency import ACCOUNTS, check, fleet
+    from test_concurrency import ACCOUNTS, CHOICES, check, fleet
 
     from dmlab.events import REPLAY_SIZE
     from dmlab.server import build_services
@@ -168,7 +168,8 @@ def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path:
     accounts = [f"--account={name}:{password}" for name, password in ACCOUNTS]
     process = Process.start(
         "serve", "--workers", "2", "--port", str(free_port()), "--data", str(tmp_path / "d"),
-        "--database", database, *accounts, cwd=tmp_path,
+        "--database", database, *accounts,
+        *(f"--choice={key}={value}" for key, value in CHOICES.items()), cwd=tmp_path,
     )  # fmt: skip
     try:
         url = process.expect(r"dmlab serving (https://\S+) with 2 workers", START_TIMEOUT)[1]
