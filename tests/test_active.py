@@ -201,12 +201,8 @@ def test_active_sessions_are_listed_for_account_and_device(open_store):
     clock = Clock()
     svc = _services(open_store(), clock)
     session = _started(svc)
-    assert [s.key for s in svc.engine.active_page(dev_id="IMEI:1", limit=9).items] == [
-        session.key
-    ]
-    assert [s.key for s in svc.engine.active_page(account="acme", limit=9).items] == [
-        session.key
-    ]
+    assert [s.key for s in svc.engine.active_page(dev_id="IMEI:1", limit=9).items] == [session.key]
+    assert [s.key for s in svc.engine.active_page(account="acme", limit=9).items] == [session.key]
     assert svc.engine.active_count("IMEI:1") == 1
     clock.now += TTL
     assert svc.engine.active_count("IMEI:1") == 0  # past its deadline: not counted

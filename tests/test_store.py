@@ -742,15 +742,15 @@ def test_sigkill_keeps_what_was_committed_and_nothing_else(db: Path, when: str) 
 
 def test_pragmas_and_schema_version(db: Path) -> None:
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
     raw = sqlite3.connect(db)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         raw.close()
     with SQLiteStore(db) as store:  # reopening a current database migrates nothing
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         conn = store._conn
         assert conn is not None
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -761,7 +761,7 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
     sqlite3.connect(db).close()
     assert db.exists()
     with SQLiteStore(db) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         store.put_account(Account("acme", "h"))
         assert store.get_account("acme") == Account("acme", "h")
 
@@ -769,15 +769,15 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
 def test_a_newer_schema_is_refused_clearly(db: Path) -> None:
     raw = sqlite3.connect(db)
     try:
-        raw.execute("PRAGMA user_version = 5")
+        raw.execute("PRAGMA user_version = 6")
     finally:
         raw.close()
-    with pytest.raises(SchemaVersionError, match=r"schema version 5.*up to 4.*newer dmlab"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 6.*up to 5.*newer dmlab"):
         SQLiteStore(db)
     raw = sqlite3.connect(db)
     try:  # and nothing was written to it
         assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
     finally:
         raw.close()
 
