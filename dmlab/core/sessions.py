@@ -610,16 +610,15 @@ class SessionEngine:
         """Complete ``session`` as expired if its deadline has passed: a pending one's
         time to live, an active one's idle deadline. Call inside ``atomic()``, on a
         record read in that transaction."""
-        now = self._clock()
         if session.state is State.PENDING:
-            due = session.expires_at is not None and session.expires_at <= now
-            reason = session.reason
+            deadline, reason = session.expires_at, session.reason
         elif session.state is State.ACTIVE:
-            due = session.idle_until is not None and session.idle_until <= now
+            deadline = session.idle_until
             reason = f"the device sent nothing for {self.limits.active_ttl:g} s (active TTL)"
         else:
             return False
-        if not due:
+        # The clock is read only for a session that has a deadline.
+        if deadline is None or deadline > (now := self._clock()):
             return False
         expired = dataclasses.replace(
             session,
