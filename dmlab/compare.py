@@ -42,10 +42,12 @@ __all__ = [
     "compare",
     "failing_update",
     "firmware_update",
+    "lost_next_answer",
     "lost_put_answer",
     "markdown",
     "plural_abort",
     "server_initiated",
+    "session_in_progress",
     "weigh",
 ]
 
@@ -218,6 +220,45 @@ def lost_put_answer(script: Script) -> None:
         else:
             script.notes.append(f"POST /sessions/next then answered {again.status_code}")
     script.finish(retry)
+
+
+def lost_next_answer(script: Script) -> None:
+    """The same update; the answer to POST /sessions/next is lost (the session started),
+    so the device, which knows no session id, asks again."""
+    script.queue()
+    script.start()
+    script.lost.add(script.lab.trace.last_seq)  # that answer never reaches the device
+    again = script.start()
+    if again.status_code == 200:  # lab choice session-resume
+        script.notes.append("POST /sessions/next re-sent the first round; the session goes on")
+    else:
+        script.notes.append(
+            f"POST /sessions/next answered {again.status_code}: the session waits for its expiry"
+        )
+    script.finish(again)
+
+
+def session_in_progress(script: Script) -> None:
+    """The update is started; the account looks for it while it runs (GET
+    /sessions/active, then the CR's two listings), and the device finishes it."""
+    script.queue()
+    started = script.start()
+    listed = script.lab.operator.http.get("/sessions/active")
+    found = [s["SessionID"] for s in listed.json()["Sessions"]] if listed.is_success else []
+    elsewhere = [
+        listing
+        for listing in ("pending", "completed")
+        if any(
+            s["SessionID"] == script.session
+            for s in script.lab.operator.http.get(f"/sessions/{listing}").json()["Sessions"]
+        )
+    ]
+    script.notes.append(
+        f"GET /sessions/active answered {listed.status_code}"
+        + (", listing it" if script.session in found else "")
+        + f"; the CR's listings {'show it' if elsewhere else 'do not show it'}"
+    )
+    script.finish(started)
 
 
 def failing_update(script: Script) -> None:
@@ -428,6 +469,8 @@ WEIGHED: dict[str, Flow] = {
     "end-report": firmware_update,
     "notification-transport": server_initiated,
     "browser-entry": browser_initiated,
+    "session-resume": lost_next_answer,
+    "active-listing": session_in_progress,
 }
 
 

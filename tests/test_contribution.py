@@ -60,7 +60,12 @@ def test_weigh_measures_every_option_in_a_run_of_its_own(weighed):
         ("browser-entry", "sessions-next"),
     ]
     assert rows["put-retry", "replay (default)"]["session result"] == "OK"
-    assert rows["put-retry", "conflict"]["session result"] == "active (never completed)"
+    # Refused, the retry leaves the device lost; resuming (the default) gets it going.
+    assert rows["put-retry", "conflict"]["session result"] == "OK"
+    assert (
+        rows["put-retry", "conflict"]["round trips"]
+        == rows["put-retry", "replay (default)"]["round trips"] + 1
+    )
     assert rows["put-retry", "conflict"]["departs from the CR"] == "TP/HTTP/IDEM/001"
     # The timer's reading fetches no package 0: one round trip fewer, fewer bytes.
     polled = rows["notification-transport", "long-poll (default)"]
@@ -81,3 +86,12 @@ def test_the_table_pastes_as_markdown(weighed):
     assert lines[0].startswith("| choice | option | departs from the CR | flow | round trips")
     assert len(lines) == 2 + len(weighed)
     assert "| put-retry | conflict | TP/HTTP/IDEM/001 |" in text
+
+
+def test_weigh_session_resume_and_active_listing():
+    weighed = weigh(["session-resume", "active-listing"], hash_cost=HASH_COST)
+    rows = {(r["choice"], r["option"]): r for r in weighed.to_dict("records")}
+    assert rows["session-resume", "next (default)"]["session result"] == "OK"
+    assert rows["session-resume", "none"]["session result"] == "active (never completed)"
+    assert rows["active-listing", "own-resource (default)"]["session result"] == "OK"
+    assert rows["active-listing", "hidden"]["session result"] == "OK"

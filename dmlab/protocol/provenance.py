@@ -155,8 +155,9 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "idempotent, as HTTP, which the CR relies on, requires)",
                 departs=True,
                 purposes=("TP/HTTP/IDEM/001",),
-                risk="a lost PUT answer leaves the session active for good: the retry gets 409 "
-                "and POST /sessions/next 204",
+                risk="a lost PUT answer costs a refusal: the retry gets 409, and only "
+                "POST /sessions/next re-sending the round (session-resume=next) lets the "
+                "device go on; without it the session hangs until it expires",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine.report",
@@ -206,11 +207,16 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "next",
                 "POST /sessions/next re-sends the active session's current round (200, "
                 "the same SessionID and commands) and moves its idle deadline on",
+                risk="two live copies of one device (a clone, a restarted process whose old "
+                "one still runs) are both handed the session in progress and race to report "
+                "it; the first report wins, the other is answered as a retry or refused",
             ),
             Option(
                 "none",
                 "POST /sessions/next starts the oldest pending session or answers 204; an "
                 "active session is reachable only by the id the device lost",
+                risk="a device that lost the answer to POST /sessions/next, or restarted "
+                "mid-session, cannot finish its session: it hangs until --active-ttl expires it",
             ),
         ),
         where="dmlab/core/sessions.py SessionEngine.start_next; dmlab/device/client.py "
@@ -235,11 +241,15 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
             Option(
                 "own-resource",
                 "GET /sessions/active lists them; a device record counts them as `active`",
+                risk="a resource the CR does not name: clients written against the CR alone "
+                "do not know to look there",
             ),
             Option(
                 "hidden",
                 "no GET /sessions/active (404) and no count: a session in progress appears "
                 "in no listing until it ends",
+                risk="sessions in progress are invisible: after a crash an account cannot see, "
+                "count or abort them unless it remembered their ids (issue 10's finding)",
             ),
         ),
         where="dmlab/server/routes/sessions.py (GET /sessions/active, declared with when=); "
