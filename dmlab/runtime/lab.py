@@ -222,7 +222,6 @@ class Lab:
         one that ticks in steps, so timestamps, and so bytes on the wire, repeat).
         ``caps``: how much a device or an account may hold (:mod:`dmlab.caps`), e.g.
         ``Caps(pending_per_device=3)``; the defaults are ``dmlab serve``'s.
-
         ``active_ttl``: seconds an active session may go without its device before it
         completes as expired (``SessionLimits``' default when not given)."""
         extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
