@@ -619,3 +619,18 @@ def test_compare_a_lost_put_answer_without_resume_leaves_the_session_hanging():
     assert hanging["session result"] == "active (never completed)"
     assert "answered 204" in hanging["what happened"]
     assert table["put-retry=conflict, session-resume=next"]["session result"] == "OK"
+
+
+@pytest.mark.parametrize(("option", "result"), [("ok-failure", "failure"), ("extended", "expired")])
+def test_brief_result_covers_an_active_session_expired_by_the_active_ttl(option, result):
+    """An active session whose device went silent past --active-ttl (1e-9 s here: the next
+    read finds it idle) is listed as the option says, its Reason naming the expiry."""
+    with Lab(hash_cost=HASH_COST, choices={"brief-result": option}, active_ttl=1e-9) as running:
+        with _clients(running) as made:
+            phone = _Phone(running, made)
+            started = phone.first_round()["SessionID"]
+            listed = phone.http.get("/sessions/completed").json()["Sessions"]
+    brief = next(s for s in listed if s["SessionID"] == started)
+    assert brief["Result"] == result
+    assert "active TTL" in brief["Reason"]
+    assert brief["Reason"].startswith("expired") == (option == "ok-failure")
