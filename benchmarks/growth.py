@@ -27,7 +27,14 @@ machine the wall clock includes waiting for a core, the CPU time does not.
 - ``GET /sessions/pending`` as a device (its own pending sessions),
 - ``POST /sessions/next`` as a device with one pending session (queued untimed),
 - ``PUT /sessions/id/{id}`` as that device, reporting its statuses (completes it),
-- ``GET /sessions/pending`` as the account (all 10,000 devices'; a quarter of the samples).
+- ``GET /sessions/pending`` as the account (all 10,000 devices'; a quarter of the samples),
+- ``GET /sessions/completed`` as the account: its first page, as a client asks for it
+  (no ``limit``: the default page, 100; a quarter of the samples),
+- ``GET /devices`` as the account: its first page likewise (a quarter of the samples).
+
+The listings answer a page (lab choice paging), so every answer timed here is the same
+size at every size: only the stored history differs. A device's own completed listing
+is not timed: its first page itself grows with the history (from 0 to 100 sessions).
 
     .venv/bin/python benchmarks/growth.py           # SQLite and a throwaway PostgreSQL
     .venv/bin/python benchmarks/growth.py --sizes 1000 100000 1000000 --database sqlite
@@ -270,6 +277,12 @@ class Server:
     async def account_pending(self, i: int) -> tuple[Time]:
         return await self.account_get("/sessions/pending")
 
+    async def account_completed(self, i: int) -> tuple[Time]:
+        return await self.account_get("/sessions/completed")
+
+    async def account_devices(self, i: int) -> tuple[Time]:
+        return await self.account_get("/devices")
+
     async def warm_up(self) -> None:
         """The authenticator's cache and the code paths, as a running server has them."""
         for i in self.picks:
@@ -286,6 +299,8 @@ FIGURES: list[tuple[str, int, Callable[[Server, int], Awaitable[tuple[Time, ...]
     ("device GET /sessions/pending", 1, Server.device_pending),
     ("device POST /sessions/next|device PUT /sessions/id/{id}", 1, Server.session),
     ("account GET /sessions/pending", 4, Server.account_pending),
+    ("account GET /sessions/completed", 4, Server.account_completed),
+    ("account GET /devices", 4, Server.account_devices),
 ]
 
 

@@ -61,7 +61,7 @@ def test_growth_prints_times_and_ratios(store: str, request: pytest.FixtureReque
     )
     assert len(lines_starting(out, f"{store:<10} round ")) == 4
     ratios = lines_starting(out, f"{store:<10} ratio ")
-    assert len(ratios) == 4 and all("target <= 1.2" in line for line in ratios)
+    assert len(ratios) == 6 and all("target <= 1.2" in line for line in ratios)
 
 
 def test_longpoll_prints_waiting_and_polling_cost_and_the_ratio() -> None:
