@@ -214,7 +214,7 @@ def test_a_version_1_database_gains_the_trace_table(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.get_account("old") == Account("old", "h")
         assert store.load_trace(10) == []
 
@@ -247,7 +247,7 @@ def test_a_version_2_trace_gains_elapsed_and_keeps_its_rows(tmp_path: Path) -> N
     raw.commit()
     raw.close()
     with SQLiteStore(db) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == SCHEMA_VERSION
         (old,) = store.load_trace(10)
         assert (old.path, old.elapsed) == ("/", 0.0)
         trace = Trace(sink=store, clock=iter([10.0, 10.0]).__next__)

@@ -742,15 +742,15 @@ def test_sigkill_keeps_what_was_committed_and_nothing_else(db: Path, when: str) 
 
 def test_pragmas_and_schema_version(db: Path) -> None:
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
     raw = sqlite3.connect(db)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         raw.close()
     with SQLiteStore(db) as store:  # reopening a current database migrates nothing
-        assert store.schema_version == 5
+        assert store.schema_version == 6
         conn = store._conn
         assert conn is not None
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -761,7 +761,7 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
     sqlite3.connect(db).close()
     assert db.exists()
     with SQLiteStore(db) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == 6
         store.put_account(Account("acme", "h"))
         assert store.get_account("acme") == Account("acme", "h")
 
@@ -769,15 +769,15 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
 def test_a_newer_schema_is_refused_clearly(db: Path) -> None:
     raw = sqlite3.connect(db)
     try:
-        raw.execute("PRAGMA user_version = 6")
+        raw.execute("PRAGMA user_version = 7")
     finally:
         raw.close()
-    with pytest.raises(SchemaVersionError, match=r"schema version 6.*up to 5.*newer dmlab"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 7.*up to 6.*newer dmlab"):
         SQLiteStore(db)
     raw = sqlite3.connect(db)
     try:  # and nothing was written to it
         assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 7
     finally:
         raw.close()
 
@@ -815,6 +815,45 @@ def test_concurrent_writers_on_separate_connections_lose_no_update(db: Path) -> 
             future.result()
     with SQLiteStore(db) as store:
         assert store.get_session("k1") == session("k1", reason="200")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_devices_pending_count_reads_the_index_of_pending_sessions_alone(
+    backend: str, db: Path, request: pytest.FixtureRequest
+) -> None:
+    """A page of devices counts each device's pending sessions: on the index of pending
+    sessions only (schema: SQLite 6, PostgreSQL 8), which stays a few pages however long
+    every device's history grows, not on ``sessions_by_device``, which holds it all."""
+    statements: list[str] = []
+    if backend == "sqlite":
+        with SQLiteStore(db) as lite:
+            lite.put_device(device())
+            lite.put_session(session("k1"))
+            conn = lite._conn
+            assert conn is not None
+            conn.set_trace_callback(statements.append)
+            assert lite.count_pending(dev_id="IMEI:1") == 1
+            conn.set_trace_callback(None)
+            (sql,) = statements
+            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    else:
+        import psycopg
+
+        dsn = request.getfixturevalue("new_database")()
+        with PostgresStore(dsn) as pg:
+            pg.put_device(device())
+            pg.put_session(session("k1"))
+            assert pg.count_pending(dev_id="IMEI:1") == 1
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SET enable_seqscan = off")  # as on a large table
+            plan = " | ".join(
+                row[0]
+                for row in conn.execute(
+                    "EXPLAIN SELECT count(*) FROM sessions WHERE dev_id = 'IMEI:1' "
+                    "AND state = 'pending'"
+                )
+            )
+    assert "sessions_pending" in plan, plan
 
 
 def test_lookups_use_indexes(db: Path) -> None:
