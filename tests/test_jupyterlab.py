@@ -52,6 +52,10 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 #: s: JupyterLab's first start in a fresh venv, on a loaded 2-core machine, took over 30 s
 #: (it only bounds a hang: the wait ends as soon as /api/status answers).
 START_DEADLINE = 180
+#: JupyterLab's own unhandled rejection when a kernel restart (which this test asks for)
+#: cancels the front end's pending subshell request (ipykernel 7); seen under load. It is
+#: the front end's bookkeeping, not a failure of the notebook, so it alone is not counted.
+RESTART_NOISE = "Canceled future for create_subshell_request"
 RUN_ALL_TIMEOUT = 300_000  # ms: one notebook's "Restart Kernel and Run All Cells" (~20 s idle)
 #: Tables known to be cut, by notebook, each with who fixes it (issue 17 is reworking 07's
 #: tables, issue 13 owns 09); every other check of this test still holds for them.
@@ -399,7 +403,10 @@ def test_restart_and_run_all_keeps_the_lab_usable(
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "pageerror",
+        lambda error: None if RESTART_NOISE in str(error) else errors.append(str(error)),
+    )
     try:
         page.goto(f"{jupyterlab.url}/lab/tree/{notebook.name}?reset")
         page.wait_for_function(KERNEL_READY)
