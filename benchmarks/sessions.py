@@ -47,6 +47,7 @@ from starlette.routing import Route
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dmlab.caps import Caps, option
 from dmlab.core.devices import new_secret
 from dmlab.device import VirtualDevice
 from dmlab.protocol import media
@@ -95,7 +96,7 @@ class DmlabSide:
     def __init__(self, ca: LabCA, devices: int, sessions: int) -> None:
         # The default scrypt cost: each device pays it once, in the warm-up (the
         # authenticator remembers verified credentials).
-        self.services = build_services(server_id="dmlab")
+        self.services = build_services(server_id="dmlab", caps=queue_room(sessions))
         self.server = ServerThread(create_app(self.services), ca).start()
         self.fill(ca, self.server.url, devices, sessions)
 
@@ -166,12 +167,13 @@ class ServedSide(DmlabSide):
         self.data = Path(tempfile.mkdtemp(prefix="dmlab-bench-"))
         sqlite = database == "sqlite"
         store: Any = SQLiteStore(self.data / "dmlab.sqlite3") if sqlite else PostgresStore(database)
-        self.services = build_services(store=store, server_id="dmlab")
+        self.services = build_services(store=store, server_id="dmlab", caps=queue_room(sessions))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         command = [sys.executable, "-m", "dmlab", "serve", "--port", str(port)]
         command += ["--data", str(self.data), "--workers", str(workers)]
+        command += [option("pending_per_device"), str(queue_room(sessions).pending_per_device)]
         command += [] if sqlite else ["--database", database]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
@@ -191,6 +193,12 @@ class ServedSide(DmlabSide):
             await client.aclose()
         self.process.terminate()
         self.process.wait(30)
+
+
+def queue_room(sessions: int) -> Caps:
+    """Every device's sessions are queued before the rounds, more than the default cap
+    (``--pending-per-device``) lets one device hold: the cap is raised to fit them."""
+    return Caps(pending_per_device=max(sessions, Caps().pending_per_device))
 
 
 async def one_session(device: VirtualDevice) -> None:
