@@ -228,8 +228,13 @@ async def stream_events(request: Request) -> Response:
             hub.drop(subscription)
             note(request, response=f"{sent} event(s) streamed")
 
+    return stream_response(body())
+
+
+def stream_response(frames: AsyncIterator[str]) -> StreamingResponse:
+    """An event stream as every SSE route sends it: never cached, never buffered by a proxy."""
     return StreamingResponse(
-        body(),
+        frames,
         media_type=MEDIA_TYPE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

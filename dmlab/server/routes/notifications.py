@@ -26,13 +26,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ...caps import OverCap
 from ..context import authenticate, note, services
 from ..negotiation import negotiate
 from ..operation import DATA, DEVICE, Operation, empty, over_cap
-from .events import HEARTBEAT, MEDIA_TYPE, RETRY_MS
+from .events import HEARTBEAT, MEDIA_TYPE, RETRY_MS, stream_response
 
 #: An event's name: what the device listens for.
 EVENT = "notification"
@@ -139,11 +139,7 @@ async def stream_notifications(request: Request) -> Response:
             hub.drop(entry)
             note(request, response=f"{sent} DM Notification(s) streamed")
 
-    return StreamingResponse(
-        body(),
-        media_type=MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return stream_response(body())
 
 
 routes = [
