@@ -33,23 +33,14 @@ from psycopg_pool import ConnectionPool
 
 from ..events import Event
 from ..trace import Exchange
-from .base import Page, StorageFault
-from .model import Account, AlertRecord, Device, Session, State
+from .base import StorageFault
+from .model import Session
 from .rows import (
-    DEVICE_COLUMNS,
-    SESSION_COLUMNS,
     SESSION_ROW,
-    alert_from,
-    alert_json,
     chunked,
-    device_from,
-    session_from,
     session_row,
 )
-
-#: A ``sessions`` row's placeholders, and the upsert's update of every column but the key.
-_SESSION_MARKS = ", ".join("%s" for _ in SESSION_ROW.split(", "))
-_SESSION_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in SESSION_ROW.split(", ")[1:])
+from .sql import SchemaVersionError, SQLStore
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 
@@ -265,20 +256,31 @@ def describe_dsn(dsn: str) -> str:
     return f"PostgreSQL database {parts.get('dbname') or parts.get('user') or '?'} on {where}"
 
 
+_PSYCOPG: dict[str, Any] = {}
+
+
+def _psycopg(sql: str) -> Any:
+    """A shared query (``?`` placeholders, see ``SQLStore``) as psycopg takes it
+    (``%s``); none of them holds a ``?`` or ``%`` of its own."""
+    query = _PSYCOPG.get(sql)
+    if query is None:
+        query = _PSYCOPG[sql] = sql.replace("?", "%s")
+    return query
+
+
 #: The LISTEN/NOTIFY channel that says "a notification waits for this device".
 NOTIFICATIONS_CHANNEL = "dmlab_notifications"
 #: The LISTEN/NOTIFY channel that says "events up to this number are in the log".
 EVENTS_CHANNEL = "dmlab_events"
 
 
-class SchemaVersionError(RuntimeError):
-    """The database was written by a newer dmlab (see ``SQLiteStore``'s twin)."""
-
-
-class PostgresStore:
+class PostgresStore(SQLStore):
     """Keeps everything in one PostgreSQL database that several processes may share.
     Methods called outside ``transaction()`` each run in a transaction of their own;
     inside one, they join it (on the same connection, held by the calling thread)."""
+
+    _DEVICE_ORDER = "seq"
+    _NEXT_POSITION = "nextval('session_position')"
 
     #: Every call waits on the network: servers run them off the event loop.
     remote = True
@@ -452,117 +454,15 @@ class PostgresStore:
             return use(pooled)
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        return self._run(lambda conn: conn.execute(sql, params).fetchone())
+        query = _psycopg(sql)
+        return self._run(lambda conn: conn.execute(query, params).fetchone())
 
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return self._run(lambda conn: conn.execute(sql, params).fetchall())
+        query = _psycopg(sql)
+        return self._run(lambda conn: conn.execute(query, params).fetchall())
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        with self.transaction():
-            self._local.conn.execute(sql, params)
-
-    # Accounts ------------------------------------------------------------------------
-    def put_account(self, account: Account) -> None:
-        self._write(
-            "INSERT INTO accounts (name, password_hash) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
-            (account.name, account.password_hash),
-        )
-
-    def get_account(self, name: str) -> Account | None:
-        row = self._one("SELECT name, password_hash FROM accounts WHERE name = %s", (name,))
-        return None if row is None else Account(*row)
-
-    # Devices -------------------------------------------------------------------------
-    def put_device(self, device: Device) -> None:
-        self._write(
-            f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (dev_id) DO UPDATE SET account = excluded.account, "
-            "secret_hash = excluded.secret_hash, notify_key = excluded.notify_key, "
-            "man = excluded.man, mod = excluded.mod, name = excluded.name, "
-            "registered_at = excluded.registered_at",
-            (
-                device.dev_id,
-                device.account,
-                device.secret_hash,
-                device.notify_key,
-                device.man,
-                device.mod,
-                device.name,
-                device.registered_at,
-            ),
-        )
-
-    def get_device(self, dev_id: str) -> Device | None:
-        row = self._one(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_id = %s", (dev_id,))
-        return None if row is None else device_from(row)
-
-    def delete_device(self, dev_id: str) -> None:
-        """Its sessions (and their ids), alerts and data go with it, by cascade."""
-        self._write("DELETE FROM devices WHERE dev_id = %s", (dev_id,))
-
-    def devices_of(self, account: str) -> list[Device]:
-        rows = self._all(
-            f"SELECT {DEVICE_COLUMNS} FROM devices WHERE account = %s ORDER BY seq", (account,)
-        )
-        return [device_from(row) for row in rows]
-
-    def devices_page(self, account: str, after: int, limit: int) -> Page[Device]:
-        return self._page(
-            DEVICE_COLUMNS, "devices", "seq", "account = %s", (account,),
-            after, limit, False, device_from,
-        )  # fmt: skip
-
-    def _page(
-        self,
-        columns: str,
-        table: str,
-        mark: str,
-        where: str,
-        params: tuple[Any, ...],
-        after: int,
-        limit: int,
-        newest_first: bool,
-        decode: Callable[[tuple[Any, ...]], T],
-    ) -> Page[T]:
-        """Keyset paging on the index that ends in ``mark``: ``limit + 1`` rows tell
-        whether another page follows."""
-        if newest_first:
-            bound, order = (f" AND {mark} < %s", "DESC") if after else ("", "DESC")
-        else:
-            bound, order = f" AND {mark} > %s", "ASC"
-        bounded = (*params, after) if bound else params
-        rows = self._all(
-            f"SELECT {mark}, {columns} FROM {table} WHERE {where}{bound} "
-            f"ORDER BY {mark} {order} LIMIT %s",
-            (*bounded, limit + 1),
-        )
-        kept = rows[:limit]
-        more = len(rows) > limit
-        return Page([decode(row[1:]) for row in kept], kept[-1][0] if more else None)
-
-    # Sessions ------------------------------------------------------------------------
-    def put_session(self, session: Session) -> None:
-        with self.transaction():
-            conn = self._local.conn
-            old = conn.execute(
-                "SELECT state, position FROM sessions WHERE key = %s", (session.key,)
-            ).fetchone()
-            if old is not None and old[0] == session.state.value:
-                position = old[1]  # same state: keep its place in the listings
-            else:
-                position = conn.execute("SELECT nextval('session_position')").fetchone()[0]
-            conn.execute(
-                f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({_SESSION_MARKS}) "
-                f"ON CONFLICT (key) DO UPDATE SET {_SESSION_UPDATE}",
-                session_row(session, position),
-            )
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO session_ids (id, key) VALUES (%s, %s) "
-                    "ON CONFLICT (id) DO UPDATE SET key = excluded.key",
-                    [(sid, session.key) for sid in session.ids],
-                )
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._local.conn.execute(_psycopg(sql), params)
 
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once (an import; a benchmark's stored history): the
@@ -586,131 +486,7 @@ class PostgresStore:
                             for sid in session.ids:
                                 copy.write_row((sid, session.key))
 
-    def get_session(self, key: str) -> Session | None:
-        row = self._one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = %s", (key,))
-        return None if row is None else session_from(row)
-
-    def session_by_id(self, session_id: str) -> Session | None:
-        """The session that has (or had) this id, current or spent."""
-        row = self._one(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = "
-            "(SELECT key FROM session_ids WHERE id = %s)",
-            (session_id,),
-        )
-        return None if row is None else session_from(row)
-
-    def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
-        """In the order they entered ``state``: pending ones form a FIFO queue per device."""
-        rows = self._all(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE dev_id = %s "
-            "AND state = %s ORDER BY position",
-            (dev_id, state.value),
-        )
-        return [session_from(row) for row in rows]
-
-    def sessions_of_account(self, account: str, state: State) -> list[Session]:
-        rows = self._all(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account = %s "
-            "AND state = %s ORDER BY position",
-            (account, state.value),
-        )
-        return [session_from(row) for row in rows]
-
-    def sessions_page(
-        self,
-        state: State,
-        *,
-        dev_id: str | None = None,
-        account: str | None = None,
-        after: int = 0,
-        limit: int,
-        newest_first: bool = False,
-    ) -> Page[Session]:
-        where, params = self._scope(state, dev_id, account)
-        return self._page(
-            SESSION_COLUMNS, "sessions", "position", where, params,
-            after, limit, newest_first, session_from,
-        )  # fmt: skip
-
-    @staticmethod
-    def _scope(
-        state: State, dev_id: str | None, account: str | None
-    ) -> tuple[str, tuple[Any, ...]]:
-        if dev_id is not None:
-            return "dev_id = %s AND state = %s", (dev_id, state.value)
-        if account is not None:
-            return "account = %s AND state = %s", (account, state.value)
-        raise TypeError("a device or an account is needed")
-
-    def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
-        where, params = self._scope(State.PENDING, dev_id, account)
-        # The state written out, not bound: a generic plan could not use the partial index.
-        where, params = where.replace("state = %s", "state = 'pending'"), params[:-1]
-        row = self._one(f"SELECT count(*) FROM sessions WHERE {where}", params)
-        return 0 if row is None else int(row[0])
-
-    def due_sessions(self, until: float, limit: int) -> list[Session]:
-        rows = self._all(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'pending' "
-            "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
-            (until, max(limit, 0)),
-        )
-        return [session_from(row) for row in rows]
-
-    def idle_sessions(self, until: float, limit: int) -> list[Session]:
-        """Active sessions whose idle deadline is at or before ``until``, the earliest
-        first, at most ``limit`` (an indexed range, whatever else is stored)."""
-        rows = self._all(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'active' "
-            "AND idle_until <= %s ORDER BY idle_until LIMIT %s",
-            (until, max(limit, 0)),
-        )
-        return [session_from(row) for row in rows]
-
-    # Alerts and device data ----------------------------------------------------------
-    def add_alert(self, record: AlertRecord) -> None:
-        """Keeps the newest ``alerts_per_device`` of the device, like a bounded deque."""
-        with self.transaction():
-            conn = self._local.conn
-            conn.execute(
-                "INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (%s, %s, %s, %s)",
-                (record.dev_id, record.at, record.session_key, alert_json(record.alert)),
-            )
-            conn.execute(
-                "DELETE FROM alerts WHERE dev_id = %s AND id <= (SELECT id FROM alerts "
-                "WHERE dev_id = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
-                (record.dev_id, record.dev_id, self._alerts_per_device),
-            )
-
-    def alerts_of(self, dev_id: str, limit: int = 50) -> list[AlertRecord]:
-        """The newest ``limit`` alerts of a device, oldest first."""
-        rows = self._all(
-            "SELECT dev_id, alert, at, session_key FROM alerts WHERE dev_id = %s "
-            "ORDER BY id DESC LIMIT %s",
-            (dev_id, max(limit, 0)),
-        )
-        return [AlertRecord(d, alert_from(a), at, key) for d, a, at, key in reversed(rows)]
-
-    def put_data(self, dev_id: str, key: str, content_type: str, body: bytes) -> None:
-        self._write(
-            "INSERT INTO data (dev_id, key, content_type, body) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (dev_id, key) DO UPDATE SET content_type = excluded.content_type, "
-            "body = excluded.body",
-            (dev_id, key, content_type, bytes(body)),
-        )
-
-    def get_data(self, dev_id: str, key: str) -> tuple[str, bytes] | None:
-        row = self._one(
-            "SELECT content_type, body FROM data WHERE dev_id = %s AND key = %s", (dev_id, key)
-        )
-        return None if row is None else (row[0], bytes(row[1]))
-
     # The trace (a ``TraceSink``) -----------------------------------------------------
-    _TRACE_COLUMNS = (
-        "seq, time, source, target, dev_id, method, path, status, session, request, response, "
-        "elapsed"
-    )
-
     def append_trace(self, exchange: Exchange, limit: int) -> None:
         """Keep one exchange, and only the newest ``limit`` (as the in-memory trace).
 
@@ -759,9 +535,6 @@ class PostgresStore:
             (max(limit, 0),),
         )
         return [Exchange(*row) for row in reversed(rows)]
-
-    def clear_trace(self) -> None:
-        self._write("DELETE FROM trace", ())
 
     # Shared by every process ---------------------------------------------------------
     # Several servers on one database behave as one: a secret they all sign with, and

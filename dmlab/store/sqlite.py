@@ -20,23 +20,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..trace import Exchange, exchange_from_row
-from .base import Page, StorageFault
-from .model import Account, AlertRecord, Device, Session, State
-from .rows import (
-    DEVICE_COLUMNS,
-    SESSION_COLUMNS,
-    SESSION_ROW,
-    alert_from,
-    alert_json,
-    chunked,
-    device_from,
-    session_from,
-    session_row,
-)
+from .base import StorageFault
+from .model import Session
+from .rows import SESSION_ROW, chunked, session_row
+from .sql import SchemaVersionError, SQLStore
 
-#: A ``sessions`` row's placeholders, and the upsert's update of every column but the key.
 _SESSION_MARKS = ", ".join("?" for _ in SESSION_ROW.split(", "))
-_SESSION_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in SESSION_ROW.split(", ")[1:])
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
@@ -98,11 +87,6 @@ def storage_fault(path: str, exc: sqlite3.Error) -> StorageFault | None:
     if kind is None:
         return None
     return StorageFault(kind, f"{path} {_FAULT_WORDS[kind]}: {exc}")
-
-
-class SchemaVersionError(RuntimeError):
-    """The database was written by a newer dmlab: its schema is unknown here, and
-    writing to it could corrupt what that version relies on."""
 
 
 _SCHEMA_1 = (
@@ -253,17 +237,22 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
 }
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """Keeps everything in one SQLite file, indexed so that no lookup scans other
     devices' sessions. Methods called outside ``transaction()`` each run in a
     transaction of their own; inside one, they join it."""
+
+    _DEVICE_ORDER = "rowid"
+    _PENDING_OF_DEVICE = "sessions INDEXED BY sessions_pending"
+    #: SQLite has no sequences: a counter row, moved on by :meth:`_new_position`.
+    _NEXT_POSITION = "(SELECT value FROM counters WHERE name = 'session_position')"
 
     def __init__(
         self, path: str | os.PathLike[str], *, alerts_per_device: int = 200, timeout: float = 5.0
     ) -> None:
         if alerts_per_device < 0:
             raise ValueError("alerts_per_device must not be negative")
-        self.path = os.fspath(path)
+        self.path = self._where = os.fspath(path)
         self._alerts_per_device = alerts_per_device
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting; only touched by the lock's owner
@@ -478,167 +467,36 @@ class SQLiteStore:
                 self._raise_fault(exc)
                 raise
 
-    def _listing(
-        self, what: str, columns: str, rest: str, params: tuple[Any, ...], decode: Callable[..., T]
-    ) -> list[T]:
-        """``SELECT columns FROM rest``, decoded; a row that cannot be read (text
-        that is not UTF-8, JSON or values this code does not know) is skipped with
-        a warning instead of failing the whole listing."""
-        table = rest.split()[0]
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._db().execute(sql, params)
+
+    def _new_position(self, session: Session) -> None:
+        self._execute(
+            "UPDATE counters SET value = value + 1 WHERE name = 'session_position' "
+            "AND NOT EXISTS (SELECT 1 FROM sessions WHERE key = ? AND state = ?)",
+            (session.key, session.state.value),
+        )
+
+    def _rows(self, columns: str, rest: str, params: tuple[Any, ...]) -> list[Any]:
+        """SQLite hands back whatever text was stored, and text that is not UTF-8
+        stops ``fetchall()`` at that row: then the rows are read one by one, and an
+        unreadable one as its first column alone (a page's mark, which is a number),
+        which no decoder accepts."""
         try:
-            rows: list[tuple[Any, ...] | None] = list(
-                self._all(f"SELECT {columns} FROM {rest}", params)
-            )
+            return super()._rows(columns, rest, params)
         except sqlite3.OperationalError:
-            # Undecodable text stops fetchall() at that row: read row by row instead.
-            rows = []
-            for (rowid,) in self._all(f"SELECT {table}.rowid FROM {rest}", params):
-                try:
-                    rows.append(
-                        self._one(f"SELECT {columns} FROM {table} WHERE rowid = ?", (rowid,))
-                    )
-                except sqlite3.OperationalError:
-                    rows.append(None)
-        decoded: list[T] = []
-        for row in rows:
+            pass
+        table, first = rest.split()[0], columns.split(",")[0]
+        rows: list[Any] = []
+        for (rowid,) in self._all(f"SELECT {table}.rowid FROM {rest}", params):
             try:
-                if row is None:
-                    raise ValueError("undecodable text")
-                decoded.append(decode(row))
-            except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-                continue
-        if len(decoded) < len(rows):
-            _log.warning(
-                "%s: skipped %d unreadable %s row(s)", self.path, len(rows) - len(decoded), what
-            )
-        return decoded
-
-    # Accounts --------------------------------------------------------------------------
-    def put_account(self, account: Account) -> None:
-        with self.transaction():
-            self._db().execute(
-                "INSERT INTO accounts (name, password_hash) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
-                (account.name, account.password_hash),
-            )
-
-    def get_account(self, name: str) -> Account | None:
-        row = self._one("SELECT name, password_hash FROM accounts WHERE name = ?", (name,))
-        return None if row is None else Account(*row)
-
-    # Devices -----------------------------------------------------------------------------
-    def put_device(self, device: Device) -> None:
-        # An upsert, not INSERT OR REPLACE: replacing would delete the row first,
-        # cascading to the device's sessions, alerts and data, and give it a new
-        # rowid, moving it to the end of devices_of().
-        with self.transaction():
-            self._db().execute(
-                f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (dev_id) DO UPDATE SET account = excluded.account, "
-                "secret_hash = excluded.secret_hash, notify_key = excluded.notify_key, "
-                "man = excluded.man, mod = excluded.mod, name = excluded.name, "
-                "registered_at = excluded.registered_at",
-                (
-                    device.dev_id,
-                    device.account,
-                    device.secret_hash,
-                    device.notify_key,
-                    device.man,
-                    device.mod,
-                    device.name,
-                    device.registered_at,
-                ),
-            )
-
-    def get_device(self, dev_id: str) -> Device | None:
-        row = self._one(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_id = ?", (dev_id,))
-        return None if row is None else device_from(row)
-
-    def delete_device(self, dev_id: str) -> None:
-        """Its sessions (and their ids), alerts and data go with it, by cascade."""
-        with self.transaction():
-            self._db().execute("DELETE FROM devices WHERE dev_id = ?", (dev_id,))
-
-    def devices_of(self, account: str) -> list[Device]:
-        return self._listing(
-            "device",
-            DEVICE_COLUMNS,
-            "devices WHERE account = ? ORDER BY rowid",
-            (account,),
-            device_from,
-        )
-
-    def devices_page(self, account: str, after: int, limit: int) -> Page[Device]:
-        return self._page(
-            "device", DEVICE_COLUMNS, "devices", "rowid", "account = ?", (account,),
-            after, limit, False, device_from,
-        )  # fmt: skip
-
-    def _page(
-        self,
-        what: str,
-        columns: str,
-        table: str,
-        mark: str,
-        where: str,
-        params: tuple[Any, ...],
-        after: int,
-        limit: int,
-        newest_first: bool,
-        decode: Callable[..., T],
-    ) -> Page[T]:
-        """Keyset paging on the index that ends in ``mark``: first the page's marks
-        (index only), then its rows (so an unreadable row, skipped, never ends a walk)."""
-        if newest_first:
-            bound, order = (f" AND {mark} < ?", "DESC") if after else ("", "DESC")
-        else:
-            bound, order = f" AND {mark} > ?", "ASC"
-        bounded = (*params, after) if bound else params
-        marks = [
-            row[0]
-            for row in self._all(
-                f"SELECT {mark} FROM {table} WHERE {where}{bound} ORDER BY {mark} {order} LIMIT ?",
-                (*bounded, limit + 1),
-            )
-        ]
-        kept = marks[:limit]
-        if not kept:
-            return Page([], None)
-        items = self._listing(
-            what,
-            columns,
-            f"{table} WHERE {where} AND {mark} BETWEEN ? AND ? ORDER BY {mark} {order}",
-            (*params, min(kept), max(kept)),
-            decode,
-        )
-        return Page(items, kept[-1] if len(marks) > limit else None)
-
-    # Sessions ----------------------------------------------------------------------------
-    def put_session(self, session: Session) -> None:
-        with self.transaction():
-            conn = self._db()
-            old = conn.execute(
-                "SELECT state, position FROM sessions WHERE key = ?", (session.key,)
-            ).fetchone()
-            if old is not None and old[0] == session.state.value:
-                position = old[1]  # same state: keep its place in the listings
-            else:
-                conn.execute(
-                    "UPDATE counters SET value = value + 1 WHERE name = 'session_position'"
-                )
-                position = conn.execute(
-                    "SELECT value FROM counters WHERE name = 'session_position'"
-                ).fetchone()[0]
-            conn.execute(
-                f"INSERT INTO sessions ({SESSION_ROW}) VALUES ({_SESSION_MARKS}) "
-                f"ON CONFLICT (key) DO UPDATE SET {_SESSION_UPDATE}",
-                session_row(session, position),
-            )
-            conn.executemany(
-                "INSERT INTO session_ids (id, key) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET key = excluded.key",
-                [(sid, session.key) for sid in session.ids],
-            )
+                rows.append(self._one(f"SELECT {columns} FROM {table} WHERE rowid = ?", (rowid,)))
+            except sqlite3.OperationalError:
+                try:
+                    rows.append(self._one(f"SELECT {first} FROM {table} WHERE rowid = ?", (rowid,)))
+                except sqlite3.OperationalError:
+                    rows.append((None,))
+        return rows
 
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once (an import; a benchmark's stored history): the
@@ -662,146 +520,7 @@ class SQLiteStore:
                     ((sid, s.key) for s in chunk for sid in s.ids),
                 )
 
-    def get_session(self, key: str) -> Session | None:
-        row = self._one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
-        return None if row is None else session_from(row)
-
-    def session_by_id(self, session_id: str) -> Session | None:
-        """The session that has (or had) this id, current or spent."""
-        row = self._one(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = "
-            "(SELECT key FROM session_ids WHERE id = ?)",
-            (session_id,),
-        )
-        return None if row is None else session_from(row)
-
-    def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
-        """In the order they entered ``state``: pending ones form a FIFO queue per device."""
-        return self._listing(
-            "session",
-            SESSION_COLUMNS,
-            "sessions WHERE dev_id = ? AND state = ? ORDER BY position",
-            (dev_id, state.value),
-            session_from,
-        )
-
-    def sessions_of_account(self, account: str, state: State) -> list[Session]:
-        return self._listing(
-            "session",
-            SESSION_COLUMNS,
-            "sessions WHERE account = ? AND state = ? ORDER BY position",
-            (account, state.value),
-            session_from,
-        )
-
-    def sessions_page(
-        self,
-        state: State,
-        *,
-        dev_id: str | None = None,
-        account: str | None = None,
-        after: int = 0,
-        limit: int,
-        newest_first: bool = False,
-    ) -> Page[Session]:
-        where, params = self._scope(state, dev_id, account)
-        return self._page(
-            "session", SESSION_COLUMNS, "sessions", "position", where, params,
-            after, limit, newest_first, session_from,
-        )  # fmt: skip
-
-    @staticmethod
-    def _scope(
-        state: State, dev_id: str | None, account: str | None
-    ) -> tuple[str, tuple[Any, ...]]:
-        """The WHERE clause that reads one device's or one account's index."""
-        if dev_id is not None:
-            return "dev_id = ? AND state = ?", (dev_id, state.value)
-        if account is not None:
-            return "account = ? AND state = ?", (account, state.value)
-        raise TypeError("a device or an account is needed")
-
-    def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
-        where, params = self._scope(State.PENDING, dev_id, account)
-        # A device's: on the index of pending sessions alone (SQLite would pick the
-        # covering sessions_by_device, whose entries sit among the device's history).
-        table = "sessions"
-        if dev_id is not None:
-            table, where, params = (
-                "sessions INDEXED BY sessions_pending",
-                "dev_id = ? AND state = 'pending'",
-                (dev_id,),
-            )
-        row = self._one(f"SELECT count(*) FROM {table} WHERE {where}", params)
-        return 0 if row is None else int(row[0])
-
-    def due_sessions(self, until: float, limit: int) -> list[Session]:
-        return self._listing(
-            "session",
-            SESSION_COLUMNS,
-            "sessions WHERE state = 'pending' AND expires_at IS NOT NULL "
-            "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-            (until, max(limit, 0)),
-            session_from,
-        )
-
-    def idle_sessions(self, until: float, limit: int) -> list[Session]:
-        """Active sessions whose idle deadline is at or before ``until``, the earliest
-        first, at most ``limit`` (an indexed range, whatever else is stored)."""
-        return self._listing(
-            "session",
-            SESSION_COLUMNS,
-            "sessions WHERE state = 'active' AND idle_until <= ? ORDER BY idle_until LIMIT ?",
-            (until, max(limit, 0)),
-            session_from,
-        )
-
-    # Alerts and device data ---------------------------------------------------------------
-    def add_alert(self, record: AlertRecord) -> None:
-        """Keeps the newest ``alerts_per_device`` of the device, like a bounded deque."""
-        with self.transaction():
-            conn = self._db()
-            conn.execute(
-                "INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (?, ?, ?, ?)",
-                (record.dev_id, record.at, record.session_key, alert_json(record.alert)),
-            )
-            conn.execute(
-                "DELETE FROM alerts WHERE dev_id = ? AND id <= (SELECT id FROM alerts "
-                "WHERE dev_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (record.dev_id, record.dev_id, self._alerts_per_device),
-            )
-
-    def alerts_of(self, dev_id: str, limit: int = 50) -> list[AlertRecord]:
-        """The newest ``limit`` alerts of a device, oldest first."""
-        # SQLite reads a negative LIMIT as "no limit".
-        rows = self._all(
-            "SELECT dev_id, alert, at, session_key FROM alerts WHERE dev_id = ? "
-            "ORDER BY id DESC LIMIT ?",
-            (dev_id, max(limit, 0)),
-        )
-        return [AlertRecord(d, alert_from(a), at, key) for d, a, at, key in reversed(rows)]
-
-    def put_data(self, dev_id: str, key: str, content_type: str, body: bytes) -> None:
-        with self.transaction():
-            self._db().execute(
-                "INSERT INTO data (dev_id, key, content_type, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (dev_id, key) DO UPDATE SET content_type = excluded.content_type, "
-                "body = excluded.body",
-                (dev_id, key, content_type, bytes(body)),
-            )
-
-    def get_data(self, dev_id: str, key: str) -> tuple[str, bytes] | None:
-        row = self._one(
-            "SELECT content_type, body FROM data WHERE dev_id = ? AND key = ?", (dev_id, key)
-        )
-        return None if row is None else (row[0], bytes(row[1]))
-
     # The trace (a ``TraceSink``) ----------------------------------------------------------
-    _TRACE_COLUMNS = (
-        "seq, time, source, target, dev_id, method, path, status, session, request, response, "
-        "elapsed"
-    )
-
     def append_trace(self, exchange: Exchange, limit: int) -> None:
         """Keep one exchange, and only the newest ``limit`` (as the in-memory trace)."""
         with self.transaction():
@@ -844,7 +563,3 @@ class SQLiteStore:
                 "%s: skipped %d unreadable trace row(s)", self.path, len(exchanges) - len(kept)
             )
         return kept
-
-    def clear_trace(self) -> None:
-        with self.transaction():
-            self._db().execute("DELETE FROM trace")
