@@ -204,6 +204,29 @@ def test_none_the_server_keeps_no_package_0_for_a_device_in_another_process():
         assert [s["DevID"] for s in lab.operator.pending()] == [dev_id]  # it waits for a call
 
 
+def test_none_no_package_0_reaches_the_labs_own_devices_they_call_in_on_their_timer():
+    """Under ``none`` the in-process channel is closed too: a lab device is not handed
+    package 0 (it used to be, as if ``none`` meant "only for other processes"), and
+    runs the session when its timer fires."""
+    with Lab(hash_cost=HASH_COST, choices={"notification-transport": "none"}, call_in=0.2) as lab:
+        completed = threading.Event()
+        lab.events.subscribe(
+            lambda event: completed.set() if event.kind == "session.completed" else None
+        )
+        phone = lab.add_device(new_dev_id())
+        held = lab.hold_notifications(phone.dev_id)  # what a listener would be handed
+        queued = lab.operator.request_session(phone.dev_id, job="inventory")  # notify: true
+        assert held == []
+        lab.release_notifications(phone.dev_id)
+        assert completed.wait(20), "the device's timer never picked the session up"
+        deadline = time.monotonic() + 10  # the device files its run after the last answer
+        while not phone.runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [(run.ids[0], run.trigger) for run in phone.runs] == [(queued["SessionID"], "timer")]
+        assert not [e for e in lab.trace.since(0) if e.method == "NOTIFY"]
+        assert phone.dropped == []
+
+
 def test_long_poll_the_server_keeps_package_0_until_the_device_polls():
     with Lab(hash_cost=HASH_COST) as lab:
         dev_id = new_dev_id()

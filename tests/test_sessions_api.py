@@ -240,7 +240,8 @@ def test_abort_active_session_by_device_then_reporting_is_409(lab, register, cli
     problem(device.delete(f"/session/id/{first['SessionID']}"), 409)
     aborted = device.delete(f"/session/id/{second['SessionID']}")
     assert aborted.status_code == 200 and is_aborted(aborted.json())
-    problem(put_status(device, second["SessionID"], [{"sc": 200}, {"sc": 202}]), 409)
+    late = problem(put_status(device, second["SessionID"], [{"sc": 200}, {"sc": 202}]), 409)
+    assert late["detail"] == f"session {second['SessionID']} was aborted", late
     assert is_aborted(session_of(lab, first["SessionID"]))
 
 
@@ -263,7 +264,9 @@ def test_abort_completed_session_is_409(lab, register, clients):
     problem(clients.of(phone).delete(f"/sessions/id/{queued['SessionID']}"), 409)
     aborted = queue(lab, phone.dev_id, job="inventory")
     lab.operator.abort(aborted["SessionID"])
-    problem(clients.account().delete(f"/session/id/{aborted['SessionID']}"), 409)
+    again = problem(clients.account().delete(f"/session/id/{aborted['SessionID']}"), 409)
+    # The detail says how the session really ended, not "completed (aborted)".
+    assert again["detail"] == f"session {aborted['SessionID']} was already aborted"
     assert session_of(lab, queued["SessionID"])["Result"] == "OK"
 
 

@@ -246,3 +246,37 @@ def test_hold_and_release_a_devices_notifications(lab: Lab) -> None:
     lab.operator.request_session(PHONE, job="inventory")
     lab.settle()
     assert len(held) == 1 and len(phone.runs) == 1
+
+
+@pytest.mark.parametrize("listing", ["own-resource", "hidden"])
+def test_the_table_shows_sessions_in_progress_on_its_first_load(listing: str) -> None:
+    """A table opened while a session runs lists it at once, not after its next event
+    (issue 10's last note), wherever the lab lists sessions in progress."""
+    from helpers import Clients
+
+    with Lab(hash_cost=HASH_COST, choices={"active-listing": listing}) as lab:
+        secret = lab.operator.register(PHONE)["secret"]  # no device attached: we are it
+        queued = lab.operator.request_session(PHONE, job="inventory", notify=False)
+        clients = Clients(lab)
+        try:
+            started = clients.device(PHONE, secret).post("/sessions/next")
+        finally:
+            clients.close()
+        assert started.status_code == 200, started.text
+        table = SessionTable(lab)
+        rows = table.frame().to_dict("records")
+        table.close()
+    if listing == "hidden":  # no listing has it: only its next event would show it
+        assert rows == []
+        return
+    assert rows == [
+        {
+            "session id": queued["SessionID"],
+            "device": PHONE,
+            "job": "inventory",
+            "origin": "server-initiated",
+            "state": "active",
+            "result": "",
+            "rounds": 1,
+        }
+    ]

@@ -186,7 +186,7 @@ class SessionEngine:
                     raise self._expired(session, session_id)
                 if session.state is not State.PENDING:
                     raise Conflict(
-                        f"session {session_id} is {self._describe_state(session)}; "
+                        f"session {session_id} {self._stands(session)}; "
                         "only a pending session can be started"
                     )
                 return self._start(session, base_url, end_completes)
@@ -309,7 +309,7 @@ class SessionEngine:
         if session.result is Result.EXPIRED:
             raise self._expired(session, session_id)
         if session.state is State.COMPLETED:
-            raise Conflict(f"session {session_id} is {self._describe_state(session)}")
+            raise Conflict(f"session {session_id} {self._stands(session)}")
         self._require_current(session, session_id)
         current = session.rounds[-1]
         wanted = expects_status(current.commands)
@@ -413,9 +413,7 @@ class SessionEngine:
                 if expect is not None:
                     expect(session)
                 if session.state is State.COMPLETED:
-                    raise Conflict(
-                        f"session {session_id} is already {self._describe_state(session)}"
-                    )
+                    raise Conflict(f"session {session_id} {self._stands(session, already=True)}")
                 self._require_current(session, session_id)
                 aborted = dataclasses.replace(
                     session,
@@ -426,7 +424,7 @@ class SessionEngine:
                 )
                 self.store.put_session(aborted)
         if lapsed:  # after the expiry is committed
-            raise Conflict(f"session {session_id} is already completed (expired)")
+            raise Conflict(f"session {session_id} has already expired")
         self._publish("session.aborted", aborted)
         return aborted
 
@@ -654,10 +652,18 @@ class SessionEngine:
                 return candidate
 
     @staticmethod
-    def _describe_state(session: Session) -> str:
+    def _stands(session: Session, *, already: bool = False) -> str:
+        """How the session stands, for a 409's detail: how a finished one really ended
+        (``was aborted``, ``has expired``, ``is completed (OK)``), not a state and a
+        result that read as a contradiction (``completed (aborted)``)."""
+        yet = " already" if already else ""
+        if session.result is Result.ABORTED:
+            return f"was{yet} aborted"
+        if session.result is Result.EXPIRED:
+            return f"has{yet} expired"
         if session.state is State.COMPLETED and session.result is not None:
-            return f"completed ({session.result.value})"
-        return session.state.value
+            return f"is{yet} completed ({session.result.value})"
+        return f"is{yet} {session.state.value}"
 
     def _publish(self, kind: str, session: Session, **data: object) -> None:
         self.unit.publish(

@@ -56,8 +56,9 @@ class Body(BaseModel):
 
 class SessionBrief(Body):
     """A session as listings show it; ``Result`` is the CR's brief result (OK or
-    failure, or how it ended without one). ``Result``, ``Ended``, ``Rounds``, ``IDs``
-    and ``Reason`` appear once the session has ended, ``Expires`` when it has a time
+    failure, or how it ended without one). ``Rounds`` and ``IDs`` appear once the
+    session has started (those so far while it runs), ``Result``, ``Ended`` and
+    ``Reason`` once it has ended, ``Expires`` when it has a time
     to live: a pending session's (queued with ``ttl``), or an active one's idle
     deadline (``--active-ttl``), which every round moves on."""
 

@@ -132,7 +132,7 @@ class Operator:
 
     def active(self) -> list[dict[str, Any]]:
         """Sessions started and not ended (lab choice active-listing)."""
-        return self._json(self.http.get("/sessions/active"))["Sessions"]
+        return self._every_page("/sessions/active", "Sessions")
 
     def abort(self, session_id: str) -> dict[str, Any]:
         return self._json(self.http.delete(f"/session/id/{session_id}"))
@@ -215,6 +215,7 @@ class Lab:
         clock: Callable[[], float] | None = None,
         caps: Caps | None = None,
         active_ttl: float | None = None,
+        call_in: float = 5.0,
     ) -> None:
         """``choices``: lab choice id → option, e.g. ``{"session-ids": "stable"}``
         (:mod:`dmlab.choices`; an unknown id or option raises ``UnknownChoice``).
@@ -223,7 +224,10 @@ class Lab:
         ``caps``: how much a device or an account may hold (:mod:`dmlab.caps`), e.g.
         ``Caps(pending_per_device=3)``; the defaults are ``dmlab serve``'s.
         ``active_ttl``: seconds an active session may go without its device before it
-        completes as expired (``SessionLimits``' default when not given)."""
+        completes as expired (``SessionLimits``' default when not given).
+        ``call_in``: under lab choice notification-transport=none, seconds between a lab
+        device's ``POST /sessions/next`` calls (no DM Notification reaches it, in process
+        or not, so it calls in on this timer, as ``dmlab device --call-in`` does)."""
         extra: dict[str, Any] = {"ids": session_ids} if session_ids else {}
         extra["choices"] = Choices(choices)
         extra["caps"] = caps
@@ -245,6 +249,9 @@ class Lab:
         self._lock = threading.Lock()
         self._started = False
         self._unfollow: Callable[[], None] = lambda: None
+        self._call_in = call_in
+        #: The devices' call-in timers (notification-transport=none), cancelled at stop.
+        self._timers: list[concurrent.futures.Future[Any]] = []
 
     # Lifecycle ---------------------------------------------------------------
     def start(self) -> Lab:
@@ -264,6 +271,8 @@ class Lab:
         self._started = False
         with contextlib.suppress(TimeoutError):
             self.settle(timeout=5)
+        for timer in self._timers:
+            timer.cancel()
         for device in self.devices.values():
             self.devices_loop.run(device.virtual.aclose(), timeout=5)
         for operator in self.operators.values():
@@ -372,6 +381,8 @@ class Lab:
         device = Device(self, virtual, owner)
         self.devices[dev_id] = device
         self.release_notifications(dev_id)
+        if not self.services.notifier.sends:  # notification-transport=none: its timer
+            self._timers.append(self.devices_loop.submit(virtual.listen(period=self._call_in)))
         return device
 
     def hold_notifications(self, dev_id: str) -> list[bytes]:

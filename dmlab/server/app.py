@@ -61,8 +61,8 @@ def build_services(
         shared=shared,
         caps=caps,
     )
-    # Lab choice notification-transport=none: no device fetches package 0; keep none.
-    notifier.keep = not choices.is_("notification-transport", "none")
+    # Lab choice notification-transport=none: no package 0 reaches any device.
+    notifier.sends = not choices.is_("notification-transport", "none")
     unit = Unit(store, events)
     throttle = None if shared is None else SharedThrottle(shared)
     auth = Authenticator(store, cost=hash_cost, throttle=throttle)

@@ -103,9 +103,11 @@ class Notifier:
         #: Rows in the shared database instead of ``_mailboxes`` (module docstring);
         #: whoever listens for deliveries calls :meth:`wake`.
         self._shared = shared
-        #: Whether package 0 is kept for devices in other processes to fetch; False under
-        #: lab choice notification-transport=none, where nothing fetches it.
-        self.keep = True
+        #: Whether package 0 is sent at all; False under lab choice
+        #: notification-transport=none, where no channel reaches any device: not a
+        #: mailbox for devices in other processes, nor a listener in this one (the lab's
+        #: own devices call in on their timer like every other device).
+        self.sends = True
 
     def listen(self, dev_id: str, listener: Listener) -> Callable[[], None]:
         with self._lock:
@@ -119,9 +121,9 @@ class Notifier:
         return stop
 
     def notify(self, device: Device, *, session: str = "", req_mos: bool = False) -> bytes:
+        if not self.sends:
+            return b""  # notification-transport=none: no channel reaches the device
         with self._lock:
-            if not self.keep and device.dev_id not in self._listeners:
-                return b""  # notification-transport=none: no channel reaches the device
             nid = next(self._ids) % 65535 + 1  # 1..65535, wrapping
         package = encode(
             Notification(

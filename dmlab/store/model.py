@@ -102,6 +102,9 @@ class Session:
     def brief(self) -> dict[str, Any]:
         """The JSON a listing shows for this session (:class:`SessionBrief`)."""
         done = self.state is State.COMPLETED
+        # Started: its rounds and ids so far, so that a listing of sessions in progress
+        # (GET /sessions/active) names the session as its events do (by its first id).
+        started = self.state is not State.PENDING
         return SessionBrief(
             session_id=self.session_id,
             dev_id=self.dev_id,
@@ -111,8 +114,8 @@ class Session:
             created=self.created_at,
             result=self.result if done else None,
             ended=self.ended_at if done else None,
-            rounds=len(self.rounds) if done else None,
-            ids=list(self.ids) if done else None,
+            rounds=len(self.rounds) if started else None,
+            ids=list(self.ids) if started else None,
             reason=(self.reason or None) if done else None,
             expires=self.idle_until if self.state is State.ACTIVE else self.expires_at,
         ).to_json()

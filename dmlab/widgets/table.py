@@ -1,7 +1,8 @@
 """SessionTable: every session of the lab's accounts, kept current by lab events.
 
 It starts from the operators' listings (``GET /sessions/pending`` and
-``/sessions/completed``, the CR's own resources) and then follows the event
+``/sessions/completed``, the CR's own resources, and ``/sessions/active`` under lab
+choice active-listing=own-resource) and then follows the event
 bus instead of polling them. Events arrive on whichever thread published them
 (often the server's, in the middle of a request), so the callback only updates
 a dict and re-renders a small HTML table; no HTTP, no pandas there.
@@ -40,7 +41,14 @@ class SessionTable(widgets.VBox):
         # than the listing, so the listing only fills in what the event lacked.
         # (No lock across the HTTP calls: the server thread publishes events.)
         self._unsubscribe = lab.events.subscribe(self._on_event)
-        briefs = [b for op in list(lab.operators.values()) for b in op.pending() + op.completed()]
+        # Sessions in progress too, where the lab lists them (lab choice active-listing):
+        # a table opened mid-session shows it from the start, not after its next event.
+        listed = lab.services.choices.is_("active-listing", "own-resource")
+        briefs = [
+            brief
+            for op in list(lab.operators.values())
+            for brief in op.pending() + (op.active() if listed else []) + op.completed()
+        ]
         with self._lock:
             for brief in briefs:
                 self._from_brief(brief)
