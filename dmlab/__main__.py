@@ -78,10 +78,17 @@ def _caps(args: argparse.Namespace) -> Any:
     return Caps(**{name: getattr(args, name) for name, *_ in declared()})
 
 
-def _cap_options(args: argparse.Namespace) -> list[str]:
-    from .caps import declared, option
+def worker_options(args: argparse.Namespace, worker: int) -> list[str]:
+    """The limits worker ``worker`` (0-based) of ``serve --workers N`` is started with:
+    its share of ``--max-connections`` and of each divided cap (``dmlab/caps.py`` says
+    why those are divided), the other caps whole."""
+    from .caps import declared, option, share, shares
 
-    return [f"{option(name)}={getattr(args, name)}" for name, *_ in declared()]
+    caps = share(_caps(args), worker, args.workers)
+    return [
+        f"--max-connections={shares(args.max_connections, args.workers)[worker]}",
+        *(f"{option(name)}={getattr(caps, name)}" for name, *_ in declared()),
+    ]
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -171,14 +178,19 @@ def supervise(args: argparse.Namespace) -> int:
             flush=True,
         )
         return 2
-    if args.max_connections < args.workers:
-        print(
-            f"dmlab: cannot start: --max-connections {args.max_connections} is shared by "
-            f"--workers {args.workers}, at least one connection each",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 2
+    from .caps import divided, option
+
+    for name, flag in [("max_connections", "--max-connections")] + [
+        (cap, option(cap)) for cap in divided()
+    ]:
+        if getattr(args, name) < args.workers:
+            print(
+                f"dmlab: cannot start: {flag} {getattr(args, name)} is shared by "
+                f"--workers {args.workers}, at least one each",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
     exits = contextlib.ExitStack()
     try:
         sock = bind(HOST, args.port)
@@ -219,20 +231,17 @@ def supervise(args: argparse.Namespace) -> int:
         "--server-id", args.server_id, "--header-timeout", str(args.header_timeout),
         "--body-timeout", str(args.body_timeout), "--listen-fd", str(sock.fileno()),
         *(f"--choice={key}={value}" for key, value in args.choice),
-        *_cap_options(args),
         *to_arguments(from_arguments(args)),
     ]  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    # --max-connections is the server's: each worker takes its share (the kernel hands
-    # every connection to one of them), so that all together never hold more.
-    shares = connection_shares(args.max_connections, args.workers)
-
+    # --max-connections and the account caps on waits are the server's: each worker
+    # takes its share (the kernel hands every connection to one of them), so that all
+    # together never hold more.
     def spawn(i: int) -> subprocess.Popen[bytes]:
-        limit = ["--max-connections", str(shares[i])]
-        return subprocess.Popen([*command, *limit], pass_fds=[sock.fileno()])
+        return subprocess.Popen([*command, *worker_options(args, i)], pass_fds=[sock.fileno()])
 
     with exits:
         # Connections that arrive before a worker is up wait in the socket's backlog.
@@ -261,11 +270,6 @@ def supervise(args: argparse.Namespace) -> int:
     # A worker still starting when asked to stop dies of the SIGTERM itself (its handler
     # is not set yet): it had nothing to finish, so that is a clean stop too.
     return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
-
-
-def connection_shares(total: int, workers: int) -> list[int]:
-    """``total`` connections split as evenly as whole numbers go: (5, 2) → [3, 2]."""
-    return [total // workers + (i < total % workers) for i in range(workers)]
 
 
 def device(args: argparse.Namespace) -> int:

@@ -8,11 +8,30 @@ a number can drift from the code that enforces it.
 
 Web-free: the server layer enforces and answers (429 with ``Retry-After``); this
 module only says what the limits are.
+
+With ``serve --workers N`` each cap still holds for the whole server, and each says how
+(``across`` in its declaration, a column of the README's table):
+
+- The pending caps are counted in the store, inside the transaction that queues: one
+  count, whichever process queues.
+- The account caps on waits (long-polls, event streams) are **divided**: each worker
+  takes an equal share (:func:`shares`), as ``--max-connections`` is divided. What these
+  caps protect is each process's own connections, coroutines and queues, and the kernel
+  spreads connections over the workers, so a share per worker bounds what each holds
+  and never lets more through in all. Counting them in PostgreSQL instead would put two
+  database round trips (admit, release) on every wait and need a table of open waits
+  cleaned after a worker dies (heartbeats), for one difference: a worker refuses at its
+  share while another may still have room (the 429's ``Retry-After`` lands the retry
+  wherever the kernel sends it).
+- The device's cap on long-polls is 1 and cannot be divided: a device's new poll on any
+  worker ends its older ones on every worker, told through PostgreSQL ``NOTIFY``
+  (:class:`dmlab.server.notifier.Notifier`), so a device whose connection died unseen
+  never leaves a dead poll on another process to take its next notification.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 #: Seconds a caller refused for a cap is asked to wait: every long-poll ends within
@@ -33,8 +52,14 @@ class OverCap(Exception):
         self.retry_after = retry_after
 
 
-def _cap(default: int, counts: str, over: str) -> Any:
-    return field(default=default, metadata={"counts": counts, "over": over})
+#: How a cap holds across ``serve --workers N`` (module docstring).
+DIVIDED = "divided: each worker takes an equal share, at least 1 (as `--max-connections`)"
+IN_STORE = "one count in the database, taken in the transaction that queues"
+TOLD = "one for the server: a new poll on any worker ends the older ones on every worker"
+
+
+def _cap(default: int, counts: str, over: str, across: str) -> Any:
+    return field(default=default, metadata={"counts": counts, "over": over, "across": across})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,28 +72,33 @@ class Caps:
         "the oldest of that device's polls ends at once, answered 204 as if nothing came: "
         "a device whose connection died unseen polls again, and its next notification "
         "must reach the new poll, not the dead one",
+        TOLD,
     )
     polls_per_account: int = _cap(
         500,
         "long-polls waiting at once from all the devices of one account",
         f"429 problem `over-cap`, `Retry-After: {RETRY_AFTER}`",
+        DIVIDED,
     )
     streams_per_account: int = _cap(
         16,
         "event streams (`GET /events`) one account has open at once",
         f"429 problem `over-cap`, `Retry-After: {RETRY_AFTER}`",
+        DIVIDED,
     )
     pending_per_device: int = _cap(
         100,
         "sessions one device has pending (queued, not yet started)",
         f"the request that would queue one more gets a 429 problem `over-cap`, "
         f"`Retry-After: {PENDING_RETRY_AFTER}`, and nothing is queued",
+        IN_STORE,
     )
     pending_per_account: int = _cap(
         100_000,
         "sessions pending for all the devices of one account",
         f"the request that would queue one more gets a 429 problem `over-cap`, "
         f"`Retry-After: {PENDING_RETRY_AFTER}`, and nothing is queued",
+        IN_STORE,
     )
 
     def __post_init__(self) -> None:
@@ -94,6 +124,26 @@ def declared() -> list[tuple[str, int, str, str]]:
     ]
 
 
+def shares(total: int, workers: int) -> list[int]:
+    """``total`` split over ``workers`` as evenly as whole numbers go: (5, 2) → [3, 2].
+    What ``serve --workers`` gives each worker of ``--max-connections`` and of every
+    divided cap."""
+    return [total // workers + (i < total % workers) for i in range(workers)]
+
+
+def divided() -> list[str]:
+    """The caps each worker of ``serve --workers N`` takes a share of."""
+    return [f.name for f in fields(Caps) if f.metadata["across"] == DIVIDED]
+
+
+def share(caps: Caps, worker: int, workers: int) -> Caps:
+    """The caps worker ``worker`` (0-based) of ``workers`` enforces: its share of each
+    divided cap, the others whole."""
+    return replace(
+        caps, **{name: shares(getattr(caps, name), workers)[worker] for name in divided()}
+    )
+
+
 def describe(name: str) -> str:
     """One sentence for OpenAPI: the cap, its default and its option."""
     for cap, default, counts, over in declared():
@@ -105,11 +155,12 @@ def describe(name: str) -> str:
 def markdown_table() -> str:
     """The README's table of caps (``python -m dmlab.caps`` rewrites it there)."""
     lines = [
-        "| cap (`dmlab serve` option) | default | counts | over the cap |",
-        "|---|---|---|---|",
+        "| cap (`dmlab serve` option) | default | counts | over the cap | with `--workers N` |",
+        "|---|---|---|---|---|",
     ]
+    across = {f.name: f.metadata["across"] for f in fields(Caps)}
     for name, default, counts, over in declared():
-        lines.append(f"| `{option(name)}` | {default} | {counts} | {over} |")
+        lines.append(f"| `{option(name)}` | {default} | {counts} | {over} | {across[name]} |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 import re
 import socket
 import ssl
@@ -126,6 +127,37 @@ def test_a_device_deleted_on_one_server_cannot_log_in_on_the_other(
             assert device.get("/notifications").status_code == 204  # now in A's cache
             assert operator.delete(f"/devices/{dev_id}").status_code == 204
             assert device.get("/notifications").status_code == 401
+
+
+def test_a_devices_new_poll_on_one_server_ends_its_poll_on_the_other(
+    pair: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """One long-poll per device for the whole server (``--polls-per-device 1``): of the
+    device's polls on A and on B, the later one ends the earlier at once (204), as a
+    second poll on one server does; the one left gets the device's next notification.
+    Before, each server kept its own and both waited out their 20 s, and a poll whose
+    connection had died unseen could take the notification."""
+    a, b = pair
+    ca = _ca(pair, tmp_path_factory)
+    dev_id = next(DEV_IDS)
+    answers: queue.Queue[tuple[str, int]] = queue.Queue()
+    with _client(b, ca, auth=ACCOUNT, headers={"Accept": "application/json"}) as operator:
+        secret = operator.post("/devices/new", json={"devId": dev_id}).json()["secret"]
+
+        def poll(url: str) -> None:
+            with _client(url, ca, auth=(dev_id, secret)) as device:
+                answers.put((url, device.get("/notifications", params={"wait": 20}).status_code))
+
+        threads = [threading.Thread(target=poll, args=(url,)) for url in (a, b)]
+        for thread in threads:
+            thread.start()
+        ended, status = answers.get(timeout=12)  # well before either poll's 20 s
+        assert status == 204
+        queued = operator.post(f"/devices/{dev_id}/sessions", json={"job": "inventory"})
+        assert queued.status_code == 202, queued.text
+        assert answers.get(timeout=12) == ({a: b, b: a}[ended], 200)
+        for thread in threads:
+            thread.join(10)
 
 
 def test_a_lockout_earned_on_one_server_holds_on_the_other(
@@ -358,11 +390,12 @@ def _status(sock: ssl.SSLSocket) -> int:
 def test_max_connections_are_shared_out_evenly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dmlab.__main__ import connection_shares, main
+    from dmlab.__main__ import main
+    from dmlab.caps import shares
 
-    assert connection_shares(1000, 2) == [500, 500]
-    assert connection_shares(5, 3) == [2, 2, 1]
-    assert connection_shares(2, 2) == [1, 1]
+    assert shares(1000, 2) == [500, 500]
+    assert shares(5, 3) == [2, 2, 1]
+    assert shares(2, 2) == [1, 1]
     # Fewer than one each is refused before anything starts (nothing listens there).
     code = main(
         ["serve", "--workers", "3", "--max-connections", "2", "--data", str(tmp_path / "d"),
@@ -371,3 +404,59 @@ def test_max_connections_are_shared_out_evenly(
     assert code == 2
     assert "--max-connections 2 is shared by --workers 3" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_the_account_caps_on_waits_are_shared_out_among_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each worker enforces its share of --polls-per-account and --streams-per-account
+    (dmlab/caps.py says why), the others whole: before, each took the whole cap, so two
+    workers let twice the cap through."""
+    from dmlab.__main__ import build_parser, main, worker_options
+
+    args = build_parser().parse_args(
+        ["serve", "--workers", "3", "--data", "d", "--polls-per-account", "500",
+         "--streams-per-account", "16", "--max-connections", "10"]
+    )  # fmt: skip
+    assert [worker_options(args, i) for i in range(3)] == [
+        ["--max-connections=4", "--polls-per-device=1", "--polls-per-account=167",
+         "--streams-per-account=6", "--pending-per-device=100", "--pending-per-account=100000"],
+        ["--max-connections=3", "--polls-per-device=1", "--polls-per-account=167",
+         "--streams-per-account=5", "--pending-per-device=100", "--pending-per-account=100000"],
+        ["--max-connections=3", "--polls-per-device=1", "--polls-per-account=166",
+         "--streams-per-account=5", "--pending-per-device=100", "--pending-per-account=100000"],
+    ]  # fmt: skip
+    code = main(
+        ["serve", "--workers", "3", "--streams-per-account", "2", "--data",
+         str(tmp_path / "d"), "--database", "postgresql://nowhere/x"]
+    )  # fmt: skip
+    assert code == 2
+    assert "--streams-per-account 2 is shared by --workers 3" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_two_workers_hold_the_account_cap_on_event_streams_between_them(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """``--workers 2 --streams-per-account 2``: of five streams held open at once, at
+    most two are served, however the kernel spreads them (each worker took 2 before,
+    so up to four were)."""
+    process = Process.start(
+        "serve", "--workers", "2", "--streams-per-account", "2", "--port", str(free_port()),
+        "--data", str(tmp_path / "d"), "--database", new_database(),
+        "--account", ":".join(ACCOUNT), cwd=tmp_path,
+    )  # fmt: skip
+    statuses = []
+    try:
+        url = process.expect(r"dmlab serving (https://\S+) with 2 workers", START_TIMEOUT)[1]
+        for _ in range(2):
+            process.expect(r"dmlab worker \d+ started", START_TIMEOUT)
+        with contextlib.ExitStack() as held:
+            for _ in range(5):
+                client = held.enter_context(_client(url, tmp_path / "d" / "ca.pem", auth=ACCOUNT))
+                stream = held.enter_context(client.stream("GET", "/events"))
+                statuses.append(stream.status_code)
+    finally:
+        code = process.terminate()
+    assert code == 0, "\n".join(process.lines)
+    assert 1 <= statuses.count(200) <= 2 and statuses.count(429) >= 3, statuses

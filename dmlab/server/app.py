@@ -98,7 +98,10 @@ def follow_others(services: Services) -> Callable[[], None]:
         services.events.relay()
 
     stop: Callable[[], None] = store.follow(
-        notifications=services.notifier.wake, events=services.events.relay, on_reconnect=catch_up
+        notifications=services.notifier.wake,
+        events=services.events.relay,
+        polls=services.notifier.polled_elsewhere,
+        on_reconnect=catch_up,
     )
     services.events.relay()  # any logged between the bus's start and the LISTEN
     return stop

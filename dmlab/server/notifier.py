@@ -11,7 +11,12 @@ Several server processes on one PostgreSQL database share the mailboxes: they ar
 rows in the database (:class:`SharedMailboxes`), a delivery on one process NOTIFYs
 every process, whose listener thread wakes its own waiting polls, and the woken
 poll takes the row with ``DELETE … RETURNING``, so each package reaches the device
-exactly once, whichever process it polls.
+exactly once, whichever process it polls. A device has one long-poll for the whole
+server (``Caps.polls_per_device``): a poll admitted on one process is announced to the
+others (:meth:`SharedMailboxes.announce_poll`, a NOTIFY; one round trip per poll), which
+end the device's older polls (:meth:`Notifier.polled_elsewhere`), so a poll whose connection died unseen on
+another process cannot take the device's next notification. The account's cap is
+divided among the processes instead (``dmlab/caps.py`` says why).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class SharedMailboxes(Protocol):
     def put_notification(self, dev_id: str, package: bytes, keep: int) -> None: ...
     def take_notification(self, dev_id: str) -> bytes | None: ...
     def forget_notifications(self, dev_id: str) -> None: ...
+    def announce_poll(self, payload: str) -> None: ...
 
 
 class _Poll:
@@ -58,6 +64,9 @@ class _Poll:
     def __init__(self, loop: asyncio.AbstractEventLoop, account: str) -> None:
         self.loop = loop
         self.account = account
+        #: When it was admitted, on the wall clock other processes (and hosts, NTP-kept)
+        #: share: of a device's polls on two processes, the later one stays.
+        self.since = time.time()
         self.arrived = asyncio.Event()
         self.ended = False
 
@@ -103,6 +112,8 @@ class Notifier:
         #: Rows in the shared database instead of ``_mailboxes`` (module docstring);
         #: whoever listens for deliveries calls :meth:`wake`.
         self._shared = shared
+        #: This process, as its poll announcements name it (to skip its own).
+        self._origin = secrets.token_hex(8)
         #: Whether package 0 is sent at all; False under lab choice
         #: notification-transport=none, where no channel reaches any device: not a
         #: mailbox for devices in other processes, nor a listener in this one (the lab's
@@ -209,9 +220,26 @@ class Notifier:
         with self._lock:
             self._admit(dev_id, poll)
         try:
+            if self._shared is not None:  # the device's polls on other processes end
+                said = f"{self._origin} {poll.since!r} {dev_id}"
+                await anyio.to_thread.run_sync(self._shared.announce_poll, said)
             return await self._wait(dev_id, poll, loop.time() + timeout)
         finally:
             self._unwait(dev_id, poll)
+
+    def polled_elsewhere(self, payload: str) -> None:
+        """Another process admitted a poll of the device (any thread; ``payload`` is
+        ``"<origin> <admitted at> <dev_id>"``): end the device's polls here admitted
+        before it. Two polls admitted at once on two processes hear of each other, and
+        the later one stays."""
+        origin, since, dev_id = payload.split(" ", 2)
+        if origin == self._origin:
+            return
+        with self._lock:
+            for poll in list(self._waiting.get(dev_id, ())):
+                if poll.since < float(since):
+                    self._drop(dev_id, poll)
+                    poll.end()
 
     def _admit(self, dev_id: str, poll: _Poll) -> None:
         """Count ``poll`` in (under ``self._lock``). At the device's cap, its oldest
@@ -225,7 +253,8 @@ class Notifier:
             raise OverCap(
                 "polls_per_account",
                 f"account {poll.account} has {self._caps.polls_per_account} long-polls "
-                f"waiting already (the cap, {option('polls_per_account')}); "
+                f"waiting already on this server process (the cap, "
+                f"{option('polls_per_account')}, shared out among --workers); "
                 f"try again in {RETRY_AFTER} s",
             )
         while len(polls) >= self._caps.polls_per_device:

@@ -272,6 +272,9 @@ def _psycopg(sql: str) -> Any:
 NOTIFICATIONS_CHANNEL = "dmlab_notifications"
 #: The LISTEN/NOTIFY channel that says "events up to this number are in the log".
 EVENTS_CHANNEL = "dmlab_events"
+#: The LISTEN/NOTIFY channel that says "this device long-polls here now" (its polls on
+#: other processes end: one poll per device for the whole server).
+POLLS_CHANNEL = "dmlab_polls"
 
 
 class PostgresStore(SQLStore):
@@ -584,6 +587,12 @@ class PostgresStore(SQLStore):
     def forget_notifications(self, dev_id: str) -> None:
         self._write("DELETE FROM notifications WHERE dev_id = %s", (dev_id,))
 
+    def announce_poll(self, payload: str) -> None:
+        """Tell every process listening on ``POLLS_CHANNEL`` that a device's long-poll
+        was admitted (``payload`` says where, when and whose; ``Notifier`` reads it);
+        nothing is stored."""
+        self._one("SELECT pg_notify(%s, %s)", (POLLS_CHANNEL, payload))
+
     # The event log (``dmlab.events.EventLog``). Numbered under the write lock that
     # every transaction holds, so numbers follow commit order: a reader that sees
     # event n sees every event before it, which makes "all after the last one I saw"
@@ -630,12 +639,15 @@ class PostgresStore(SQLStore):
         *,
         notifications: Callable[[str], None],
         events: Callable[[str], None],
+        polls: Callable[[str], None] = lambda payload: None,
         on_reconnect: Callable[[], None] = lambda: None,
     ) -> Callable[[], None]:
         """Listen for what other processes announce: a notification queued for a device
-        (``notifications(dev_id)``), events logged up to a number (``events(seq)``)."""
+        (``notifications(dev_id)``), events logged up to a number (``events(seq)``), a
+        device's long-poll admitted (``polls(payload)``)."""
         return self.listen(
-            {NOTIFICATIONS_CHANNEL: notifications, EVENTS_CHANNEL: events}, on_reconnect
+            {NOTIFICATIONS_CHANNEL: notifications, EVENTS_CHANNEL: events, POLLS_CHANNEL: polls},
+            on_reconnect,
         )
 
     def listen(

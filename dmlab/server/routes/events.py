@@ -121,9 +121,9 @@ class EventStreams:
             if sum(s.account == account for s in self._subscriptions) >= cap:
                 raise OverCap(
                     "streams_per_account",
-                    f"account {account} has {cap} event streams open already (the cap, "
-                    f"{option('streams_per_account')}); close one, or try again in "
-                    f"{RETRY_AFTER} s",
+                    f"account {account} has {cap} event streams open already on this "
+                    f"server process (the cap, {option('streams_per_account')}, shared "
+                    f"out among --workers); close one, or try again in {RETRY_AFTER} s",
                 )
             self._subscriptions.add(subscription)
         if after is None or self._bus.shared:
