@@ -234,6 +234,12 @@ def empty(description: str, headers: dict[str, str] | None = None) -> dict[str, 
     return response
 
 
+def problems(*statuses: int) -> dict[int, str]:
+    """The shared problem answers for ``statuses`` (``{400: "400", …}``; each is
+    described once, in ``COMMON_RESPONSES``), to spread into ``responses``."""
+    return {status: str(status) for status in statuses}
+
+
 def over_cap(*caps: str) -> dict[str, Any]:
     """The 429 of an operation that caps of :mod:`dmlab.caps` bound."""
     return {

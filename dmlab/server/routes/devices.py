@@ -42,6 +42,7 @@ from ..operation import (
     empty,
     html_page,
     json_answer,
+    problems,
     ref,
 )
 from ..pages import page
@@ -394,11 +395,7 @@ routes = [
                 html=True,
                 headers={"Location": "the device's page", "Cache-Control": "no-store"},
             ),
-            400: "400",
-            406: "406",
-            409: "409",
-            413: "413",
-            415: "415",
+            **problems(400, 406, 409, 413, 415),
         },
     ),
     Operation(
@@ -427,12 +424,7 @@ routes = [
         responses={
             200: json_answer("DeviceInfo", "Updated.", headers=ETAG),
             303: REDIRECT_303,
-            400: "400",
-            404: "404",
-            406: "406",
-            412: "412",
-            413: "413",
-            415: "415",
+            **problems(400, 404, 406, 412, 413, 415),
         },
     ),
     Operation(
@@ -445,9 +437,7 @@ routes = [
         responses={
             204: empty("Unregistered."),
             303: REDIRECT_303,
-            404: "404",
-            406: "406",
-            412: "412",
+            **problems(404, 406, 412),
         },
     ),
     Operation(
@@ -463,13 +453,7 @@ routes = [
             200: json_answer("DeviceInfo", "Updated (JSON).", headers=ETAG),
             204: empty("Unregistered."),
             303: REDIRECT_303,
-            400: "400",
-            404: "404",
-            405: "405",
-            406: "406",
-            412: "412",
-            413: "413",
-            415: "415",
+            **problems(400, 404, 405, 406, 412, 413, 415),
         },
     ),
     Operation(
@@ -492,12 +476,7 @@ routes = [
                 headers={"Location": "/sessions/id/{sessionId}"},
             ),
             204: END_204,
-            400: "400",
-            403: "403",
-            404: "404",
-            406: "406",
-            413: "413",
-            415: "415",
+            **problems(400, 403, 404, 406, 413, 415),
             429: QUEUE_CAPS,
         },
         when={"browser-entry": ("device-sessions",)},
@@ -516,11 +495,7 @@ routes = [
             202: json_answer(
                 "SessionBrief", "Queued.", headers={"Location": "/sessions/id/{sessionId}"}
             ),
-            400: "400",
-            404: "404",
-            406: "406",
-            413: "413",
-            415: "415",
+            **problems(400, 404, 406, 413, 415),
             429: QUEUE_CAPS,
         },
         when={"browser-entry": ("sessions-next",)},

@@ -33,6 +33,7 @@ from ..operation import (
     Operation,
     empty,
     json_answer,
+    problems,
     ref,
 )
 from ..problems import bad_request
@@ -101,13 +102,7 @@ routes = [
                 headers={"Location": "/sessions/id/{sessionId}"},
             ),
             204: empty("Nothing is pending."),
-            400: "400",
-            403: "403",
-            404: "404",
-            406: "406",
-            409: "409",
-            413: "413",
-            415: "415",
+            **problems(400, 403, 404, 406, 409, 413, 415),
             429: QUEUE_CAPS,
         },
         devid_header=True,

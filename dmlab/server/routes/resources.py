@@ -176,6 +176,22 @@ _DELIVERY = {
     "devid_header": True,
 }
 
+#: What a stored-data read answers.
+_STORED: dict[int, Any] = {
+    200: _stored_data("The data, in the media type it was sent with."),
+    400: "400",
+    404: "404",
+}
+
+
+def _fetch(path: str, endpoint: Any, summary: str, responses: dict[int, Any]) -> Operation:
+    """A ``GET`` of something a job's HGET fetches: a device (its credentials and
+    ``OMADM-DevID``) or the account may read it."""
+    return Operation(
+        "GET", path, endpoint, summary, DATA, who=BOTH, responses=responses, devid_header=True
+    )
+
+
 routes = [
     Operation(
         "GET",
@@ -185,77 +201,43 @@ routes = [
         PEOPLE,
         responses={200: json_answer("Home", "The resources.", html=True), 406: "406"},
     ),
-    Operation(
-        "GET",
+    _fetch(
         "/firmware/{version}",
         firmware,
         "A firmware package (what FUMO downloads).",
-        DATA,
-        who=BOTH,
-        responses={200: json_answer("FirmwarePackage", "The package."), 404: "404"},
-        devid_header=True,
+        {200: json_answer("FirmwarePackage", "The package."), 404: "404"},
     ),
-    Operation(
-        "GET",
+    _fetch(
         "/firmware/{version}/url",
         firmware_url,
         "The package's URL as text: a FUMO job HGETs it into DownloadAndUpdate/PkgURL.",
-        DATA,
-        who=BOTH,
-        responses={
-            200: text_answer("The URL."),
-            404: "404",
-        },
-        devid_header=True,
+        {200: text_answer("The URL."), 404: "404"},
     ),
-    Operation(
-        "GET",
+    _fetch(
         "/software/{name}/{version}",
         software,
         "SCOMO's delivery descriptor (PkgID, Name, PkgURL…): a software-install job HGETs "
         "it into Download/<PkgID>.",
-        DATA,
-        who=BOTH,
-        responses={200: json_answer("SoftwareDescriptor", "The descriptor."), 404: "404"},
-        devid_header=True,
+        {200: json_answer("SoftwareDescriptor", "The descriptor."), 404: "404"},
     ),
-    Operation(
-        "GET",
+    _fetch(
         "/software/{name}/{version}/package",
         software_package,
         "A software package (what SCOMO downloads; the firmware package's format).",
-        DATA,
-        who=BOTH,
-        responses={200: json_answer("FirmwarePackage", "The package."), 404: "404"},
-        devid_header=True,
+        {200: json_answer("FirmwarePackage", "The package."), 404: "404"},
     ),
-    Operation(
-        "GET",
+    _fetch(
         "/values/{text}",
         value,
         "The text itself: a job HGETs it to write a literal into a leaf (DM 2.0 has no "
         "command that carries a value).",
-        DATA,
-        who=BOTH,
-        responses={
-            200: text_answer("The text."),
-            400: "400",
-        },
-        devid_header=True,
+        {200: text_answer("The text."), 400: "400"},
     ),
-    Operation(
-        "GET",
+    _fetch(
         "/data/{key}",
         get_data,
         "The data a device delivered under a key (a device reads its own).",
-        DATA,
-        who=BOTH,
-        responses={
-            200: _stored_data("The data, in the media type it was sent with."),
-            400: "400",
-            404: "404",
-        },
-        devid_header=True,
+        _STORED,
     ),
     Operation(
         "PUT",
@@ -282,11 +264,7 @@ routes = [
         DATA,
         operation_id="get_device_data",
         who=BOTH,
-        responses={
-            200: _stored_data("The data, in the media type it was sent with."),
-            400: "400",
-            404: "404",
-        },
+        responses=_STORED,
         devid_header=True,
     ),
     Operation(
