@@ -111,10 +111,17 @@ SCOMO_ROOT = f"{SCOMO}/{SCOMO_INSTANCE}"
 DEPLOYED = f"{SCOMO_ROOT}/Inventory/Deployed"
 
 
-def _inventory(done: tuple[Round, ...]) -> dict[str, Any] | str:
+def _inventory(done: tuple[Round, ...]) -> dict[str, Any] | Step:
+    """The rounds every SCOMO job shares: first GET the Deployed inventory, then (its
+    own round done) end. Between them: the inventory the job decides on, or the Step
+    that ends the session because the device could not report it."""
+    if not done:
+        return Step((Command.of("GET", DEPLOYED),))
+    if len(done) > 1:
+        return Step(None)
     status = _first(done)
     if status is None or not status.ok or not isinstance(status.data, dict):
-        return "the device could not report its SCOMO inventory"
+        return Step(None, "the device could not report its SCOMO inventory")
     return status.data
 
 
@@ -123,13 +130,9 @@ def _software_install(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> 
     descriptor into Download/<PkgID> and EXEC its DownloadInstall."""
     job = SERVICE_JOBS["software-install"]
     name, version = job.value(spec, "name"), job.value(spec, "version")
-    if not done:
-        return Step((Command.of("GET", DEPLOYED),))
-    if len(done) > 1:
-        return Step(None)
     inventory = _inventory(done)
-    if isinstance(inventory, str):
-        return Step(None, inventory)
+    if isinstance(inventory, Step):
+        return inventory
     component = inventory.get(name)
     if isinstance(component, dict) and component.get("Version") == version:
         return Step(None, f"{name} {version} is already installed")
@@ -146,13 +149,9 @@ def _software_install(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> 
 def _software_remove(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
     """Read the Deployed inventory; if the component is there, EXEC its Remove."""
     name = SERVICE_JOBS["software-remove"].value(spec, "name")
-    if not done:
-        return Step((Command.of("GET", DEPLOYED),))
-    if len(done) > 1:
-        return Step(None)
     inventory = _inventory(done)
-    if isinstance(inventory, str):
-        return Step(None, inventory)
+    if isinstance(inventory, Step):
+        return inventory
     if name not in inventory:
         return Step(None, f"{name} is not installed")
     return Step((_async(f"{DEPLOYED}/{name}/Operations/Remove", base_url), Command.of("END")))
