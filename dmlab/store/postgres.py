@@ -591,7 +591,7 @@ class PostgresStore(SQLStore):
         """Tell every process listening on ``POLLS_CHANNEL`` that a device's long-poll
         was admitted (``payload`` says where, when and whose; ``Notifier`` reads it);
         nothing is stored."""
-        self._one("SELECT pg_notify(%s, %s)", (POLLS_CHANNEL, payload))
+        self._one("SELECT pg_notify(?, ?)", (POLLS_CHANNEL, payload))
 
     # The event log (``dmlab.events.EventLog``). Numbered under the write lock that
     # every transaction holds, so numbers follow commit order: a reader that sees
