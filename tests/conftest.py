@@ -51,9 +51,8 @@ def fresh_lab() -> Iterator[Lab]:
 
 @pytest.fixture
 def clients(lab: Lab) -> Iterator[Clients]:
-    made = Clients(lab)
-    yield made
-    made.close()
+    with Clients(lab) as made:
+        yield made
 
 
 @pytest.fixture

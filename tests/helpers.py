@@ -4,6 +4,8 @@ trace). Fixtures that build on them live in conftest.py."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -12,12 +14,13 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -108,6 +111,12 @@ class Clients:
     def close(self) -> None:
         for client in self._open:
             client.close()
+
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # What a user reads ---------------------------------------------------------------
@@ -324,6 +333,98 @@ class Process:
                 self.lines.append(line)
         if self.popen.stdout is not None:
             self.popen.stdout.close()
+
+
+def serve(
+    tmp_path: Path, *options: str, account: tuple[str, str] = ACCOUNT
+) -> tuple[Process, str, Path]:
+    """``python -m dmlab serve`` on a free port, its state in ``tmp_path/data``, with
+    ``account``: the process, its URL and its CA file, once it serves."""
+    data = tmp_path / "data"
+    process = Process.start(
+        "serve", "--port", str(free_port()), "--data", str(data), "--account", ":".join(account),
+        *options, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
+    except BaseException:
+        process.terminate()
+        raise
+    return process, url, data / "ca.pem"
+
+
+def run_device(url: str, ca: Path, dev_id: str, secret: str, *options: str, cwd: Path) -> Process:
+    """``python -m dmlab device`` against the server at ``url``."""
+    return Process.start(
+        "device", "--server", url, "--cafile", str(ca), "--dev-id", dev_id, "--secret", secret,
+        *options, cwd=cwd,
+    )  # fmt: skip
+
+
+def https_client(url: str, ca: Path, **options: Any) -> httpx.Client:
+    """A client of the server at ``url`` that trusts its CA file ``ca`` (30 s timeout)."""
+    verify = ssl.create_default_context(cafile=str(ca))
+    return httpx.Client(base_url=url, verify=verify, timeout=30, **options)
+
+
+def operator_client(url: str, ca: Path, account: tuple[str, str] = ACCOUNT) -> httpx.Client:
+    """An account's script: Basic credentials, JSON answers."""
+    return https_client(url, ca, auth=account, headers={"Accept": "application/json"})
+
+
+# Raw ASGI: a client the test controls to the message ------------------------------------
+def asgi_get(
+    path: str, user: str, secret: str, *, query: bytes = b"", dev_id: str = ""
+) -> dict[str, Any]:
+    """The ASGI scope of ``GET path?query`` with Basic credentials (and ``OMADM-DevID``
+    when ``dev_id`` is given), as uvicorn would pass it."""
+    token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    headers = [(b"host", b"dmlab.test"), (b"authorization", f"Basic {token}".encode())]
+    if dev_id:
+        headers.append((media.DEVID_HEADER.lower().encode(), dev_id.encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("dmlab.test", 443),
+    }
+
+
+def hangs_up_on(gone: asyncio.Event) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI ``receive``: the request (no body), then a disconnect once ``gone`` is set."""
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+# A real browser (Chromium, driven by Playwright) --------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Where the browser tests leave their screenshots.
+SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
 
 
 @contextlib.contextmanager

@@ -133,55 +133,28 @@ def padded(body: dict[str, Any], size: int) -> bytes:
     return text + b" " * (size - len(text))
 
 
+def _unreadable(who: str, method: str, path: str, raw: bytes, content_type: str) -> Case:
+    """A body that is not JSON at all, sent as ``content_type``: a 400 ``bad-json``."""
+    return Case(who, method, path, 400, "bad-json", raw=raw, content_type=content_type)
+
+
 CASES: dict[str, Case] = {
     # 400: the body cannot be read -------------------------------------------------
-    "malformed-json-report": Case(
-        "device",
-        "PUT",
-        "/sessions/id/{active}",
-        400,
-        "bad-json",
-        raw=b'{"Status": [',
-        content_type=J,
+    "malformed-json-report": _unreadable(
+        "device", "PUT", "/sessions/id/{active}", b'{"Status": [', J
     ),
-    "malformed-json-alert": Case(
-        "device", "POST", "/alert", 400, "bad-json", raw=b"{nope", content_type=DM
+    "malformed-json-alert": _unreadable("device", "POST", "/alert", b"{nope", DM),
+    "malformed-json-next": _unreadable("device", "POST", "/sessions/next", b"[", J),
+    "malformed-json-start": _unreadable(
+        "device", "POST", "/sessions/id/{pending}", b'{"Alert": [}', DM
     ),
-    "malformed-json-next": Case(
-        "device", "POST", "/sessions/next", 400, "bad-json", raw=b"[", content_type=J
+    "malformed-json-register": _unreadable("account", "POST", "/devices/new", b'{"devId":', J),
+    "malformed-json-request": _unreadable(
+        "account", "POST", "/devices/{dev}/sessions", b"{'job': 'inventory'}", J
     ),
-    "malformed-json-start": Case(
-        "device",
-        "POST",
-        "/sessions/id/{pending}",
-        400,
-        "bad-json",
-        raw=b'{"Alert": [}',
-        content_type=DM,
-    ),
-    "malformed-json-register": Case(
-        "account", "POST", "/devices/new", 400, "bad-json", raw=b'{"devId":', content_type=J
-    ),
-    "malformed-json-request": Case(
-        "account",
-        "POST",
-        "/devices/{dev}/sessions",
-        400,
-        "bad-json",
-        raw=b"{'job': 'inventory'}",
-        content_type=J,
-    ),
-    "malformed-json-update": Case(
-        "account", "PUT", "/devices/{dev}", 400, "bad-json", raw=b'{"name": "x",}', content_type=J
-    ),
-    "not-utf8-json": Case(
-        "device",
-        "PUT",
-        "/sessions/id/{active}",
-        400,
-        "bad-json",
-        raw=b'{"Status": "\xff\xfe"}',
-        content_type=J,
+    "malformed-json-update": _unreadable("account", "PUT", "/devices/{dev}", b'{"name": "x",}', J),
+    "not-utf8-json": _unreadable(
+        "device", "PUT", "/sessions/id/{active}", b'{"Status": "\xff\xfe"}', J
     ),
     "json-array-register": Case(
         "account", "POST", "/devices/new", 400, json=[{"devId": "IMEI:123456"}]

@@ -24,18 +24,7 @@ import pytest
 from dmlab import Lab
 from dmlab.runtime.lab import DEFAULT_ACCOUNT
 
-from helpers import new_dev_id
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
+from helpers import CHROMIUM, CHROMIUM_ARGS, SHOTS, new_dev_id
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed"
@@ -89,7 +78,7 @@ def playwright() -> Iterator[Any]:
 
 def launch(playwright: Any, home: Path) -> Any:
     return playwright.chromium.launch(
-        executable_path=CHROMIUM, args=ARGS, env={**os.environ, "HOME": str(home)}
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)}
     )
 
 

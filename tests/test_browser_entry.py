@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -34,15 +33,6 @@ def next_lab() -> Iterator[Lab]:
     with Lab(hash_cost=HASH_COST, choices={"browser-entry": "sessions-next"}) as running:
         running.add_account(*RIVAL)
         yield running
-
-
-@contextmanager
-def _clients(lab: Lab) -> Iterator[Clients]:
-    made = Clients(lab)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def _form(page: str) -> tuple[str, dict[str, str]]:
@@ -75,13 +65,13 @@ def _browser_requests_a_session(lab: Lab, made: Clients) -> tuple[str, str]:
 
 # device-sessions (the default) -----------------------------------------------------------
 def test_device_sessions_the_page_form_posts_under_the_device_and_the_device_runs_it(lab):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         action, _ = _browser_requests_a_session(lab, made)
     assert re.fullmatch(r"/devices/IMEI%3A\d+/sessions", action), action
 
 
 def test_device_sessions_a_browser_cannot_post_to_sessions_next(lab):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         device = lab.add_device(new_dev_id())
         page = html(made.browser().get(f"/devices/{quote(device.dev_id)}"), 200)
         answer = made.browser().post(
@@ -93,7 +83,7 @@ def test_device_sessions_a_browser_cannot_post_to_sessions_next(lab):
 
 # sessions-next -------------------------------------------------------------------------
 def test_sessions_next_the_page_form_posts_to_sessions_next_and_the_device_runs_it(next_lab):
-    with _clients(next_lab) as made:
+    with Clients(next_lab) as made:
         action, sid = _browser_requests_a_session(next_lab, made)
     assert action == "/sessions/next"
     browser_posts = [
@@ -119,7 +109,7 @@ def test_sessions_next_a_dm_clients_package_1_still_starts_its_pending_session(n
     dev_id = new_dev_id()
     secret = next_lab.operator.register(dev_id)["secret"]
     sid = next_lab.operator.request_session(dev_id, job="inventory", notify=False)["SessionID"]
-    with _clients(next_lab) as made:
+    with Clients(next_lab) as made:
         client = made.device(dev_id, secret)
         alert = {"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}]}
         package = commands(
@@ -136,7 +126,7 @@ def test_sessions_next_the_resource_under_the_device_takes_scripts_json_only(nex
     dev_id = new_dev_id()
     secret = next_lab.operator.register(dev_id)["secret"]
     path = f"/devices/{quote(dev_id)}/sessions"
-    with _clients(next_lab) as made:
+    with Clients(next_lab) as made:
         page = html(made.browser().get(f"/devices/{quote(dev_id)}"), 200)
         form = made.browser().post(path, data={**_form(page)[1], "job": "inventory"})
         assert "/sessions/next" in html(form, 415)  # a page that says where to post
@@ -151,7 +141,7 @@ def test_sessions_next_refuses_a_form_without_its_device_token_or_a_strangers_de
     next_lab.operator.register(dev_id)
     rivals = new_dev_id()
     next_lab.operators[RIVAL[0]].register(rivals)
-    with _clients(next_lab) as made:
+    with Clients(next_lab) as made:
         page = html(made.browser().get(f"/devices/{quote(dev_id)}"), 200)
         hidden = _form(page)[1]
         browser = made.browser()
@@ -171,7 +161,7 @@ def test_sessions_next_refuses_a_form_without_its_device_token_or_a_strangers_de
 
 def test_openapi_declares_the_entry_in_force(lab, next_lab):
     def next_operation(running: Lab) -> dict:
-        with _clients(running) as made:
+        with Clients(running) as made:
             document = made.anonymous().get("/openapi.json").json()
         return document["paths"]["/sessions/next"]["post"]
 
@@ -180,7 +170,7 @@ def test_openapi_declares_the_entry_in_force(lab, next_lab):
     assert {"accountBasic": []} not in default["security"]
     assert media.FORM in moved["requestBody"]["content"]
     assert {"accountBasic": []} in moved["security"] and "202" in moved["responses"]
-    with _clients(next_lab) as made:
+    with Clients(next_lab) as made:
         document = made.anonymous().get("/openapi.json").json()
     under_device = document["paths"]["/devices/{devId}/sessions"]["post"]
     assert list(under_device["requestBody"]["content"]) == [media.JSON]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -155,24 +154,15 @@ def singular_lab() -> Iterator[Lab]:
         yield running
 
 
-@contextmanager
-def _clients(lab: Lab) -> Iterator[Clients]:
-    made = Clients(lab)
-    try:
-        yield made
-    finally:
-        made.close()
-
-
 def _in_force(lab: Lab) -> dict[str, str]:
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         answer = made.anonymous().get("/choices")
     assert answer.status_code == 200, answer.text
     return {c["id"]: c["inForce"] for c in answer.json()["Choices"] if c["options"]}
 
 
 def test_get_choices_lists_every_choice_with_the_defaults_in_force(lab):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         answer = made.anonymous().get("/choices")
     rows = answer.json()["Choices"]
     assert [r["id"] for r in rows] == [c.id for c in CHOICES]
@@ -192,7 +182,7 @@ def test_get_choices_shows_the_option_a_lab_was_started_with(singular_lab):
 
 
 def test_get_choices_as_a_page(lab):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         page = made.anonymous(accept=media.HTML).get("/choices")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="choice-put-retry"' in page.text and "<strong>in force</strong>" in page.text
@@ -208,7 +198,7 @@ def _active_session(lab: Lab, made: Clients, registered) -> tuple[str, object]:
 
 @pytest.mark.parametrize("path", ["/session/id/{}", "/sessions/id/{}"])
 def test_abort_path_both_aborts_at_either_spelling(lab, register, path):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         sid, client = _active_session(lab, made, register(attach=False))
         answer = client.delete(path.format(sid))  # type: ignore[attr-defined]
         assert answer.status_code == 200, answer.text
@@ -219,7 +209,7 @@ def test_abort_path_singular_serves_only_the_crs_spelling(singular_lab):
     account = singular_lab.operator
     dev_id = "IMEI:490154203237000"
     secret = account.register(dev_id, name="t", man="m", mod="m")["secret"]
-    with _clients(singular_lab) as made:
+    with Clients(singular_lab) as made:
         client = made.device(dev_id, secret)
         sid = queue(singular_lab, dev_id, job="inventory")["SessionID"]
         commands(client.post(f"/sessions/id/{sid}"))
@@ -292,7 +282,7 @@ class _Phone:
 
 
 def test_session_ids_new_per_put_gives_each_round_a_new_id(lab):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         phone = _Phone(lab, made)
         first = phone.first_round()
         second = commands(phone.report(first))
@@ -301,7 +291,7 @@ def test_session_ids_new_per_put_gives_each_round_a_new_id(lab):
 
 
 def test_session_ids_stable_keeps_one_id_for_the_whole_session(stable_lab):
-    with _clients(stable_lab) as made:
+    with Clients(stable_lab) as made:
         phone = _Phone(stable_lab, made)
         first = phone.first_round()
         answer = phone.report(first)
@@ -314,7 +304,7 @@ def test_session_ids_stable_keeps_one_id_for_the_whole_session(stable_lab):
 
 def test_session_ids_stable_takes_a_retried_put_as_the_next_rounds_report(stable_lab):
     """The risk a stable id leaves: the server cannot tell a retry from the next report."""
-    with _clients(stable_lab) as made:
+    with Clients(stable_lab) as made:
         phone = _Phone(stable_lab, made)
         first = phone.first_round()
         phone.report(first)  # its answer is lost
@@ -326,7 +316,7 @@ def test_session_ids_stable_takes_a_retried_put_as_the_next_rounds_report(stable
 def test_put_retry_replay_answers_a_repeated_put_again_and_the_session_goes_on(lab):
     """Issue 12's finding: the answer to a PUT is lost; the device's retry used to get 409
     and the session hung."""
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         phone = _Phone(lab, made)
         first = phone.first_round()
         lost = phone.report(first)
@@ -341,7 +331,7 @@ def test_put_retry_replay_answers_a_repeated_put_again_and_the_session_goes_on(l
 
 
 def test_put_retry_replay_still_refuses_a_different_report_on_a_spent_id(lab):
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         phone = _Phone(lab, made)
         first = phone.first_round()
         second = commands(phone.report(first))
@@ -351,7 +341,7 @@ def test_put_retry_replay_still_refuses_a_different_report_on_a_spent_id(lab):
 
 def test_put_retry_replay_records_a_repeated_reports_alerts_once(lab):
     alert = {"AlertType": "urn:oma:at:dmlab:1.0:Note", "Data": {"n": 1}}
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         phone = _Phone(lab, made)
         first = phone.first_round()
         before = len(lab.services.store.alerts_of(phone.dev.dev_id))
@@ -361,7 +351,7 @@ def test_put_retry_replay_records_a_repeated_reports_alerts_once(lab):
 
 
 def test_put_retry_conflict_refuses_the_repeated_put_and_the_session_hangs(conflict_lab):
-    with _clients(conflict_lab) as made:
+    with Clients(conflict_lab) as made:
         phone = _Phone(conflict_lab, made)
         first = phone.first_round()
         second = commands(phone.report(first))  # its answer is lost
@@ -428,7 +418,7 @@ SERVER_INITIATED = {"AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt"}
 def test_end_report_report_takes_the_end_rounds_statuses_and_completes_on_that_put(
     defaults_lab,
 ):
-    with _clients(defaults_lab) as made:
+    with Clients(defaults_lab) as made:
         phone = _Phone(defaults_lab, made)
         last = commands(phone.report(phone.first_round()))
         assert last["CMD"][-1] == ["END"]
@@ -441,7 +431,7 @@ def test_end_report_report_takes_the_end_rounds_statuses_and_completes_on_that_p
 def test_end_report_none_completes_as_end_is_handed_out_and_refuses_a_put_after_it(
     no_end_report_lab,
 ):
-    with _clients(no_end_report_lab) as made:
+    with Clients(no_end_report_lab) as made:
         phone = _Phone(no_end_report_lab, made)
         last = commands(phone.report(phone.first_round()))
         assert last["CMD"][-1] == ["END"]
@@ -471,7 +461,7 @@ def test_the_device_command_takes_the_end_report_choice():
 
 
 def test_alert_opens_oldest_pending_starts_the_queued_session(defaults_lab):
-    with _clients(defaults_lab) as made:
+    with Clients(defaults_lab) as made:
         phone = _Phone(defaults_lab, made)
         queued = queue(defaults_lab, phone.dev.dev_id, job="firmware-update")["SessionID"]
         opened = commands(post_alert(phone.http, CLIENT_INITIATED))
@@ -483,7 +473,7 @@ def test_alert_opens_new_session_starts_a_client_initiated_session_and_leaves_pe
     new_session_lab,
 ):
     lab = new_session_lab
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         phone = _Phone(lab, made)
         queued = queue(lab, phone.dev.dev_id, job="firmware-update")["SessionID"]
         opened = commands(post_alert(phone.http, CLIENT_INITIATED))
@@ -504,7 +494,7 @@ def test_alert_opens_new_session_starts_a_client_initiated_session_and_leaves_pe
 
 
 def test_alert_opens_new_session_runs_a_session_even_with_nothing_pending(new_session_lab):
-    with _clients(new_session_lab) as made:
+    with Clients(new_session_lab) as made:
         phone = _Phone(new_session_lab, made)
         opened = commands(post_alert(phone.http, CLIENT_INITIATED))
         assert phone.report(opened).status_code == 204
@@ -512,7 +502,7 @@ def test_alert_opens_new_session_runs_a_session_even_with_nothing_pending(new_se
 
 def _ended_without_running(lab: Lab) -> tuple[dict, dict]:
     """A session aborted while active and one expired while pending, as listed."""
-    with _clients(lab) as made:
+    with Clients(lab) as made:
         phone = _Phone(lab, made)
         aborted = phone.first_round()["SessionID"]
         answer = phone.http.delete(f"/session/id/{aborted}")
@@ -532,7 +522,7 @@ def test_brief_result_ok_failure_lists_aborted_and_expired_as_failure_with_a_rea
 
 def test_brief_result_ok_failure_device_page_shows_the_reason_beside_the_result(defaults_lab):
     aborted, _ = _ended_without_running(defaults_lab)
-    with _clients(defaults_lab) as made:
+    with Clients(defaults_lab) as made:
         page = made.browser().get(f"/devices/{aborted['DevID']}")
     assert page.status_code == 200 and "failure (aborted)" in page.text
 
@@ -626,7 +616,7 @@ def test_brief_result_covers_an_active_session_expired_by_the_active_ttl(option,
     """An active session whose device went silent past --active-ttl (1e-9 s here: the next
     read finds it idle) is listed as the option says, its Reason naming the expiry."""
     with Lab(hash_cost=HASH_COST, choices={"brief-result": option}, active_ttl=1e-9) as running:
-        with _clients(running) as made:
+        with Clients(running) as made:
             phone = _Phone(running, made)
             started = phone.first_round()["SessionID"]
             listed = phone.http.get("/sessions/completed").json()["Sessions"]

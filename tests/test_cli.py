@@ -5,40 +5,25 @@ file the server writes, and stopped with SIGTERM like any service."""
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from helpers import START_TIMEOUT, Process, free_port
+from helpers import START_TIMEOUT, Process, operator_client, run_device, serve
 
-ACCOUNT = ("demo", "demo-pw")
 DEV_ID = "IMEI:490154203237518"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Process, str, Path]]:
     """``dmlab serve`` with its state in SQLite (the default) or in PostgreSQL."""
-    data = tmp_path / "data"
     database = []
     if request.param == "postgres":
         database = ["--database", request.getfixturevalue("new_database")()]
-    process = Process.start(
-        "serve",
-        "--port",
-        str(free_port()),
-        "--data",
-        str(data),
-        "--account",
-        ":".join(ACCOUNT),
-        *database,
-        cwd=tmp_path,
-    )
+    process, url, ca = serve(tmp_path, *database)
     try:
-        url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
-        yield process, url, data / "ca.pem"
+        yield process, url, ca
     finally:
         code = process.terminate()
     assert code == 0, "\n".join(process.lines)
@@ -48,30 +33,12 @@ def test_device_process_runs_a_server_initiated_session(
     server: tuple[Process, str, Path], tmp_path: Path
 ) -> None:
     _serve, url, ca = server
-    verify = ssl.create_default_context(cafile=str(ca))
-    with httpx.Client(
-        base_url=url,
-        auth=ACCOUNT,
-        verify=verify,
-        timeout=30,
-        headers={"Accept": "application/json"},
-    ) as operator:
+    with operator_client(url, ca) as operator:
         registered = operator.post("/devices/new", json={"devId": DEV_ID, "name": "cli"})
         assert registered.status_code == 201, registered.text
         secret = registered.json()["secret"]
 
-        device = Process.start(
-            "device",
-            "--server",
-            url,
-            "--cafile",
-            str(ca),
-            "--dev-id",
-            DEV_ID,
-            "--secret",
-            secret,
-            cwd=tmp_path,
-        )
+        device = run_device(url, ca, DEV_ID, secret, cwd=tmp_path)
         try:
             queued = operator.post(f"/devices/{DEV_ID}/sessions", json={"job": "inventory"})
             assert queued.status_code == 202, queued.text
@@ -101,14 +68,7 @@ def test_device_process_runs_a_server_initiated_session(
 def test_device_process_alert_now_once(server: tuple[Process, str, Path], tmp_path: Path) -> None:
     """``--alert-now --once``: a client-initiated session runs the queued work, then it exits."""
     _serve, url, ca = server
-    verify = ssl.create_default_context(cafile=str(ca))
-    with httpx.Client(
-        base_url=url,
-        auth=ACCOUNT,
-        verify=verify,
-        timeout=30,
-        headers={"Accept": "application/json"},
-    ) as operator:
+    with operator_client(url, ca) as operator:
         secret = operator.post("/devices/new", json={"devId": DEV_ID}).json()["secret"]
         queued = operator.post(
             f"/devices/{DEV_ID}/sessions",
@@ -118,20 +78,7 @@ def test_device_process_alert_now_once(server: tuple[Process, str, Path], tmp_pa
             },
         )
         assert queued.status_code == 202, queued.text
-        device = Process.start(
-            "device",
-            "--server",
-            url,
-            "--cafile",
-            str(ca),
-            "--dev-id",
-            DEV_ID,
-            "--secret",
-            secret,
-            "--alert-now",
-            "--once",
-            cwd=tmp_path,
-        )
+        device = run_device(url, ca, DEV_ID, secret, "--alert-now", "--once", cwd=tmp_path)
         started = device.expect(rf"^{DEV_ID} POST /alert -> 200 session (\S+)$", START_TIMEOUT)
         device.expect(rf"^{DEV_ID} PUT /sessions/id/{started[1]} -> 204$")
         code = device.popen.wait(20)

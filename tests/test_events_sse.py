@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import queue
 import threading
@@ -18,7 +17,8 @@ from dmlab import Lab
 from dmlab.server import build_services, create_app
 from dmlab.server.routes.events import QUEUE_SIZE, close_streams, event_streams
 
-HASH_COST = {"n": 2**4, "r": 8, "p": 1}
+from helpers import HASH_COST, asgi_get, hangs_up_on
+
 PHONE = "IMEI:490154203237518"
 RIVAL_PHONE = "IMEI:356938035643809"
 
@@ -202,34 +202,11 @@ def test_a_stream_that_falls_a_whole_queue_behind_ends_and_says_why() -> None:
     services = build_services(hash_cost=HASH_COST)
     services.add_account("demo", "demo-password")
     app = create_app(services)
-    token = base64.b64encode(b"demo:demo-password").decode()
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "https",
-        "path": "/events",
-        "raw_path": b"/events",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"dmlab.test"), (b"authorization", f"Basic {token}".encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("dmlab.test", 443),
-    }
+    scope = asgi_get("/events", "demo", "demo-password")
     chunks: list[bytes] = []
 
     async def go() -> None:
         reading, first_chunk, gone = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        requested = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body":
@@ -237,7 +214,7 @@ def test_a_stream_that_falls_a_whole_queue_behind_ends_and_says_why() -> None:
                 first_chunk.set()
                 await reading.wait()  # a client that has stopped reading
 
-        served = asyncio.create_task(app(scope, receive, send))
+        served = asyncio.create_task(app(scope, hangs_up_on(gone), send))
         async with asyncio.timeout(30):
             await first_chunk.wait()
             for _ in range(QUEUE_SIZE + 1):

@@ -10,7 +10,7 @@ from dmlab import Lab
 from dmlab.diagram import lifelines
 from dmlab.figures import CAPTIONS, figure, save_figures
 
-HASH_COST = {"n": 2**4, "r": 8, "p": 1}
+from helpers import HASH_COST
 
 
 def test_each_figure_shows_its_flow_between_the_crs_parties(tmp_path: Path) -> None:

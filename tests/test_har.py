@@ -12,7 +12,7 @@ import pytest
 from dmlab import Lab
 from dmlab.har import har
 
-CHROMIUM = "/usr/bin/chromium"
+from helpers import CHROMIUM
 
 #: HAR 1.2's required members, object by object (softwareishard.com/blog/har-12-spec).
 REQUIRED = {

@@ -32,16 +32,8 @@ import nbformat
 import psutil
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(os.environ.get("DMLAB_SCREENSHOTS", "/tmp"))
+from helpers import CHROMIUM, CHROMIUM_ARGS, SHOTS
+
 NOTEBOOK = "dashboard.ipynb"
 DEV_ID = "IMEI:490154203237518"
 #: ms, for each wait in the page (a whole run takes about 10 s idle). Generous: on a loaded
@@ -239,7 +231,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

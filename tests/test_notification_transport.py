@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import base64
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,41 +20,25 @@ from httpx_sse import connect_sse
 from dmlab import Lab
 from dmlab.protocol.notification import notification_key, verify_digest
 
-from helpers import HASH_COST, START_TIMEOUT, Process, free_port, new_dev_id
+from helpers import (
+    HASH_COST,
+    START_TIMEOUT,
+    Process,
+    https_client,
+    new_dev_id,
+    operator_client,
+    run_device,
+    serve,
+)
 
-ACCOUNT = ("demo", "demo-pw")
 DEV_ID = "IMEI:490154203237518"
-
-
-def _serve(tmp_path: Path, transport: str) -> tuple[Process, str, Path]:
-    data = tmp_path / "data"
-    process = Process.start(
-        "serve",
-        "--port",
-        str(free_port()),
-        "--data",
-        str(data),
-        "--account",
-        ":".join(ACCOUNT),
-        "--choice",
-        f"notification-transport={transport}",
-        cwd=tmp_path,
-    )
-    url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
-    return process, url, data / "ca.pem"
 
 
 @pytest.fixture
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict]:
     """A server under the option in ``request.param``, an operator, a registered device."""
-    server, url, ca = _serve(tmp_path, request.param)
-    operator = httpx.Client(
-        base_url=url,
-        auth=ACCOUNT,
-        verify=ssl.create_default_context(cafile=str(ca)),
-        timeout=30,
-        headers={"Accept": "application/json"},
-    )
+    server, url, ca = serve(tmp_path, "--choice", f"notification-transport={request.param}")
+    operator = operator_client(url, ca)
     try:
         secret = operator.post("/devices/new", json={"devId": DEV_ID}).json()["secret"]
         yield {"url": url, "ca": ca, "operator": operator, "secret": secret, "tmp": tmp_path}
@@ -65,19 +49,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict]:
 
 
 def _device(world: dict, *extra: str) -> Process:
-    return Process.start(
-        "device",
-        "--server",
-        world["url"],
-        "--cafile",
-        str(world["ca"]),
-        "--dev-id",
-        DEV_ID,
-        "--secret",
-        world["secret"],
-        *extra,
-        cwd=world["tmp"],
-    )
+    return run_device(world["url"], world["ca"], DEV_ID, world["secret"], *extra, cwd=world["tmp"])
+
+
+def _as_device(world: dict, **options: Any) -> httpx.Client:
+    return https_client(world["url"], world["ca"], auth=(DEV_ID, world["secret"]), **options)
 
 
 def _queue_and_see_it_run(world: dict, device: Process, channel: str | None, timeout: float) -> str:
@@ -133,14 +109,8 @@ def test_sse_a_device_in_another_process_gets_the_notification_as_an_event(world
     finally:
         _stop(device)
     # The long-poll is not served under this reading.
-    secret_client = httpx.Client(
-        base_url=world["url"],
-        auth=(DEV_ID, world["secret"]),
-        verify=ssl.create_default_context(cafile=str(world["ca"])),
-        headers={"Accept": "application/vnd.oma.dm.notification"},
-    )
-    with secret_client:
-        assert secret_client.get("/notifications", params={"wait": 0}).status_code == 406
+    with _as_device(world, headers={"Accept": "application/vnd.oma.dm.notification"}) as client:
+        assert client.get("/notifications", params={"wait": 0}).status_code == 406
 
 
 @pytest.mark.parametrize("world", ["none"], indirect=True)
@@ -155,11 +125,7 @@ def test_none_a_device_in_another_process_picks_the_session_up_on_its_timer(worl
     finally:
         log = _stop(device)
     assert "/notifications" not in log
-    with httpx.Client(
-        base_url=world["url"],
-        auth=(DEV_ID, world["secret"]),
-        verify=ssl.create_default_context(cafile=str(world["ca"])),
-    ) as client:
+    with _as_device(world) as client:
         assert client.get("/notifications", params={"wait": 0}).status_code == 404
 
 

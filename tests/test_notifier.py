@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,8 @@ from dmlab.server import Services, build_services, create_app
 from dmlab.server.notifier import Notifier
 from dmlab.store import Device
 from dmlab.trace import Trace
+
+from helpers import asgi_get, hangs_up_on
 
 PHONE = "IMEI:490154203237518"
 #: Generous: these bound a wait that should end at once, only so a bug fails rather than hangs.
@@ -111,43 +112,16 @@ def test_a_long_poll_ends_when_the_client_hangs_up() -> None:
     """GET /notifications?wait=30: the client leaves after the poll began waiting."""
     services = phone_server()
     app = create_app(services)
-    token = base64.b64encode(f"{PHONE}:s3cret".encode()).decode()
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "https",
-        "path": "/notifications",
-        "raw_path": b"/notifications",
-        "root_path": "",
-        "query_string": b"wait=30",
-        "headers": [
-            (b"host", b"dmlab.test"),
-            (b"authorization", f"Basic {token}".encode()),
-            (media.DEVID_HEADER.lower().encode(), PHONE.encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("dmlab.test", 443),
-    }
+    scope = asgi_get("/notifications", PHONE, "s3cret", query=b"wait=30", dev_id=PHONE)
     sent: list[dict[str, Any]] = []
 
     async def go() -> None:
         hung_up = asyncio.Event()
-        body_sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_sent
-            if not body_sent:
-                body_sent = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await hung_up.wait()
-            return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        served = asyncio.create_task(app(scope, receive, send))
+        served = asyncio.create_task(app(scope, hangs_up_on(hung_up), send))
         await until(lambda: services.notifier.waiting() == 1 or served.done())
         hung_up.set()
         async with asyncio.timeout(DEADLINE):  # not the 30 s the poll asked for

@@ -9,7 +9,8 @@ import pytest
 from dmlab import Lab
 from dmlab.widgets import COLUMNS, ControlPanel, SessionTable, TraceView, dashboard
 
-HASH_COST = {"n": 2**4, "r": 8, "p": 1}  # cheap scrypt: these tests are about widgets
+from helpers import HASH_COST, Clients
+
 PHONE = "IMEI:490154203237518"
 TABLET = "IMEI:356938035643809"
 
@@ -252,16 +253,11 @@ def test_hold_and_release_a_devices_notifications(lab: Lab) -> None:
 def test_the_table_shows_sessions_in_progress_on_its_first_load(listing: str) -> None:
     """A table opened while a session runs lists it at once, not after its next event
     (issue 10's last note), wherever the lab lists sessions in progress."""
-    from helpers import Clients
-
     with Lab(hash_cost=HASH_COST, choices={"active-listing": listing}) as lab:
         secret = lab.operator.register(PHONE)["secret"]  # no device attached: we are it
         queued = lab.operator.request_session(PHONE, job="inventory", notify=False)
-        clients = Clients(lab)
-        try:
+        with Clients(lab) as clients:
             started = clients.device(PHONE, secret).post("/sessions/next")
-        finally:
-            clients.close()
         assert started.status_code == 200, started.text
         table = SessionTable(lab)
         rows = table.frame().to_dict("records")

@@ -19,9 +19,18 @@ from typing import Any
 
 import httpx
 import pytest
-from test_cli import ACCOUNT
 
-from helpers import BROWSER_ACCEPT, START_TIMEOUT, Process, csrf_of, free_port
+from helpers import (
+    ACCOUNT,
+    BROWSER_ACCEPT,
+    START_TIMEOUT,
+    Process,
+    csrf_of,
+    free_port,
+    https_client,
+    operator_client,
+    run_device,
+)
 
 DEV_IDS = iter(f"IMEI:49015420323{n:04d}" for n in range(10_000))
 
@@ -59,11 +68,6 @@ def pair(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert codes == [0, 0], "\n".join(line for p in processes for line in p.lines)
 
 
-def _client(url: str, ca: Path, **kwargs: object) -> httpx.Client:
-    verify = ssl.create_default_context(cafile=str(ca))
-    return httpx.Client(base_url=url, verify=verify, timeout=30, **kwargs)  # type: ignore[arg-type]
-
-
 def _ca(pair: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.getbasetemp() / "pair0" / "data" / "ca.pem"
 
@@ -74,12 +78,9 @@ def test_a_device_polling_one_server_is_woken_by_a_session_queued_on_the_other(
     a, b = pair
     ca = _ca(pair, tmp_path_factory)
     dev_id = next(DEV_IDS)
-    with _client(b, ca, auth=ACCOUNT, headers={"Accept": "application/json"}) as operator:
+    with operator_client(b, ca) as operator:
         secret = operator.post("/devices/new", json={"devId": dev_id}).json()["secret"]
-        device = Process.start(
-            "device", "--server", a, "--cafile", str(ca), "--dev-id", dev_id,
-            "--secret", secret, cwd=tmp_path,
-        )  # fmt: skip
+        device = run_device(a, ca, dev_id, secret, cwd=tmp_path)
         try:
             # The device's first long-poll is waiting on A (its 204 would come after 25 s).
             queued = operator.post(f"/devices/{dev_id}/sessions", json={"job": "inventory"})
@@ -102,7 +103,7 @@ def test_a_csrf_token_from_one_server_is_accepted_by_the_other(
     a, b = pair
     ca = _ca(pair, tmp_path_factory)
     dev_id = next(DEV_IDS)
-    with _client(a, ca, auth=ACCOUNT) as on_a, _client(b, ca, auth=ACCOUNT) as on_b:
+    with https_client(a, ca, auth=ACCOUNT) as on_a, https_client(b, ca, auth=ACCOUNT) as on_b:
         form = on_a.get("/devices/new", headers={"Accept": BROWSER_ACCEPT})
         assert form.status_code == 200, form.text
         posted = on_b.post(
@@ -121,9 +122,9 @@ def test_a_device_deleted_on_one_server_cannot_log_in_on_the_other(
     a, b = pair
     ca = _ca(pair, tmp_path_factory)
     dev_id = next(DEV_IDS)
-    with _client(b, ca, auth=ACCOUNT, headers={"Accept": "application/json"}) as operator:
+    with operator_client(b, ca) as operator:
         secret = operator.post("/devices/new", json={"devId": dev_id}).json()["secret"]
-        with _client(a, ca, auth=(dev_id, secret)) as device:
+        with https_client(a, ca, auth=(dev_id, secret)) as device:
             assert device.get("/notifications").status_code == 204  # now in A's cache
             assert operator.delete(f"/devices/{dev_id}").status_code == 204
             assert device.get("/notifications").status_code == 401
@@ -141,11 +142,11 @@ def test_a_devices_new_poll_on_one_server_ends_its_poll_on_the_other(
     ca = _ca(pair, tmp_path_factory)
     dev_id = next(DEV_IDS)
     answers: queue.Queue[tuple[str, int]] = queue.Queue()
-    with _client(b, ca, auth=ACCOUNT, headers={"Accept": "application/json"}) as operator:
+    with operator_client(b, ca) as operator:
         secret = operator.post("/devices/new", json={"devId": dev_id}).json()["secret"]
 
         def poll(url: str) -> None:
-            with _client(url, ca, auth=(dev_id, secret)) as device:
+            with https_client(url, ca, auth=(dev_id, secret)) as device:
                 answers.put((url, device.get("/notifications", params={"wait": 20}).status_code))
 
         threads = [threading.Thread(target=poll, args=(url,)) for url in (a, b)]
@@ -168,7 +169,7 @@ def test_a_lockout_earned_on_one_server_holds_on_the_other(
     a, b = pair
     ca = _ca(pair, tmp_path_factory)
     wrong = ("guesser", "not-the-password")
-    with _client(a, ca, auth=wrong) as on_a, _client(b, ca, auth=wrong) as on_b:
+    with https_client(a, ca, auth=wrong) as on_a, https_client(b, ca, auth=wrong) as on_b:
         for _ in range(FREE_FAILURES + 1):
             assert on_a.get("/devices").status_code == 401
         # The last failure locked (guesser, 127.0.0.1) for 2 s, on every server.
@@ -295,8 +296,8 @@ def test_each_server_streams_every_servers_events_in_one_order(
     x, y = next(DEV_IDS), next(DEV_IDS)
     json_accept = {"Accept": "application/json"}
     with (
-        _client(a, ca, auth=ACCOUNT, headers=json_accept) as on_a,
-        _client(b, ca, auth=ACCOUNT, headers=json_accept) as on_b,
+        https_client(a, ca, auth=ACCOUNT, headers=json_accept) as on_a,
+        https_client(b, ca, auth=ACCOUNT, headers=json_accept) as on_b,
     ):
         streams = [Stream(on_a, {x, y}, 4), Stream(on_b, {x, y}, 4)]
         assert on_b.post("/devices/new", json={"devId": x}).status_code == 201
@@ -453,7 +454,9 @@ def test_two_workers_hold_the_account_cap_on_event_streams_between_them(
             process.expect(r"dmlab worker \d+ started", START_TIMEOUT)
         with contextlib.ExitStack() as held:
             for _ in range(5):
-                client = held.enter_context(_client(url, tmp_path / "d" / "ca.pem", auth=ACCOUNT))
+                client = held.enter_context(
+                    https_client(url, tmp_path / "d" / "ca.pem", auth=ACCOUNT)
+                )
                 stream = held.enter_context(client.stream("GET", "/events"))
                 statuses.append(stream.status_code)
     finally:

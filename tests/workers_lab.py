@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from test_cli import START_TIMEOUT, Process, free_port
 
 from dmlab.device import Behaviour, VirtualDevice
 from dmlab.runtime.lab import DEFAULT_ACCOUNT, Device, Operator
@@ -25,7 +24,7 @@ from dmlab.runtime.threads import LoopThread
 from dmlab.server import Services, build_services
 from dmlab.store.postgres import PostgresStore
 
-from helpers import HASH_COST
+from helpers import HASH_COST, START_TIMEOUT, Process, free_port
 
 T = TypeVar("T")
 

@@ -594,7 +594,9 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
             Option(
                 "none",
                 "no GET /notifications and no mailbox: a device in another process calls "
-                "POST /sessions/next on a timer, so queued work waits up to one period",
+                "POST /sessions/next on a timer, so queued work waits up to one period; the "
+                "lab's own devices too (no in-process listener is handed package 0; "
+                "`Lab(call_in=…)` sets their period)",
                 departs=True,
                 purposes=("TP/FLOW/SI/001", "TP/FLOW/BI/002"),
                 risk="queued work waits up to one timer period, and every device calls in every "
