@@ -40,7 +40,7 @@ from .rows import (
     chunked,
     session_row,
 )
-from .sql import SchemaVersionError, SQLStore
+from .sql import TRACE_COLUMNS, TRACE_UPSERT, SchemaVersionError, SQLStore, trace_row
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 
@@ -499,30 +499,8 @@ class PostgresStore(SQLStore):
         the newest ``limit``. It was six round trips with the lock, for every request."""
         with self._faults(), self._connection() as conn:
             conn.execute(
-                "WITH trimmed AS (DELETE FROM trace WHERE seq <= %s) "
-                f"INSERT INTO trace ({self._TRACE_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (seq) DO UPDATE SET time = excluded.time, "
-                "source = excluded.source, target = excluded.target, "
-                "dev_id = excluded.dev_id, method = excluded.method, path = excluded.path, "
-                "status = excluded.status, session = excluded.session, "
-                "request = excluded.request, response = excluded.response, "
-                "elapsed = excluded.elapsed",
-                (
-                    exchange.seq - limit,
-                    exchange.seq,
-                    exchange.time,
-                    exchange.source,
-                    exchange.target,
-                    exchange.dev_id,
-                    exchange.method,
-                    exchange.path,
-                    exchange.status,
-                    exchange.session,
-                    exchange.request,
-                    exchange.response,
-                    exchange.elapsed,
-                ),
+                _psycopg(f"WITH trimmed AS (DELETE FROM trace WHERE seq <= ?) {TRACE_UPSERT}"),
+                (exchange.seq - limit, *trace_row(exchange)),
             )
 
     def next_trace_seq(self) -> int:
@@ -534,7 +512,7 @@ class PostgresStore(SQLStore):
     def load_trace(self, limit: int) -> list[Exchange]:
         """The newest ``limit`` exchanges, oldest first."""
         rows = self._all(
-            f"SELECT {self._TRACE_COLUMNS} FROM trace ORDER BY seq DESC LIMIT %s",
+            f"SELECT {TRACE_COLUMNS} FROM trace ORDER BY seq DESC LIMIT %s",
             (max(limit, 0),),
         )
         return [Exchange(*row) for row in reversed(rows)]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, TypeVar
 
+from ..trace import Exchange
 from .base import Page
 from .model import Account, AlertRecord, Device, Session, State
 from .rows import (
@@ -24,7 +25,7 @@ from .rows import (
     session_row,
 )
 
-__all__ = ["SQLStore", "SchemaVersionError"]
+__all__ = ["TRACE_COLUMNS", "TRACE_UPSERT", "SQLStore", "SchemaVersionError", "trace_row"]
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -37,6 +38,24 @@ _SESSION_MARKS = ", ".join(
 )
 _DEVICE_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in DEVICE_COLUMNS.split(", ")[1:])
 _DEVICE_MARKS = ", ".join("?" for _ in DEVICE_COLUMNS.split(", "))
+
+#: A kept exchange's columns, in the order of :func:`trace_row`.
+TRACE_COLUMNS = (
+    "seq, time, source, target, dev_id, method, path, status, session, request, response, elapsed"
+)
+#: Keep one exchange (a number already kept is written over, as the in-memory trace does).
+TRACE_UPSERT = (
+    f"INSERT INTO trace ({TRACE_COLUMNS}) "
+    f"VALUES ({', '.join('?' for _ in TRACE_COLUMNS.split(', '))}) ON CONFLICT (seq) "
+    f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in TRACE_COLUMNS.split(', ')[1:])}"
+)
+
+
+def trace_row(exchange: Exchange) -> tuple[Any, ...]:
+    """The ``trace`` row an exchange is kept as (``TRACE_COLUMNS``' order)."""
+    e = exchange
+    return (e.seq, e.time, e.source, e.target, e.dev_id, e.method, e.path, e.status,
+            e.session, e.request, e.response, e.elapsed)  # fmt: skip
 
 
 class SchemaVersionError(RuntimeError):
@@ -62,11 +81,6 @@ class SQLStore:
     _PENDING_OF_DEVICE: ClassVar[str] = "sessions"
     #: The ``position`` of a session that enters a state: see :meth:`_new_position`.
     _NEXT_POSITION: ClassVar[str]
-
-    _TRACE_COLUMNS = (
-        "seq, time, source, target, dev_id, method, path, status, session, request, response, "
-        "elapsed"
-    )
 
     # What a subclass provides ---------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]:

@@ -23,7 +23,7 @@ from ..trace import Exchange, exchange_from_row
 from .base import StorageFault
 from .model import Session
 from .rows import SESSION_ROW, chunked, session_row
-from .sql import SchemaVersionError, SQLStore
+from .sql import TRACE_COLUMNS, TRACE_UPSERT, SchemaVersionError, SQLStore, trace_row
 
 _SESSION_MARKS = ", ".join("?" for _ in SESSION_ROW.split(", "))
 
@@ -525,24 +525,7 @@ class SQLiteStore(SQLStore):
         """Keep one exchange, and only the newest ``limit`` (as the in-memory trace)."""
         with self.transaction():
             conn = self._db()
-            conn.execute(
-                f"INSERT OR REPLACE INTO trace ({self._TRACE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    exchange.seq,
-                    exchange.time,
-                    exchange.source,
-                    exchange.target,
-                    exchange.dev_id,
-                    exchange.method,
-                    exchange.path,
-                    exchange.status,
-                    exchange.session,
-                    exchange.request,
-                    exchange.response,
-                    exchange.elapsed,
-                ),
-            )
+            conn.execute(TRACE_UPSERT, trace_row(exchange))
             conn.execute("DELETE FROM trace WHERE seq <= ?", (exchange.seq - limit,))
 
     def load_trace(self, limit: int) -> list[Exchange]:
@@ -553,7 +536,7 @@ class SQLiteStore(SQLStore):
         # error inside fetchall() would lose every row, not just the bad one.
         columns = ", ".join(
             c if c in ("seq", "time", "status", "elapsed") else f"CAST({c} AS BLOB)"
-            for c in self._TRACE_COLUMNS.split(", ")
+            for c in TRACE_COLUMNS.split(", ")
         )
         rows = self._all(f"SELECT {columns} FROM trace ORDER BY seq DESC LIMIT ?", (max(limit, 0),))
         exchanges = [exchange_from_row(row) for row in reversed(rows)]
