@@ -24,7 +24,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, TypeVar
 
 import psycopg
@@ -57,8 +57,9 @@ FAIL_FAST = 0.5
 
 #: The advisory lock every write transaction holds ("dmlab" in ASCII).
 _WRITE_LOCK = 0x646D6C6162
-#: How every outermost transaction begins (no parameters: one simple-protocol message).
-_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({_WRITE_LOCK:d})"
+#: How every outermost transaction begins (two statements: a pipeline sends one per message).
+_BEGIN = "BEGIN"
+_LOCK = f"SELECT pg_advisory_xact_lock({_WRITE_LOCK:d})"
 
 _SCHEMA_1 = (
     "CREATE TABLE accounts (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL)",
@@ -413,30 +414,68 @@ class PostgresStore(SQLStore):
     # Transactions ----------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Re-entrant per thread. The outermost level takes a pooled connection,
-        begins, and takes the write lock (see the module docstring); inner levels
-        are savepoints, so one that raises undoes only its own writes."""
+        """Re-entrant per thread. The outermost level takes a pooled connection, begins
+        and takes the write lock (see the module docstring), in pipeline mode: BEGIN,
+        the lock, savepoints and every write are sent queued, together with the next
+        read or the COMMIT, so that none costs a round trip of its own (a session
+        transition was about ten: one per statement, and a SAVEPOINT and a RELEASE for
+        each nested level). Inner levels are savepoints, so one that raises undoes only
+        its own writes; a write that the database refuses is reported at the next
+        read or at the commit, and fails the transaction as a whole."""
+        yield from self._transaction(pipelined=True)
+
+    def _transaction(self, *, pipelined: bool) -> Iterator[None]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is not None:
-            with conn.transaction():
-                yield
+            yield from self._savepoint(conn)
             return
         with self._faults(), self._connection() as conn:
-            self._local.conn = conn
+            self._local.conn, self._local.depth, self._local.pipeline = conn, 0, None
             try:
-                # BEGIN and the lock in one round trip (a transaction was three, with
-                # COMMIT; each is a wait on the network): inner levels still see the
-                # transaction open and make savepoints.
-                conn.execute(_BEGIN_LOCKED)
-                try:
-                    yield
-                except BaseException:
-                    with suppress(psycopg.Error):  # a lost connection: the pool discards it
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                with conn.pipeline() if pipelined else nullcontext() as pipeline:
+                    self._local.pipeline = pipeline
+                    try:
+                        conn.execute(_BEGIN)
+                        conn.execute(_LOCK)
+                        yield
+                        done = conn.execute("COMMIT")
+                    except BaseException:
+                        self._sync_quietly()  # what is queued fails with the transaction
+                        raise
+                # Out of the pipeline: the COMMIT went out and its answer is in.
+                if done.statusmessage != "COMMIT":
+                    raise RuntimeError(
+                        f"the transaction failed and was rolled back ({self._where})"
+                    )
+            except BaseException:
+                with suppress(psycopg.Error):  # a lost connection: the pool discards it
+                    conn.execute("ROLLBACK")
+                raise
             finally:
-                self._local.conn = None
+                self._local.conn = self._local.pipeline = None
+
+    def _savepoint(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        depth = self._local.depth = self._local.depth + 1
+        name = f"level{depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._sync_quietly()  # a queued write that failed is part of what is undone
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            conn.execute(f"RELEASE {name}")
+        finally:
+            self._local.depth = depth - 1
+
+    def _sync_quietly(self) -> None:
+        """Send what is queued and read the answers, ignoring the error one holds: the
+        caller is already failing, and rolls it back."""
+        if self._local.pipeline is not None:
+            with suppress(psycopg.Error):
+                self._local.pipeline.sync()
 
     @contextmanager
     def _joined(self) -> Iterator[psycopg.Connection[Any]]:
@@ -448,6 +487,9 @@ class PostgresStore(SQLStore):
             return
         with self.transaction():
             yield self._local.conn
+
+    def _writing(self) -> AbstractContextManager[Any]:
+        return self._joined()
 
     def _run(self, use: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -471,7 +513,7 @@ class PostgresStore(SQLStore):
         """New sessions, many at once (an import; a benchmark's stored history): the
         rows ``put_session`` would write one by one, in their order, in one transaction
         (``COPY``). A key or id already stored fails the whole call and adds nothing."""
-        with self.transaction():
+        with self._unpipelined():
             conn = self._local.conn
             for chunk in chunked(sessions, 10_000):
                 # The chunk's positions: a block of the sequence, taken under the write lock.
@@ -480,14 +522,29 @@ class PostgresStore(SQLStore):
                     (len(chunk) - 1,),
                 ).fetchone()
                 first = last - len(chunk) + 1
+                rows = (session_row(s, first + i) for i, s in enumerate(chunk))
+                ids = ((sid, s.key) for s in chunk for sid in s.ids)
                 with conn.cursor() as cursor:
+                    if self._local.pipeline is not None:  # joined a pipelined transaction
+                        cursor.executemany(
+                            f"INSERT INTO sessions ({SESSION_ROW}) VALUES "
+                            f"({', '.join('%s' for _ in SESSION_ROW.split(', '))})",
+                            rows,
+                        )
+                        cursor.executemany("INSERT INTO session_ids (id, key) VALUES (%s, %s)", ids)
+                        continue
                     with cursor.copy(f"COPY sessions ({SESSION_ROW}) FROM STDIN") as copy:
-                        for i, session in enumerate(chunk):
-                            copy.write_row(session_row(session, first + i))
+                        for row in rows:
+                            copy.write_row(row)
                     with cursor.copy("COPY session_ids (id, key) FROM STDIN") as copy:
-                        for session in chunk:
-                            for sid in session.ids:
-                                copy.write_row((sid, session.key))
+                        for pair in ids:
+                            copy.write_row(pair)
+
+    @contextmanager
+    def _unpipelined(self) -> Iterator[None]:
+        """A transaction outside pipeline mode, which cannot carry COPY (inside an open
+        transaction: that one)."""
+        yield from self._transaction(pipelined=False)
 
     # The trace (a ``TraceSink``) -----------------------------------------------------
     def append_trace(self, exchange: Exchange, limit: int) -> None:

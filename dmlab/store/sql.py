@@ -105,8 +105,13 @@ class SQLStore:
         all returns what it can of each (see ``SQLiteStore``)."""
         return self._all(f"SELECT {columns} FROM {rest}", params)
 
+    def _writing(self) -> AbstractContextManager[Any]:
+        """Where a store method writes: a transaction of its own, or a nested level of
+        the open one (PostgreSQL: the open one itself, see ``PostgresStore``)."""
+        return self.transaction()
+
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        with self.transaction():
+        with self._writing():
             self._execute(sql, params)
 
     def _listing(
@@ -219,7 +224,7 @@ class SQLStore:
     def put_session(self, session: Session) -> None:
         """One upsert (and the session's ids): a session that stays in its state keeps
         its ``position``, one that enters another gets the next."""
-        with self.transaction():
+        with self._writing():
             self._new_position(session)
             row = session_row(session, 0)
             self._execute(
@@ -316,7 +321,7 @@ class SQLStore:
     # Alerts and device data ----------------------------------------------------------
     def add_alert(self, record: AlertRecord) -> None:
         """Keeps the newest ``alerts_per_device`` of the device, like a bounded deque."""
-        with self.transaction():
+        with self._writing():
             self._execute(
                 "INSERT INTO alerts (dev_id, at, session_key, alert) VALUES (?, ?, ?, ?)",
                 (record.dev_id, record.at, record.session_key, alert_json(record.alert)),
