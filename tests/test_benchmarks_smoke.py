@@ -15,13 +15,20 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+#: A deadline, not a guess at how long a run takes: each run ends as soon as its script
+#: does (a few seconds idle), but abuse.py's crashes restart `dmlab serve` processes, and
+#: with three full suites and a fleet on two cores (issue 16's loaded runs) it took over
+#: 120 s. Only a script that hangs should reach this.
+DEADLINE = 900
+
+
 def run(script: str, *args: str) -> str:
     # -W error: a warning in a benchmark is as much a bug as in a test.
     done = subprocess.run(
         [sys.executable, "-W", "error", str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert done.returncode == 0, done.stderr
