@@ -477,3 +477,64 @@ def test_concurrent_writers() -> None:
         t.join()
     assert tree.get(f"{EXT}//Settings") == {f"W{n}": 199 for n in range(8)}
     assert len(count) == 8 * 200
+
+
+# -- shared nodes (copy on write) -------------------------------------------
+
+
+def _twin(dev_id: str, secret: str) -> ManagementTree:
+    return standard_tree(
+        dev_id,
+        "Acme",
+        "Phone 1",
+        "lab-server",
+        "https://dm.example/",
+        auth_name=dev_id,
+        secret=secret,
+        settings={"Interval": 60},
+    )
+
+
+def test_standard_trees_share_their_common_nodes() -> None:
+    """A fleet's trees hold one copy of what they have in common (issue 15: 100,000
+    devices in under 1 GiB); each keeps its own DevID and credentials."""
+    a, b = _twin("IMEI:1", "secret-a"), _twin("IMEI:2", "secret-b")
+    assert a.node(f"{FUMO}/fw1/State") is b.node(f"{FUMO}/fw1/State")
+    assert a.node(FWV) is b.node(FWV)
+    assert a.get(f"{DEVINFO}//DevInfo/DevID") == "IMEI:1"
+    assert b.get(f"{DEVINFO}//DevInfo/DevID") == "IMEI:2"
+    trsp = f"{DMACC}/lab-server/Auth/Trsp"
+    assert (a.get(f"{trsp}/Data", force=True), a.get(f"{trsp}/Secret", force=True)) == (
+        "IMEI:1",
+        "secret-a",
+    )
+    assert b.get(f"{trsp}/Secret", force=True) == "secret-b"
+
+
+def test_a_write_to_a_shared_node_is_the_writers_own() -> None:
+    """Every way a tree changes (set a leaf, create, replace, delete, attach) changes
+    only that tree; the others keep the shared node."""
+    a, b = _twin("IMEI:1", "a"), _twin("IMEI:2", "b")
+    before = b.get(f"{FUMO}/fw1", force=True)
+    a.set(f"{FUMO}/fw1/State", 40, force=True)
+    a.set(FWV, "2.0.0", force=True)
+    a.set(f"{FUMO}/fw1/Download/PkgURL", "https://fw.example/2.0.0")
+    a.set(f"{SETTINGS}/Mode", "eco")
+    a.set(f"{EXT}//Downloads/1", {"k": "v"})
+    a.delete(f"{SETTINGS}/Interval")
+    a.attach(f"{FUMO}/fw1", Node.leaf("Extra", 1))
+    assert a.get(f"{FUMO}/fw1/State") == 40 and a.get(FWV) == "2.0.0"
+    assert a.get(SETTINGS) == {"Mode": "eco"} and a.get(f"{FUMO}/fw1/Extra") == 1
+    assert b.get(f"{FUMO}/fw1", force=True) == before
+    assert b.get(FWV) == "1.0.0" and b.get(SETTINGS) == {"Interval": 60}
+    assert b.get(f"{EXT}//Downloads") == {}
+    # What a did not write is still shared, and a new tree starts from the original.
+    assert a.node(f"{FUMO}/fw1/PkgName") is b.node(f"{FUMO}/fw1/PkgName")
+    assert _twin("IMEI:3", "c").get(FWV) == "1.0.0"
+
+
+def test_a_shared_node_refuses_changes_in_place() -> None:
+    shared = Node.interior("S", Node.leaf("A", 1)).share()
+    assert shared.shared and shared.children is not None and shared.children["A"].shared
+    with pytest.raises(ValueError, match="shared"):
+        shared.add(Node.leaf("B", 2))

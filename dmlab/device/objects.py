@@ -10,6 +10,7 @@ executable ones. Every standard node is permanent.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping
 from enum import IntEnum
 from typing import Final, NamedTuple
@@ -214,11 +215,54 @@ def standard_tree(
     pkg_name: str = "firmware",
     settings: Mapping[str, Value] | None = None,
 ) -> ManagementTree:
-    """DevInfo, one DMAcc, one FUMO instance (PkgVersion = FwV) and the lab extension."""
+    """DevInfo, one DMAcc, one FUMO instance (PkgVersion = FwV) and the lab extension.
+
+    The tree shares its nodes with every other standard tree of the same make (a
+    fleet's devices differ only in DevID and credentials): they are written in as the
+    device's own, and any later write copies what it changes (see :mod:`.tree`)."""
+    common = (man, mod, server_id, server_uri, fw_version, sw_version, hw_version, lang)
+    template = _template(
+        *common,
+        dev_type=dev_type,
+        oem=oem,
+        noti_data=noti_data,
+        fumo_instance=fumo_instance,
+        pkg_name=pkg_name,
+        settings=tuple((settings or {}).items()),
+    )
     tree = ManagementTree()
-    tree.add_instance(
-        *devinfo(
-            dev_id,
+    for instance in template:
+        tree.add_instance(*instance)
+    trsp = ClientURI(DMACC, server_id, ("Auth", "Trsp"))
+    tree.set(ClientURI(DEVINFO, "", ("DevInfo", "DevID")), dev_id, force=True)
+    tree.set(trsp.child("Data"), auth_name, force=True)
+    tree.set(trsp.child("Secret"), secret, force=True)
+    tree.set(ClientURI(DMACC, server_id, ("Auth", "Noti", "Secret")), _b64(noti_secret), force=True)
+    return tree
+
+
+@functools.lru_cache(maxsize=16)
+def _template(
+    man: str,
+    mod: str,
+    server_id: str,
+    server_uri: str,
+    fw_version: str,
+    sw_version: str,
+    hw_version: str,
+    lang: str,
+    *,
+    dev_type: str,
+    oem: str | None,
+    noti_data: bytes,
+    fumo_instance: str,
+    pkg_name: str,
+    settings: tuple[tuple[str, Value], ...],
+) -> tuple[MOInstance, ...]:
+    """The standard objects without a device's own values (DevID, credentials), shared."""
+    instances = (
+        devinfo(
+            "",
             man,
             mod,
             fw_version=fw_version,
@@ -227,19 +271,11 @@ def standard_tree(
             lang=lang,
             dev_type=dev_type,
             oem=oem,
-        )
+        ),
+        dmacc(server_id, server_uri, noti_data=noti_data, moids=(DEVINFO, FUMO, EXT)),
+        fumo(fumo_instance, pkg_name=pkg_name, pkg_version=fw_version),
+        ext(dict(settings)),
     )
-    tree.add_instance(
-        *dmacc(
-            server_id,
-            server_uri,
-            auth_name=auth_name,
-            secret=secret,
-            noti_secret=noti_secret,
-            noti_data=noti_data,
-            moids=(DEVINFO, FUMO, EXT),
-        )
-    )
-    tree.add_instance(*fumo(fumo_instance, pkg_name=pkg_name, pkg_version=fw_version))
-    tree.add_instance(*ext(settings))
-    return tree
+    for instance in instances:
+        instance.root.share()
+    return instances

@@ -8,6 +8,11 @@ instance ``*`` reads every instance at once.
 
 Every failure is a :class:`TreeError` carrying the DM status code the device
 reports for it, so the executor can turn it into a status without a lookup table.
+
+Trees share what they have in common. A node marked ``shared`` (:meth:`Node.share`)
+may sit in many trees at once, as the standard objects every virtual device carries
+do; a tree never changes one in place: it copies the shared nodes on the path to what
+it writes (copy on write), so the write is its own and other trees keep the old node.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 logger = logging.getLogger(__name__)
@@ -153,7 +158,8 @@ class Node:
     """A leaf (``children is None``) holding a value, or an interior node.
 
     ``acl`` is a subset of ``{"r", "w", "x"}``; a ``permanent`` node can never
-    be deleted or replaced, even by the device itself.
+    be deleted or replaced, even by the device itself. A ``shared`` node (and all
+    below it) is read only: trees copy it before they write (module docstring).
     """
 
     name: str
@@ -161,6 +167,7 @@ class Node:
     children: dict[str, Node] | None = None
     acl: frozenset[str] = frozenset("r")
     permanent: bool = False
+    shared: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.acl, frozenset) or not self.acl <= PERMISSIONS:
@@ -192,9 +199,24 @@ class Node:
     def add(self, child: Node) -> Node:
         if self.children is None:
             raise ValueError(f"{self.name!r} is a leaf and cannot have children")
+        if self.shared:
+            raise ValueError(f"{self.name!r} is shared: a tree copies it before it writes")
         _check_name(child.name)
         self.children[child.name] = child
         return child
+
+    def share(self) -> Node:
+        """Mark this node and everything below it shared (read only from now on), so
+        many trees can hold it; returns the node."""
+        self.shared = True
+        for child in (self.children or {}).values():
+            child.share()
+        return self
+
+    def _own_copy(self) -> Node:
+        """A copy a tree may change: this node alone, its children still shared."""
+        children = None if self.children is None else dict(self.children)
+        return Node(self.name, self.value, children, self.acl, self.permanent)
 
 
 def _check_value(value: Any) -> None:
@@ -284,8 +306,24 @@ class ManagementTree:
             node = node.children[name]
         return node
 
+    def _owned(self, uri: ClientURI) -> Node:
+        """The node at ``uri`` (which exists), made this tree's own to change: the
+        shared nodes on the way down are replaced by copies (copy on write)."""
+        instances = self._mos[uri.moid]
+        node = instances[uri.instance]
+        if node.shared:
+            node = instances[uri.instance] = node._own_copy()
+        for name in uri.path:
+            assert node.children is not None
+            child = node.children[name]
+            if child.shared:
+                child = node.children[name] = child._own_copy()
+            node = child
+        return node
+
     def node(self, uri: str | ClientURI) -> Node:
-        """The node itself, without ACL checks (device side)."""
+        """The node itself, without ACL checks (device side), to read: it may be
+        shared with other trees (change it through the tree's methods)."""
         with self._lock:
             return self._find(ClientURI.parse(uri))
 
@@ -386,7 +424,8 @@ class ManagementTree:
                     raise NodeNotFound(f"no node {uri}")
                 if not force and "w" not in parent.acl:
                     raise PermissionDenied(f"{uri.parent}: not writable")
-                parent.children[name] = _build(name, value, parent.acl - {"x"})
+                built = _build(name, value, parent.acl - {"x"})
+                self._owned(uri.parent).add(built)
             else:
                 if not force and "w" not in node.acl:
                     raise PermissionDenied(f"{uri}: not writable")
@@ -394,11 +433,12 @@ class ManagementTree:
                     _check_value(value)
                     if node.value == value:
                         return  # not a change: listeners are not called
-                    node.value = value
+                    self._owned(uri).value = value
                 else:
                     if node.permanent:
                         raise NotAllowed(f"{uri}: a permanent node keeps its shape")
-                    parent.children[name] = _build(name, value, node.acl)
+                    built = _build(name, value, node.acl)
+                    self._owned(uri.parent).add(built)
         self._notify(uri)
 
     def delete(self, uri: str | ClientURI, *, force: bool = False) -> None:
@@ -417,7 +457,7 @@ class ManagementTree:
             if not uri.path:
                 del self._mos[uri.moid][uri.instance]
             else:
-                parent = self._find(uri.parent)
+                parent = self._owned(uri.parent)
                 assert parent.children is not None
                 del parent.children[uri.path[-1]]
         self._notify(uri)
@@ -437,7 +477,7 @@ class ManagementTree:
             old = found.children.get(node.name)
             if old is not None and old.permanent:
                 raise NotAllowed(f"{parent_uri.child(node.name)}: permanent node")
-            found.add(node)
+            self._owned(parent_uri).add(node)
         self._notify(parent_uri.child(node.name))
 
     # -- change listeners ----------------------------------------------------
