@@ -448,6 +448,12 @@ class Check:
             200, json={"Sessions": sessions}, headers={"Content-Type": JSON}, request=answer.request
         )
 
+    def completed_ok(self, actor: Actor, session_id: str) -> bool:
+        """Whether ``actor``'s ``GET /sessions/completed`` lists the session with the
+        brief result OK."""
+        entries = entries_with(json_or_none(self.listing(actor, "completed").text), session_id)
+        return bool(entries) and has_result(entries[0], "OK")
+
     def still_pending(self, dev: Dev, session_id: str) -> bool:
         return session_id in self.listing(dev.actor, "pending").text
 
@@ -879,8 +885,7 @@ def _put_spent(c: Check) -> None:
     c.refused(
         c.report(dev, sid, COMMANDS_ONE_ROUND, fail=True), "a second report on an ended session"
     )
-    entries = entries_with(json_or_none(c.listing(dev.actor, "completed").text), sid)
-    c.expect(bool(entries) and has_result(entries[0], "OK"), f"session {sid} lost its result OK")
+    c.expect(c.completed_ok(dev.actor, sid), f"session {sid} lost its result OK")
 
 
 @check("TP/SESS/PUT/007", "TP/SESS/PUT/008")
@@ -970,8 +975,7 @@ def _abort_ended(c: Check) -> None:
     dev = c.device()
     sid = c.done_session(dev)
     c.refused(c.send(dev.actor, "DELETE", f"/session/id/{sid}"), "aborting an ended session")
-    entries = entries_with(json_or_none(c.listing(dev.actor, "completed").text), sid)
-    c.expect(bool(entries) and has_result(entries[0], "OK"), f"session {sid} lost its result OK")
+    c.expect(c.completed_ok(dev.actor, sid), f"session {sid} lost its result OK")
 
 
 # x.1.2 Devices
@@ -1380,10 +1384,7 @@ def _run_after_notification(c: Check, dev: Dev) -> bytes:
         f"calling in after the notification answered {opened.status_code}, not commands",
     )
     first = c.finish(dev, package)[0]
-    entries = entries_with(json_or_none(c.listing(c.a, "completed").text), first)
-    c.expect(
-        bool(entries) and has_result(entries[0], "OK"), f"session {first} is not completed with OK"
-    )
+    c.expect(c.completed_ok(c.a, first), f"session {first} is not completed with OK")
     return package0
 
 
@@ -1419,11 +1420,7 @@ def _flow_client_initiated(c: Check) -> None:
         bool(package), f"the client-initiated alert answered {answer.status_code}, not commands"
     )
     opened = c.finish(dev, package)[0]  # S, or a session of the alert's own
-    entries = entries_with(json_or_none(c.listing(dev.actor, "completed").text), opened)
-    c.expect(
-        bool(entries) and has_result(entries[0], "OK"),
-        f"session {opened} is not completed with OK",
-    )
+    c.expect(c.completed_ok(dev.actor, opened), f"session {opened} is not completed with OK")
 
 
 @check("TP/FLOW/BC/001")
@@ -1442,10 +1439,7 @@ def _flow_component(c: Check) -> None:
         f"the browser component got {answer.status_code} {answer.headers.get('content-type', '')}, not commands",
     )
     first = c.finish(dev, package)[0]
-    entries = entries_with(json_or_none(c.listing(dev.actor, "completed").text), first)
-    c.expect(
-        bool(entries) and has_result(entries[0], "OK"), f"session {first} is not completed with OK"
-    )
+    c.expect(c.completed_ok(dev.actor, first), f"session {first} is not completed with OK")
 
 
 def _browser_post(c: Check, dev: Dev) -> httpx.Response:

@@ -232,12 +232,16 @@ class Notifier:
         ``"<origin> <admitted at> <dev_id>"``): end the device's polls here admitted
         before it. Two polls admitted at once on two processes hear of each other, and
         the later one stays."""
-        origin, since, dev_id = payload.split(" ", 2)
+        try:
+            origin, since, dev_id = payload.split(" ", 2)
+            admitted = float(since)
+        except ValueError:  # not one of ours (another version's): never kill the listener
+            return
         if origin == self._origin:
             return
         with self._lock:
             for poll in list(self._waiting.get(dev_id, ())):
-                if poll.since < float(since):
+                if poll.since < admitted:
                     self._drop(dev_id, poll)
                     poll.end()
 
