@@ -11,12 +11,14 @@ Several server processes on one PostgreSQL database share the mailboxes: they ar
 rows in the database (:class:`SharedMailboxes`), a delivery on one process NOTIFYs
 every process, whose listener thread wakes its own waiting polls, and the woken
 poll takes the row with ``DELETE … RETURNING``, so each package reaches the device
-exactly once, whichever process it polls. A device has one long-poll for the whole
-server (``Caps.polls_per_device``): a poll admitted on one process is announced to the
-others (:meth:`SharedMailboxes.announce_poll`, a NOTIFY; one round trip per poll), which
-end the device's older polls (:meth:`Notifier.polled_elsewhere`), so a poll whose connection died unseen on
-another process cannot take the device's next notification. The account's cap is
-divided among the processes instead (``dmlab/caps.py`` says why).
+exactly once, whichever process it polls.
+
+A device has one long-poll for the whole server (``Caps.polls_per_device``): a poll
+admitted on one process is announced to the others (:meth:`SharedMailboxes.announce_poll`,
+a NOTIFY; one round trip per poll), which end the device's older polls
+(:meth:`Notifier.polled_elsewhere`), so a poll whose connection died unseen on another
+process cannot take the device's next notification. The account's cap is divided among
+the processes instead (``dmlab/caps.py`` says why).
 """
 
 from __future__ import annotations
