@@ -186,7 +186,8 @@ def supervise(args: argparse.Namespace) -> int:
         if getattr(args, name) < args.workers:
             print(
                 f"dmlab: cannot start: {flag} {getattr(args, name)} is shared by "
-                f"--workers {args.workers}, at least one each",
+                f"--workers {args.workers}, at least one each (give {flag} "
+                f"{args.workers} or more)",
                 file=sys.stderr,
                 flush=True,
             )
