@@ -203,9 +203,8 @@ class SQLStore:
         newest_first: bool,
         decode: Callable[..., T],
     ) -> Page[T]:
-        """Keyset paging on the index that ends in ``mark``, in one statement:
-        ``limit + 1`` rows tell whether another page follows. The mark is read
-        beside each row, so an unreadable row, skipped, never ends a walk."""
+        """Keyset paging on the index that ends in ``mark``, in one statement (one
+        round trip): ``limit + 1`` rows tell whether another page follows."""
         if newest_first:
             bound, order = (f" AND {mark} < ?", "DESC") if after else ("", "DESC")
         else:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..trace import Exchange, exchange_from_row
-from .base import StorageFault
+from .base import Page, StorageFault
 from .model import Session
 from .rows import SESSION_ROW, chunked, session_row
 from .sql import TRACE_COLUMNS, TRACE_UPSERT, SchemaVersionError, SQLStore, trace_row
@@ -479,24 +479,62 @@ class SQLiteStore(SQLStore):
 
     def _rows(self, columns: str, rest: str, params: tuple[Any, ...]) -> list[Any]:
         """SQLite hands back whatever text was stored, and text that is not UTF-8
-        stops ``fetchall()`` at that row: then the rows are read one by one, and an
-        unreadable one as its first column alone (a page's mark, which is a number),
-        which no decoder accepts."""
+        stops ``fetchall()`` at that row: then the rows are read one by one, an
+        unreadable one as ``None`` (which no decoder accepts)."""
         try:
             return super()._rows(columns, rest, params)
         except sqlite3.OperationalError:
             pass
-        table, first = rest.split()[0], columns.split(",")[0]
+        table = rest.split()[0]
         rows: list[Any] = []
         for (rowid,) in self._all(f"SELECT {table}.rowid FROM {rest}", params):
             try:
                 rows.append(self._one(f"SELECT {columns} FROM {table} WHERE rowid = ?", (rowid,)))
             except sqlite3.OperationalError:
-                try:
-                    rows.append(self._one(f"SELECT {first} FROM {table} WHERE rowid = ?", (rowid,)))
-                except sqlite3.OperationalError:
-                    rows.append((None,))
+                rows.append(None)
         return rows
+
+    def _page(
+        self,
+        what: str,
+        columns: str,
+        table: str,
+        mark: str,
+        where: str,
+        params: tuple[Any, ...],
+        after: int,
+        limit: int,
+        newest_first: bool,
+        decode: Callable[..., T],
+    ) -> Page[T]:
+        """Here a statement is a function call, not a round trip, but each costs by its
+        columns (Python's sqlite3 describes them on every execute): first the page's
+        marks (index only; an empty page, the usual case, ends there, at half the
+        cost of reading rows), then its rows (so an unreadable row, skipped, never
+        ends a walk)."""
+        if newest_first:
+            bound, order = (f" AND {mark} < ?", "DESC") if after else ("", "DESC")
+        else:
+            bound, order = f" AND {mark} > ?", "ASC"
+        bounded = (*params, after) if bound else params
+        marks = [
+            row[0]
+            for row in self._all(
+                f"SELECT {mark} FROM {table} WHERE {where}{bound} ORDER BY {mark} {order} LIMIT ?",
+                (*bounded, limit + 1),
+            )
+        ]
+        kept = marks[:limit]
+        if not kept:
+            return Page([], None)
+        items = self._listing(
+            what,
+            columns,
+            f"{table} WHERE {where} AND {mark} BETWEEN ? AND ? ORDER BY {mark} {order}",
+            (*params, min(kept), max(kept)),
+            decode,
+        )
+        return Page(items, kept[-1] if len(marks) > limit else None)
 
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once (an import; a benchmark's stored history): the
