@@ -170,13 +170,17 @@ def cut(text: str, limit: int) -> str:
 
 
 def _size(exchange: Exchange) -> int:
+    e = exchange
     return (
         _OVERHEAD
-        + sum(
-            len(getattr(exchange, name))
-            for name in ("source", "target", "dev_id", "method", "path", "session", "request")
-        )
-        + len(exchange.response)
+        + len(e.source)
+        + len(e.target)
+        + len(e.dev_id)
+        + len(e.method)
+        + len(e.path)
+        + len(e.session)
+        + len(e.request)
+        + len(e.response)
     )
 
 

@@ -145,8 +145,10 @@ def csrf_for(request: Request, principal: Principal) -> str:
 
 def _role(request: Request, principal: Principal) -> str:
     if principal.kind == "device":
-        accept = request.headers.get("accept")
-        if request.url.path.startswith("/devices/") and preferred(accept, FLOW_3) == media.COMMANDS:
+        # The path as routed (the scope's, not ``request.url``: building a URL per
+        # request to read its path cost more than the rest of this function).
+        on_device = request.scope["path"].startswith("/devices/")
+        if on_device and preferred(request.headers.get("accept"), FLOW_3) == media.COMMANDS:
             return "browser-component"
         return "device"
     return _guess_role(request)

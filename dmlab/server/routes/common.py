@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.requests import Request
@@ -53,7 +54,28 @@ def commands_answer(request: Request, session: Session, status_code: int = 200) 
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The server's URL as this request reached it (Starlette's ``base_url``)."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    return _base_url(scope.get("scheme", "http"), host, server and tuple(server), root)
+
+
+@functools.lru_cache(maxsize=64)
+def _base_url(scheme: str, host: bytes | None, server: tuple[str, int] | None, root: str) -> str:
+    """Starlette's ``Request.base_url`` of a request with these parts, remembered: it
+    builds and parses two URLs, every request, for what is nearly always one answer."""
+    scope = {
+        "type": "http",
+        "scheme": scheme,
+        "server": server,
+        "path": root,
+        "root_path": root,
+        "query_string": b"",
+        "headers": [] if host is None else [(b"host", host)],
+    }
+    return str(Request(scope).base_url).rstrip("/")
 
 
 def _result(session: Session) -> str:
