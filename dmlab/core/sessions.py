@@ -192,6 +192,24 @@ class SessionEngine:
                 return self._start(session, base_url, end_completes)
         raise self._expired(session, session_id)  # after the expiry is committed
 
+    def take_alerts(
+        self,
+        device: Device,
+        alerts: tuple[Alert, ...],
+        base_url: str,
+        *,
+        end_completes: bool = False,
+    ) -> Session | None:
+        """``POST /alert``: record the alerts and, if one opens a session, start that
+        session (:meth:`open_by_alert`), in one transaction: both are kept or neither,
+        and their events go out together after it. The session started, if any."""
+        with self.unit.atomic():
+            session = None
+            if any(a.opens_session for a in alerts):
+                session = self.open_by_alert(device, alerts, base_url, end_completes=end_completes)
+            self.record_alerts(device, alerts, session.key if session else None)
+            return session
+
     def open_by_alert(
         self,
         device: Device,

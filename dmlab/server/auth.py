@@ -37,7 +37,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -81,6 +81,9 @@ class Principal:
     kind: Kind
     name: str  # the account name, or the device's DevID
     account: str  # the account that owns it (itself for an account)
+    #: A device's record as read to check its credentials in this request, so the
+    #: route need not read it again (``None``: not read; never kept across requests).
+    device: Device | None = field(default=None, compare=False, repr=False)
 
 
 def hash_secret(secret: str, *, cost: dict[str, int] | None = None) -> str:
@@ -371,8 +374,14 @@ class Authenticator:
             remembered = self._verified.get(fingerprint)
         if remembered is not None:
             principal, stored_hash = remembered
-            if self._current_hash(principal) == stored_hash:
-                return principal
+            if principal.kind == "account":
+                account = self._store.get_account(principal.name)
+                if account is not None and account.password_hash == stored_hash:
+                    return principal
+            else:
+                device = self._store.get_device(principal.name)
+                if device is not None and device.secret_hash == stored_hash:
+                    return replace(principal, device=device)
             with self._lock:
                 self._verified.pop(fingerprint, None)
         claimed, _, secret = credentials.rpartition(":")
@@ -383,7 +392,7 @@ class Authenticator:
             and is_cheap(device.secret_hash)
             and verify_secret(secret, device.secret_hash)
         ):
-            return Principal("device", dev_id, device.account)
+            return Principal("device", dev_id, device.account, device)
         return None
 
     def _claimed_names(self, credentials: str) -> tuple[str, ...]:
@@ -404,13 +413,6 @@ class Authenticator:
             if known
         )
         return names or (dev_id,)
-
-    def _current_hash(self, principal: Principal) -> str | None:
-        if principal.kind == "account":
-            account = self._store.get_account(principal.name)
-            return account.password_hash if account else None
-        device = self._store.get_device(principal.name)
-        return device.secret_hash if device else None
 
     def _check(self, credentials: str) -> tuple[Principal, str] | None:
         """The slow check, in a worker thread: exactly one scrypt when the

@@ -124,6 +124,16 @@ def authenticate(request: Request, *kinds: str) -> Principal:
     return principal
 
 
+def principal_device(request: Request, principal: Principal) -> Device:
+    """The calling device's record: the one its credentials were checked against in
+    this request (read once), or, where authentication did not read it, read now."""
+    if principal.device is not None:
+        return principal.device
+    device = services(request).store.get_device(principal.name)
+    assert device is not None
+    return device
+
+
 def owned_device(request: Request, principal: Principal, dev_id: str) -> Device:
     """The device, if the caller owns it (or is it); otherwise a 404 that reveals nothing."""
     device = services(request).store.get_device(devids.lookup(dev_id))

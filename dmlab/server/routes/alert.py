@@ -7,7 +7,8 @@ from starlette.responses import Response
 
 from ...protocol import Report
 from ...protocol.messages import AlertReport
-from ..context import authenticate, note, offload, services
+from ..auth import Principal
+from ..context import authenticate, note, offload, principal_device, services
 from ..operation import ALERT, ALERT_BODY, COMMANDS_200, DEVICE, Operation, empty
 from .common import (
     base_url,
@@ -26,19 +27,14 @@ async def alert(request: Request) -> Response:
     principal = authenticate(request, "device")
     report = await read_report(request, AlertReport)
     note(request, request="Alert " + opening_summary(report))
-    return await offload(request, lambda: _alert(request, principal.name, report))
+    return await offload(request, lambda: _alert(request, principal, report))
 
 
-def _alert(request: Request, dev_id: str, report: Report) -> Response:
-    svc = services(request)
-    device = svc.store.get_device(dev_id)
-    assert device is not None
-    session = None
-    if any(a.opens_session for a in report.alerts):
-        session = svc.engine.open_by_alert(
-            device, report.alerts, base_url(request), end_completes=follows_specification(request)
-        )
-    svc.engine.record_alerts(device, report.alerts, session.key if session else None)
+def _alert(request: Request, principal: Principal, report: Report) -> Response:
+    device = principal_device(request, principal)
+    session = services(request).engine.take_alerts(
+        device, report.alerts, base_url(request), end_completes=follows_specification(request)
+    )
     if session is None:
         note(request, response="recorded; no session")
         return Response(status_code=204)

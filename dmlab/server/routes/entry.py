@@ -66,7 +66,7 @@ async def start_or_enter(request: Request) -> Response:
         answer = negotiate(request, FLOW_3)
         device = owned_device(request, principal, principal.name)
         return enter(request, principal, device, value, answer)
-    return open_next(request, principal.name, report_of(value))
+    return open_next(request, principal, report_of(value))
 
 
 _BODY: dict[str, Any] = {

@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from ...protocol import Report, summarize_statuses
 from ...store import Session, State
+from ..auth import Principal
 from ..conditions import etag_of, expectation, not_modified
-from ..context import authenticate, note, offload, services
+from ..context import authenticate, note, offload, principal_device, services
 from ..operation import (
     BOTH,
     COMMANDS_200,
@@ -91,11 +92,12 @@ async def _opening_report(request: Request) -> Report:
 async def start_next(request: Request) -> Response:
     principal = authenticate(request, "device")
     report = await read_report(request, optional=True)
-    return await offload(request, lambda: open_next(request, principal.name, report))
+    return await offload(request, lambda: open_next(request, principal, report))
 
 
-def open_next(request: Request, dev_id: str, report: Report) -> Response:
-    """Start ``dev_id``'s oldest pending session, whose package 1 was ``report``."""
+def open_next(request: Request, principal: Principal, report: Report) -> Response:
+    """Start the device's oldest pending session, whose package 1 was ``report``."""
+    dev_id = principal.name
     note(request, request=opening_summary(report))
     svc = services(request)
     session = svc.engine.start_next(
@@ -107,7 +109,7 @@ def open_next(request: Request, dev_id: str, report: Report) -> Response:
     if session is None:
         note(request, response="nothing pending")
         return Response(status_code=204)
-    _record_opening_alerts(request, session, report)
+    _record_opening_alerts(request, principal, session, report)
     return commands_answer(request, session)
 
 
@@ -124,7 +126,7 @@ async def start(request: Request) -> Response:
             base_url(request),
             end_completes=follows_specification(request),
         )
-        _record_opening_alerts(request, session, report)
+        _record_opening_alerts(request, principal, session, report)
         return commands_answer(request, session)
 
     return await offload(request, work)
@@ -180,12 +182,12 @@ async def abort(request: Request) -> Response:
     return JSONResponse(engine.brief(session))
 
 
-def _record_opening_alerts(request: Request, session: Session, report: Report) -> None:
+def _record_opening_alerts(
+    request: Request, principal: Principal, session: Session, report: Report
+) -> None:
     if report.alerts:
-        svc = services(request)
-        device = svc.store.get_device(session.dev_id)
-        assert device is not None
-        svc.engine.record_alerts(device, report.alerts, session.key)
+        device = principal_device(request, principal)
+        services(request).engine.record_alerts(device, report.alerts, session.key)
 
 
 _LISTING = {
