@@ -6,7 +6,9 @@ dmlab. The same number of HTTPS exchanges, with the same body sizes, through the
 same ServerThread, TLS and httpx clients but without any DM logic, is what dmlab
 could reach at best; the ratio between the two is the figure that matters: one ratio
 per round (both sides measured back to back), printed as the median and the spread,
-with the 1-minute load average.
+with the 1-minute load average. With the server in this process, the process's CPU
+time per session of each side is printed too: the rates move with whatever else loads
+the machine, the CPU per session much less, and it is what dmlab's code changes.
 
 One session is: ``POST /alert`` (ClientInitiatedMgmt) → package 2 with the
 inventory commands → the device executes them → one ``PUT /sessions/id/{id}``
@@ -74,6 +76,14 @@ class Figures:
     sessions: int
     exchanges: int
     seconds: float
+    #: CPU seconds this process spent meanwhile (server thread and clients alike).
+    cpu: float = 0.0
+
+    @property
+    def cpu_per_session(self) -> float:
+        """Microseconds of this process's CPU per session: less swayed by other
+        processes' load than the rates (for a server in this process only)."""
+        return self.cpu / self.sessions * 1e6
 
     @property
     def sessions_per_s(self) -> float:
@@ -143,11 +153,11 @@ class DmlabSide:
             for _ in range(per_device):
                 await one_session(device)
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(sessions_of(d) for d in self.fleet))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         total = len(self.fleet) * per_device
-        return Figures(total, 2 * total, seconds)
+        return Figures(total, 2 * total, seconds, cpu)
 
     async def close(self) -> None:
         for device in self.fleet:
@@ -265,11 +275,11 @@ class BaselineSide:
             for _ in range(per_device):
                 await self.session(client)
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(sessions_of(c) for c in self.clients))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         total = len(self.clients) * per_device
-        return Figures(total, 2 * total, seconds)
+        return Figures(total, 2 * total, seconds, cpu)
 
     async def close(self) -> None:
         for client in self.clients:
@@ -308,7 +318,12 @@ async def main_async(args: argparse.Namespace) -> float:
                 f"round {number + 1}   dmlab {ours.sessions_per_s:7.1f} sessions/s "
                 f"({ours.seconds:5.2f} s)   baseline {theirs.sessions_per_s:7.1f} sessions/s "
                 f"({theirs.seconds:5.2f} s)   ratio {ours.exchanges_per_s / theirs.exchanges_per_s:.2f}"
-                f"   load {load:.2f}",
+                f"   load {load:.2f}"
+                + (
+                    f"   cpu/session {ours.cpu_per_session:.0f} / {theirs.cpu_per_session:.0f} us"
+                    if args.database is None
+                    else ""
+                ),
                 flush=True,
             )
     finally:
@@ -333,6 +348,14 @@ async def main_async(args: argparse.Namespace) -> float:
         f"   min {ratios[0]:.2f}   max {ratios[-1]:.2f}   over {len(ratios)} rounds"
         f"   load {statistics.median(r[2] for r in rounds):.2f}   target >= 0.9"
     )
+    if args.database is None:
+        # Both sides in this process: its CPU per session says where the ratio comes
+        # from, and moves less than the rates when the machine is loaded by others.
+        ours, theirs = (statistics.median(r[i].cpu_per_session for r in rounds) for i in (0, 1))
+        print(
+            f"cpu per session (this process, median) dmlab {ours:.0f} us   baseline "
+            f"{theirs:.0f} us   ratio (baseline / dmlab) {theirs / ours:.2f}"
+        )
     return median
 
 

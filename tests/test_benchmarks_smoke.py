@@ -48,6 +48,8 @@ def test_sessions_prints_both_rates_and_the_ratio() -> None:
     words = ratio.split()
     assert float(words[words.index("median") + 1]) <= float(words[words.index("max") + 1])
     assert len(lines_starting(out, "round ")) == 5
+    (cpu,) = lines_starting(out, "cpu per session ")
+    assert "dmlab" in cpu and "baseline" in cpu
 
 
 def test_fleet_prints_wall_time_and_memory() -> None:
