@@ -214,7 +214,7 @@ def test_a_version_1_database_gains_the_trace_table(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         assert store.get_account("old") == Account("old", "h")
         assert store.load_trace(10) == []
 

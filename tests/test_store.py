@@ -742,15 +742,15 @@ def test_sigkill_keeps_what_was_committed_and_nothing_else(db: Path, when: str) 
 
 def test_pragmas_and_schema_version(db: Path) -> None:
     with SQLiteStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
     raw = sqlite3.connect(db)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 7
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         raw.close()
     with SQLiteStore(db) as store:  # reopening a current database migrates nothing
-        assert store.schema_version == 6
+        assert store.schema_version == 7
         conn = store._conn
         assert conn is not None
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -761,23 +761,71 @@ def test_an_empty_version_0_database_is_migrated(db: Path) -> None:
     sqlite3.connect(db).close()
     assert db.exists()
     with SQLiteStore(db) as store:
-        assert store.schema_version == 6
+        assert store.schema_version == 7
         store.put_account(Account("acme", "h"))
         assert store.get_account("acme") == Account("acme", "h")
+
+
+def test_a_version_6_database_gains_the_index_of_active_sessions(db: Path) -> None:
+    """Version 7: a device's active sessions are read on an index of active sessions
+    alone (as its pending ones since version 6), not among its whole history."""
+    with SQLiteStore(db) as store:
+        store.put_device(device("d1"))
+        store.put_session(session("a1", "d1", state=State.ACTIVE))
+        store.put_session(session("done", "d1", state=State.COMPLETED))
+    raw = sqlite3.connect(db)
+    raw.execute("DROP INDEX sessions_active")
+    raw.execute("PRAGMA user_version = 6")
+    raw.commit()
+    raw.close()
+    with SQLiteStore(db) as store:
+        assert store.schema_version == 7
+        conn = store._conn
+        assert conn is not None
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        assert [s.key for s in store.sessions_of_device("d1", State.ACTIVE)] == ["a1"]
+        assert store.sessions_of_device("d1", State.PENDING) == []
+        conn.set_trace_callback(None)
+        plans = [
+            " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+        ]
+        assert "sessions_active" in plans[0] and "sessions_pending" in plans[1], plans
+
+
+def test_a_version_8_postgresql_database_gains_the_index_of_active_sessions(
+    new_database: Callable[[], str],
+) -> None:
+    import psycopg
+
+    dsn = new_database()
+    with PostgresStore(dsn) as store:
+        store.put_device(device("d1"))
+        store.put_session(session("a1", "d1", state=State.ACTIVE))
+    with psycopg.connect(dsn, autocommit=True) as raw:
+        raw.execute("DROP INDEX sessions_active")
+        raw.execute("UPDATE dmlab_schema SET version = 8")
+    with PostgresStore(dsn) as store:
+        assert store.schema_version == 9
+        assert [s.key for s in store.sessions_of_device("d1", State.ACTIVE)] == ["a1"]
+    with psycopg.connect(dsn) as raw:
+        row = raw.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'sessions_active'")
+        assert row.fetchone() == (1,)
 
 
 def test_a_newer_schema_is_refused_clearly(db: Path) -> None:
     raw = sqlite3.connect(db)
     try:
-        raw.execute("PRAGMA user_version = 7")
+        raw.execute("PRAGMA user_version = 8")
     finally:
         raw.close()
-    with pytest.raises(SchemaVersionError, match=r"schema version 7.*up to 6.*newer dmlab"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 8.*up to 7.*newer dmlab"):
         SQLiteStore(db)
     raw = sqlite3.connect(db)
     try:  # and nothing was written to it
         assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 8
     finally:
         raw.close()
 

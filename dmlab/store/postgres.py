@@ -47,7 +47,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "storage_fault"]
 T = TypeVar("T")
 
 #: The schema this code writes, kept in the one-row table ``dmlab_schema``.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _log = logging.getLogger(__name__)
 
@@ -200,6 +200,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # devices counting each one's pending sessions reads a few pages of index, not one
     # page per device of an index that also holds every device's history.
     7: ("CREATE INDEX sessions_pending ON sessions (dev_id, position) WHERE state = 'pending'",),
+    # Version 9: the active sessions alone, by device (SQLiteStore's 7), for the same
+    # page of devices, which also counts each one's active sessions.
+    8: ("CREATE INDEX sessions_active ON sessions (dev_id, position) WHERE state = 'active'",),
 }
 
 # Storage faults ----------------------------------------------------------------------

@@ -58,6 +58,14 @@ def trace_row(exchange: Exchange) -> tuple[Any, ...]:
             e.session, e.request, e.response, e.elapsed)  # fmt: skip
 
 
+#: The partial indexes of one state's sessions by device (schema: SQLite 6 and 7,
+#: PostgreSQL 8 and 9). A device's pending or active sessions are a few entries there,
+#: where ``sessions_by_device`` keeps them beside the device's whole history: at a
+#: million stored sessions a page of devices (each one's pending and active count)
+#: read one index page per device of a deep index (benchmarks/growth.py).
+_OF_DEVICE = {State.PENDING: "sessions_pending", State.ACTIVE: "sessions_active"}
+
+
 class SchemaVersionError(RuntimeError):
     """The database was written by a newer dmlab: its schema is unknown here, and
     writing to it could corrupt what that version relies on."""
@@ -74,11 +82,10 @@ class SQLStore:
     #: The column that keeps devices in registration order: SQLite's ``rowid``, a
     #: ``BIGSERIAL`` in PostgreSQL (which has no rowid).
     _DEVICE_ORDER: ClassVar[str]
-    #: ``sessions`` as a device's pending count reads it. SQLite must be told to use
-    #: the index of pending sessions alone (it would pick the covering
-    #: ``sessions_by_device``, whose entries sit among the device's history);
-    #: PostgreSQL picks it itself from the literal ``state = 'pending'``.
-    _PENDING_OF_DEVICE: ClassVar[str] = "sessions"
+    #: ``sessions`` read on one of the partial indexes below: SQLite must be told (it
+    #: would pick the covering ``sessions_by_device``, whose entries sit among the
+    #: device's whole history); PostgreSQL picks it itself from the literal state.
+    _INDEXED: ClassVar[str] = "sessions"
     #: The ``position`` of a session that enters a state: see :meth:`_new_position`.
     _NEXT_POSITION: ClassVar[str]
 
@@ -258,8 +265,21 @@ class SQLStore:
         return None if row is None else session_from(row)
 
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
-        """In the order they entered ``state``: pending ones form a FIFO queue per device."""
-        return self._sessions("dev_id = ? AND state = ? ORDER BY position", (dev_id, state.value))
+        """In the order they entered ``state``: pending ones form a FIFO queue per device.
+        Pending and active ones are read on their state's index alone (``_OF_DEVICE``)."""
+        index = _OF_DEVICE.get(state)
+        if index is None:
+            return self._sessions(
+                "dev_id = ? AND state = ? ORDER BY position", (dev_id, state.value)
+            )
+        return self._listing(
+            "session",
+            SESSION_COLUMNS,
+            f"{self._INDEXED.format(index=index)} WHERE dev_id = ? "
+            f"AND state = '{state.value}' ORDER BY position",
+            (dev_id,),
+            session_from,
+        )
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]:
         return self._sessions("account = ? AND state = ? ORDER BY position", (account, state.value))
@@ -298,7 +318,7 @@ class SQLStore:
         where, params = self._scope(dev_id, account)
         # The state written out, not bound: a generic plan (PostgreSQL) could not use
         # the partial index of pending sessions.
-        table = "sessions" if dev_id is None else self._PENDING_OF_DEVICE
+        table = "sessions" if dev_id is None else self._INDEXED.format(index="sessions_pending")
         row = self._one(f"SELECT count(*) FROM {table} WHERE {where} AND state = 'pending'", params)
         return 0 if row is None else int(row[0])
 

@@ -33,7 +33,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: The schema this code writes, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 #: How often the WAL is checkpointed and truncated (seconds), besides after a fault.
@@ -226,6 +226,15 @@ def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_6_to_7(conn: sqlite3.Connection) -> None:
+    """Version 7 indexes the active sessions alone, by device, as version 6 does the
+    pending ones: a page of devices also counts each one's active sessions."""
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS sessions_active ON sessions (dev_id, position) "
+        "WHERE state = 'active'"
+    )
+
+
 #: ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
@@ -234,6 +243,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     3: _migrate_3_to_4,
     4: _migrate_4_to_5,
     5: _migrate_5_to_6,
+    6: _migrate_6_to_7,
 }
 
 
@@ -243,7 +253,7 @@ class SQLiteStore(SQLStore):
     transaction of their own; inside one, they join it."""
 
     _DEVICE_ORDER = "rowid"
-    _PENDING_OF_DEVICE = "sessions INDEXED BY sessions_pending"
+    _INDEXED = "sessions INDEXED BY {index}"
     #: SQLite has no sequences: a counter row, moved on by :meth:`_new_position`.
     _NEXT_POSITION = "(SELECT value FROM counters WHERE name = 'session_position')"
 
