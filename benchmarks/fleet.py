@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dmlab.device import VirtualDevice
 from dmlab.protocol.notification import notification_key
 from dmlab.server import build_services, create_app
-from dmlab.store import Account, Device, JobSpec, Origin, State
+from dmlab.store import Account, Device, JobSpec, Origin, State, Store
 
 ACCOUNT = "fleet"
 SERVER_URL = "https://dmlab.fleet"  # never resolved: ASGITransport calls the app directly
@@ -55,6 +55,19 @@ def rss_kib() -> int:
 
 def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def count_completed(store: Store) -> int:
+    """The account's completed sessions, counted a page at a time as the server lists
+    them: the memory store reads each completed session back from compact text, and
+    100,000 of them at once would be the run's peak."""
+    count, after = 0, 0
+    while True:
+        page = store.sessions_page(State.COMPLETED, account=ACCOUNT, after=after, limit=1000)
+        count += len(page.items)
+        if page.after is None:
+            return count
+        after = page.after
 
 
 async def run_fleet(n: int, own_clients: bool) -> dict[str, Any]:
@@ -105,7 +118,7 @@ async def run_fleet(n: int, own_clients: bool) -> dict[str, Any]:
     seconds = time.perf_counter() - start
 
     failed = [r for r in runs if r is None or r.result != "OK"]
-    completed = len(services.store.sessions_of_account(ACCOUNT, State.COMPLETED))
+    completed = count_completed(services.store)
     if failed or completed != n:
         raise RuntimeError(f"{len(failed)} sessions failed, {completed} of {n} completed")
     for device in fleet:

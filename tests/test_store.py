@@ -975,3 +975,53 @@ def test_the_memory_store_indexes_a_fleet_in_little_memory() -> None:
     assert per_device < 1024, f"{per_device:.0f} bytes per device"
     assert store.count_pending(dev_id="IMEI:7") == 0
     assert [s.key for s in store.sessions_of_device("IMEI:7", State.COMPLETED)] == ["s-7"]
+
+
+def test_the_memory_store_keeps_completed_sessions_compact() -> None:
+    """A completed inventory (DevInfo's leaves reported back) costs the memory store
+    under 1.5 KiB, and reads back equal to what was put (issue 15: with its reported
+    statuses kept as objects it took 2.7 KiB)."""
+    import gc
+    import json
+    import tracemalloc
+
+    store = MemoryStore()
+    job = JobSpec("inventory")
+    commands = (Command.of("GET", "urn:oma:mo:oma-dm-devinfo:1.0//"), Command.of("END"))
+
+    def completed(i: int) -> Session:
+        # Parsed from text, as a report is: no string is shared with another session.
+        info = json.loads(
+            json.dumps({"DevInfo": {f"Leaf{n}": f"value {n} of {i}" for n in range(10)} | {"N": i}})
+        )
+        statuses = (Status(200, info),)
+        return Session(
+            f"s-{i}",
+            f"IMEI:{i}",
+            "fleet",
+            job,
+            Origin.SERVER,
+            state=State.COMPLETED,
+            result=Result.OK,
+            session_id=f"id-{i}",
+            rounds=(Round(f"id-{i}", commands, statuses),),
+        )
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            store.put_session(completed(i))
+        gc.collect()
+        per_session = (tracemalloc.get_traced_memory()[0] - before) / 1000
+    finally:
+        tracemalloc.stop()
+    originals = [completed(i) for i in range(3)]
+    assert per_session < 1536, f"{per_session:.0f} bytes per completed session"
+    for original in originals:
+        assert store.get_session(original.key) == original
+        assert store.session_by_id(original.session_id) == original
+    assert store.sessions_of_device("IMEI:2", State.COMPLETED) == [originals[2]]
+    page = store.sessions_page(State.COMPLETED, account="fleet", limit=2)
+    assert page.items == originals[:2]

@@ -29,12 +29,17 @@ def _explicit(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
     return Step(spec.commands) if not done else Step(None)
 
 
+#: The inventory's one package, the same for every session (commands are immutable):
+#: a stored session holds this tuple rather than a copy of it.
+_INVENTORY = (
+    Command.of("GET", f"{DEVINFO}//"),
+    Command.of("GET", f"{FUMO}/*/State"),
+    Command.of("END"),
+)
+
+
 def _inventory(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:
-    if done:
-        return Step(None)
-    return Step(
-        (Command.of("GET", f"{DEVINFO}//"), Command.of("GET", f"{FUMO}/*/State"), Command.of("END"))
-    )
+    return Step(None) if done else Step(_INVENTORY)
 
 
 def _firmware_update(spec: JobSpec, done: tuple[Round, ...], base_url: str) -> Step:

@@ -43,6 +43,8 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: How httpx reports a connection closed before a whole answer: a kept-alive connection
 #: the server closed (its idle timer) just as this request went out on it.
 _CLOSED_EARLY = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+#: Every device that is given no readings follows the defaults: one (immutable) object.
+_DEFAULT_CHOICES = Choices()
 
 
 class SessionFailed(RuntimeError):
@@ -152,7 +154,7 @@ class VirtualDevice:
         self.dev_id = dev_id
         #: The server's readings the device must follow (lab choices browser-entry,
         #: notification-transport and end-report; the rest concern the server alone).
-        self.choices = Choices(choices)
+        self.choices = _DEFAULT_CHOICES if choices is None else Choices(choices)
         self.server_id = server_id
         self.server_url = server_url.rstrip("/")
         # DMAcc Auth/Noti: the specification's secret and auth data when given, else the

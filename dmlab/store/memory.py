@@ -3,6 +3,10 @@
 The listings' indexes are sorted by a mark (a counter, as the SQL stores' ``position``
 and ``rowid``), so a page starts where the previous one ended in O(log n).
 
+A completed session is kept with its rounds as the SQL stores' compact JSON text
+(:class:`_Completed`), read back when asked for: every status a device reported, with
+its data, as objects was most of what a finished session held.
+
 Sessions are indexed by one sorted list per state for devices and one for accounts,
 of ``(dev_id or account, mark, key)``: a device's sessions in a state are one run of
 it. An index per device and state (three sorted dictionaries each, over 2 KiB) was a
@@ -11,6 +15,7 @@ fifth of what a fleet of 100,000 devices with one session each held.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -23,6 +28,7 @@ from sortedcontainers import SortedDict, SortedList
 
 from .base import Page
 from .model import Account, AlertRecord, Device, Session, State
+from .rows import rounds_from, rounds_json
 
 
 def _page(index: SortedDict | None, after: int, limit: int, newest_first: bool) -> Page[str]:
@@ -38,6 +44,26 @@ def _page(index: SortedDict | None, after: int, limit: int, newest_first: bool) 
     more = len(taken) > limit
     taken = taken[:limit]
     return Page([index[m] for m in taken], taken[-1] if more else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Completed:
+    """A completed session as kept: the record without its rounds, and the rounds as
+    compact JSON text (2 KiB of objects for an inventory became 0.4 KiB of text)."""
+
+    session: Session
+    rounds: str
+
+    @classmethod
+    def of(cls, session: Session) -> _Completed:
+        return cls(dataclasses.replace(session, rounds=()), rounds_json(session.rounds))
+
+    def unpack(self) -> Session:
+        return dataclasses.replace(self.session, rounds=rounds_from(self.rounds))
+
+
+def _unpacked(kept: Session | _Completed | None) -> Session | None:
+    return kept.unpack() if isinstance(kept, _Completed) else kept
 
 
 #: An entry of a session index: (dev_id or account, mark, session key).
@@ -77,7 +103,7 @@ class MemoryStore:
         # account -> {registration mark: dev_id}; dev_id -> its mark
         self._devices_by_account: dict[str, SortedDict] = defaultdict(SortedDict)
         self._device_mark: dict[str, int] = {}
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, Session | _Completed] = {}
         self._key_by_id: dict[str, str] = {}
         # state -> (dev_id, mark, key) sorted, and (account, mark, key): the mark taken
         # when the session entered that state (the SQL stores' `position`); key -> mark.
@@ -134,7 +160,8 @@ class MemoryStore:
                 for entry in list(_run(self._by_device[state], dev_id)):
                     _, mark, key = entry
                     self._by_device[state].remove(entry)
-                    session = self._sessions.pop(key)
+                    session = _unpacked(self._sessions.pop(key))
+                    assert session is not None
                     self._active.pop(key, None)
                     del self._session_mark[key]
                     self._by_account[state].discard((session.account, mark, key))
@@ -156,7 +183,8 @@ class MemoryStore:
     # Sessions
     def put_session(self, session: Session) -> None:
         with self._lock:
-            old = self._sessions.get(session.key)
+            kept = self._sessions.get(session.key)
+            old = kept.session if isinstance(kept, _Completed) else kept
             if old is None or old.state is not session.state:
                 if old is not None:
                     mark = self._session_mark[old.key]
@@ -166,7 +194,8 @@ class MemoryStore:
                 self._session_mark[session.key] = mark
                 self._by_device[session.state].add((session.dev_id, mark, session.key))
                 self._by_account[session.state].add((session.account, mark, session.key))
-            self._sessions[session.key] = session
+            done = session.state is State.COMPLETED
+            self._sessions[session.key] = _Completed.of(session) if done else session
             for sid in session.ids:
                 self._key_by_id[sid] = session.key
             if session.state is State.PENDING and session.expires_at is not None:
@@ -194,20 +223,24 @@ class MemoryStore:
                 self.put_session(session)
 
     def get_session(self, key: str) -> Session | None:
-        return self._sessions.get(key)
+        return _unpacked(self._sessions.get(key))
 
     def session_by_id(self, session_id: str) -> Session | None:
         with self._lock:
             key = self._key_by_id.get(session_id)
-            return self._sessions.get(key) if key else None
+            return _unpacked(self._sessions.get(key)) if key else None
+
+    def _read(self, keys: Iterable[str]) -> list[Session]:
+        kept = map(self._sessions.__getitem__, keys)
+        return [s.unpack() if isinstance(s, _Completed) else s for s in kept]
 
     def sessions_of_device(self, dev_id: str, state: State) -> list[Session]:
         with self._lock:
-            return [self._sessions[k] for _, _, k in _run(self._by_device[state], dev_id)]
+            return self._read(k for _, _, k in _run(self._by_device[state], dev_id))
 
     def sessions_of_account(self, account: str, state: State) -> list[Session]:
         with self._lock:
-            return [self._sessions[k] for _, _, k in _run(self._by_account[state], account)]
+            return self._read(k for _, _, k in _run(self._by_account[state], account))
 
     def _index(
         self, state: State, dev_id: str | None, account: str | None
@@ -231,7 +264,7 @@ class MemoryStore:
         with self._lock:
             index, scope = self._index(state, dev_id, account)
             page = _session_page(index, scope, after, limit, newest_first)
-            return Page([self._sessions[k] for k in page.items], page.after)
+            return Page(self._read(page.items), page.after)
 
     def count_pending(self, *, dev_id: str | None = None, account: str | None = None) -> int:
         with self._lock:
@@ -247,7 +280,7 @@ class MemoryStore:
                 at, key = heapq.heappop(heap)
                 session = self._sessions.get(key)
                 if (
-                    session is None
+                    not isinstance(session, Session)
                     or session.state is not State.PENDING
                     or session.expires_at != at
                     or key in seen
@@ -266,7 +299,7 @@ class MemoryStore:
             due = [
                 s
                 for s in map(self._sessions.__getitem__, self._active)
-                if s.idle_until is not None and s.idle_until <= until
+                if isinstance(s, Session) and s.idle_until is not None and s.idle_until <= until
             ]
         return sorted(due, key=lambda s: s.idle_until or 0.0)[: max(limit, 0)]
 
