@@ -48,7 +48,8 @@ def _ends(commands: tuple[Command, ...]) -> bool:
 #: What a client-initiated session runs when it opens no pending work (lab choice
 #: alert-opens=new-session): the server reads what the device is and runs.
 CLIENT_JOB = JobSpec("inventory")
-#: Pending sessions read at a time while looking for a device's next live one.
+#: Pending sessions read at a time while looking for a device's next live one, after
+#: the oldest (read alone first: it is nearly always live, and the one started).
 _START_PAGE = 16
 #: Expired pending sessions moved out per listing request, at most (a backlog after a
 #: long outage is worked off over several requests, never by one).
@@ -166,14 +167,14 @@ class SessionEngine:
                 active = self.active_page(dev_id=dev_id, limit=1).items
                 if active:
                     return self._touch(active[0])
-            after = 0
+            after, limit = 0, 1
             while True:  # pages, not the whole queue: only expired ones are skipped
-                page = self.pending_page(dev_id=dev_id, after=after, limit=_START_PAGE)
+                page = self.pending_page(dev_id=dev_id, after=after, limit=limit)
                 if page.items:
                     return self._start(page.items[0], base_url, end_completes)
                 if page.after is None:
                     return None
-                after = page.after
+                after, limit = page.after, _START_PAGE
 
     def start(
         self, dev_id: str, session_id: str, base_url: str, *, end_completes: bool = False

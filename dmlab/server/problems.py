@@ -214,7 +214,7 @@ def problem_response(request: Request, problem: Problem) -> Response:
         response = JSONResponse(
             body, status_code=kind.status, headers=headers, media_type=PROBLEM_JSON
         )
-    add_standard_headers(response.headers, negotiated=True)
+    add_standard_headers(response.headers.raw, negotiated=True)
     return response
 
 

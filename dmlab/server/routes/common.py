@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -16,9 +17,16 @@ from ..context import note
 from ..negotiation import negotiate
 from ..problems import bad_request
 
+#: ``JSONResponse.render``'s encoder, made once: ``json.dumps`` with its options builds a
+#: new one for every answer.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
 
 class CommandsResponse(JSONResponse):
     media_type = media.COMMANDS
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
 
 
 #: A package 2's types: the CR's first (what ``*/*`` or no Accept gets), then DM 2.0's.
