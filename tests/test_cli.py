@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import START_TIMEOUT, Process, operator_client, run_device, serve
+from helpers import START_TIMEOUT, WAIT, Process, operator_client, run_device, serve
 
 DEV_ID = "IMEI:490154203237518"
 
@@ -81,7 +81,7 @@ def test_device_process_alert_now_once(server: tuple[Process, str, Path], tmp_pa
         device = run_device(url, ca, DEV_ID, secret, "--alert-now", "--once", cwd=tmp_path)
         started = device.expect(rf"^{DEV_ID} POST /alert -> 200 session (\S+)$", START_TIMEOUT)
         device.expect(rf"^{DEV_ID} PUT /sessions/id/{started[1]} -> 204$")
-        code = device.popen.wait(20)
+        code = device.popen.wait(WAIT)
         device.close()
         assert code == 0, "\n".join(device.lines)
         completed = operator.get("/sessions/completed").json()["Sessions"]

@@ -17,7 +17,7 @@ from dmlab import Lab
 from dmlab.server import build_services, create_app
 from dmlab.server.routes.events import QUEUE_SIZE, close_streams, event_streams
 
-from helpers import HASH_COST, asgi_get, hangs_up_on
+from helpers import HASH_COST, WAIT, asgi_get, hangs_up_on
 
 PHONE = "IMEI:490154203237518"
 RIVAL_PHONE = "IMEI:356938035643809"
@@ -44,7 +44,7 @@ class Listener:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(client, headers or {}), daemon=True)
         self._thread.start()
-        assert self.ready.wait(10), "the stream did not start"
+        assert self.ready.wait(WAIT), "the stream did not start"
 
     def _run(self, client: httpx.Client, headers: dict[str, str]) -> None:
         with client.stream("GET", "/events", headers=headers, timeout=10) as response:

@@ -23,6 +23,7 @@ from dmlab.protocol.notification import notification_key, verify_digest
 from helpers import (
     HASH_COST,
     START_TIMEOUT,
+    WAIT,
     Process,
     https_client,
     new_dev_id,
@@ -148,16 +149,16 @@ def test_sse_each_package_0_is_one_event_and_the_stream_ends_when_the_server_sto
             events.put(("closed", None))
 
         threading.Thread(target=read, daemon=True).start()
-        assert events.get(timeout=10) == ("open", 200)
+        assert events.get(timeout=WAIT) == ("open", 200)
         lab.operator.request_session(dev_id, job="inventory")
         lab.operator.request_session(dev_id, job="inventory")
         for _ in range(2):
-            kind, data = events.get(timeout=10)
+            kind, data = events.get(timeout=WAIT)
             assert kind == "notification"
             assert verify_digest(base64.b64decode(str(data)), notification_key(secret))
         stopping = time.monotonic()
-    assert events.get(timeout=10) == ("closed", None)
-    assert time.monotonic() - stopping < 10
+    assert events.get(timeout=WAIT) == ("closed", None)
+    assert time.monotonic() - stopping < WAIT
 
 
 def test_none_the_server_keeps_no_package_0_for_a_device_in_another_process():
@@ -184,8 +185,8 @@ def test_none_no_package_0_reaches_the_labs_own_devices_they_call_in_on_their_ti
         queued = lab.operator.request_session(phone.dev_id, job="inventory")  # notify: true
         assert held == []
         lab.release_notifications(phone.dev_id)
-        assert completed.wait(20), "the device's timer never picked the session up"
-        deadline = time.monotonic() + 10  # the device files its run after the last answer
+        assert completed.wait(WAIT), "the device's timer never picked the session up"
+        deadline = time.monotonic() + WAIT  # the device files its run after the last answer
         while not phone.runs and time.monotonic() < deadline:
             time.sleep(0.01)
         assert [(run.ids[0], run.trigger) for run in phone.runs] == [(queued["SessionID"], "timer")]
