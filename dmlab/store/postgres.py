@@ -288,6 +288,7 @@ class PostgresStore(SQLStore):
 
     _DEVICE_ORDER = "seq"
     _NEXT_POSITION = "nextval('session_position')"
+    _MARKS_FIRST = False  # a statement is a round trip: rows and marks in one
 
     #: Every call waits on the network: servers run them off the event loop.
     remote = True

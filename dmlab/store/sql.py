@@ -88,6 +88,8 @@ class SQLStore:
     _INDEXED: ClassVar[str] = "sessions"
     #: The ``position`` of a session that enters a state: see :meth:`_new_position`.
     _NEXT_POSITION: ClassVar[str]
+    #: How :meth:`_page` reads: marks first, or rows and marks in one statement.
+    _MARKS_FIRST: ClassVar[bool]
 
     # What a subclass provides ---------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]:
@@ -210,21 +212,35 @@ class SQLStore:
         newest_first: bool,
         decode: Callable[..., T],
     ) -> Page[T]:
-        """Keyset paging on the index that ends in ``mark``, in one statement (one
-        round trip): ``limit + 1`` rows tell whether another page follows."""
+        """Keyset paging on the index that ends in ``mark``: ``limit + 1`` rows (or
+        marks) tell whether another page follows. In one statement, rows with their
+        marks; or (``_MARKS_FIRST``) first the page's marks, read on the index alone,
+        then its rows (an unreadable row, skipped, never ends a walk either way)."""
         if newest_first:
             bound, order = (f" AND {mark} < ?", "DESC") if after else ("", "DESC")
         else:
             bound, order = f" AND {mark} > ?", "ASC"
         bounded = (*params, after) if bound else params
-        rows = self._rows(
-            f"{mark}, {columns}",
-            f"{table} WHERE {where}{bound} ORDER BY {mark} {order} LIMIT ?",
-            (*bounded, limit + 1),
+        ordered = f"{table} WHERE {where}{bound} ORDER BY {mark} {order} LIMIT ?"
+        if not self._MARKS_FIRST:
+            rows = self._rows(f"{mark}, {columns}", ordered, (*bounded, limit + 1))
+            kept = rows[:limit]
+            items = self._decoded(what, [row[1:] for row in kept], decode)
+            return Page(items, kept[-1][0] if len(rows) > limit else None)
+        marks = [
+            row[0] for row in self._all(f"SELECT {mark} FROM {ordered}", (*bounded, limit + 1))
+        ]
+        kept = marks[:limit]
+        if not kept:
+            return Page([], None)
+        items = self._listing(
+            what,
+            columns,
+            f"{table} WHERE {where} AND {mark} BETWEEN ? AND ? ORDER BY {mark} {order}",
+            (*params, min(kept), max(kept)),
+            decode,
         )
-        kept = rows[:limit]
-        items = self._decoded(what, [row[1:] for row in kept], decode)
-        return Page(items, kept[-1][0] if len(rows) > limit else None)
+        return Page(items, kept[-1] if len(marks) > limit else None)
 
     # Sessions ------------------------------------------------------------------------
     def put_session(self, session: Session) -> None:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..trace import Exchange, exchange_from_row
-from .base import Page, StorageFault
+from .base import StorageFault
 from .model import Session
 from .rows import SESSION_ROW, chunked, session_row
 from .sql import TRACE_COLUMNS, TRACE_UPSERT, SchemaVersionError, SQLStore, trace_row
@@ -256,6 +256,10 @@ class SQLiteStore(SQLStore):
     _INDEXED = "sessions INDEXED BY {index}"
     #: SQLite has no sequences: a counter row, moved on by :meth:`_new_position`.
     _NEXT_POSITION = "(SELECT value FROM counters WHERE name = 'session_position')"
+    #: A statement is a function call here, but each costs by its columns (Python's
+    #: sqlite3 describes them on every execute): an empty page, the usual case, ends
+    #: at the index-only read of its marks, at half the cost of reading rows.
+    _MARKS_FIRST = True
 
     def __init__(
         self, path: str | os.PathLike[str], *, alerts_per_device: int = 200, timeout: float = 5.0
@@ -503,48 +507,6 @@ class SQLiteStore(SQLStore):
             except sqlite3.OperationalError:
                 rows.append(None)
         return rows
-
-    def _page(
-        self,
-        what: str,
-        columns: str,
-        table: str,
-        mark: str,
-        where: str,
-        params: tuple[Any, ...],
-        after: int,
-        limit: int,
-        newest_first: bool,
-        decode: Callable[..., T],
-    ) -> Page[T]:
-        """Here a statement is a function call, not a round trip, but each costs by its
-        columns (Python's sqlite3 describes them on every execute): first the page's
-        marks (index only; an empty page, the usual case, ends there, at half the
-        cost of reading rows), then its rows (so an unreadable row, skipped, never
-        ends a walk)."""
-        if newest_first:
-            bound, order = (f" AND {mark} < ?", "DESC") if after else ("", "DESC")
-        else:
-            bound, order = f" AND {mark} > ?", "ASC"
-        bounded = (*params, after) if bound else params
-        marks = [
-            row[0]
-            for row in self._all(
-                f"SELECT {mark} FROM {table} WHERE {where}{bound} ORDER BY {mark} {order} LIMIT ?",
-                (*bounded, limit + 1),
-            )
-        ]
-        kept = marks[:limit]
-        if not kept:
-            return Page([], None)
-        items = self._listing(
-            what,
-            columns,
-            f"{table} WHERE {where} AND {mark} BETWEEN ? AND ? ORDER BY {mark} {order}",
-            (*params, min(kept), max(kept)),
-            decode,
-        )
-        return Page(items, kept[-1] if len(marks) > limit else None)
 
     def add_sessions(self, sessions: Iterable[Session]) -> None:
         """New sessions, many at once (an import; a benchmark's stored history): the
