@@ -1,8 +1,8 @@
 """What one device request costs the store (issue 15: CPU per session on the request path).
 
 ``POST /alert`` reads the calling device once (authentication reads it; the route uses
-that record) and records the alerts and starts the session in one transaction, so both
-are kept or neither."""
+that record) and records the alerts and starts the session in one transaction, without
+savepoints inside it, so both are kept or neither."""
 
 from __future__ import annotations
 
@@ -35,11 +35,12 @@ HEADERS = {"Content-Type": media.DM20_INITIATION, media.DEVID_HEADER: DEV_ID}
 
 
 class Counting(MemoryStore):
-    """A memory store that counts device reads and outermost transactions."""
+    """A memory store that counts device reads, and transactions: outermost ones, and
+    every level (an inner one is a savepoint on the SQL stores)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.device_reads = self.transactions = self._depth = 0
+        self.device_reads = self.transactions = self.levels = self._depth = 0
 
     def get_device(self, dev_id: str) -> Device | None:
         self.device_reads += 1
@@ -48,6 +49,7 @@ class Counting(MemoryStore):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self.transactions += self._depth == 0
+        self.levels += 1
         self._depth += 1
         try:
             with super().transaction():
@@ -89,11 +91,12 @@ def test_an_alert_reads_the_device_once_in_one_transaction():
     svc, app = _lab(store)
     _alerts(app, 1)  # the first login checks the secret the slow way (scrypt)
     svc.engine.queue(store.get_device(DEV_ID), JobSpec("inventory"), Origin.SERVER, notify=False)
-    store.device_reads = store.transactions = 0
+    store.device_reads = store.transactions = store.levels = 0
     (answer,) = _alerts(app, 1)
     assert answer.status_code == 200, answer.text
     assert store.device_reads == 1
     assert store.transactions == 1  # the alert recorded and the session started together
+    assert store.levels == 1  # and no savepoint inside it
     session = store.session_by_id(answer.json()["SessionID"])
     assert session is not None and session.state is State.ACTIVE
     assert [r.session_key for r in store.alerts_of(DEV_ID)][-1] == session.key

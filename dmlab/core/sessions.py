@@ -163,18 +163,25 @@ class SessionEngine:
         choice session-resume; ``POST /sessions/next`` asks for it, ``POST /alert``
         does not)."""
         with self.unit.atomic():
-            if resume and self.resumes:
-                active = self.active_page(dev_id=dev_id, limit=1).items
-                if active:
-                    return self._touch(active[0])
-            after, limit = 0, 1
-            while True:  # pages, not the whole queue: only expired ones are skipped
-                page = self.pending_page(dev_id=dev_id, after=after, limit=limit)
-                if page.items:
-                    return self._start(page.items[0], base_url, end_completes)
-                if page.after is None:
-                    return None
-                after, limit = page.after, _START_PAGE
+            return self._start_next(dev_id, base_url, end_completes, resume)
+
+    def _start_next(
+        self, dev_id: str, base_url: str, end_completes: bool, resume: bool
+    ) -> Session | None:
+        """:meth:`start_next` inside its transaction (the pages are read in it, not in
+        transactions of their own: on the SQL stores, savepoints)."""
+        if resume and self.resumes:
+            active = self._live_page(State.ACTIVE, dev_id=dev_id, limit=1).items
+            if active:
+                return self._touch(active[0])
+        after, limit = 0, 1
+        while True:  # pages, not the whole queue: only expired ones are skipped
+            page = self._live_page(State.PENDING, dev_id=dev_id, after=after, limit=limit)
+            if page.items:
+                return self._start(page.items[0], base_url, end_completes)
+            if page.after is None:
+                return None
+            after, limit = page.after, _START_PAGE
 
     def start(
         self, dev_id: str, session_id: str, base_url: str, *, end_completes: bool = False
@@ -207,7 +214,7 @@ class SessionEngine:
         with self.unit.atomic():
             session = None
             if any(a.opens_session for a in alerts):
-                session = self.open_by_alert(device, alerts, base_url, end_completes=end_completes)
+                session = self._open_by_alert(device, alerts, base_url, end_completes)
             self.record_alerts(device, alerts, session.key if session else None)
             return session
 
@@ -223,14 +230,21 @@ class SessionEngine:
         alert-opens): the device's oldest pending one, or ``None``; under ``new-session``
         a client-initiated alert (one that answers no notification) starts a new
         client-initiated session instead, and pending sessions stay queued."""
+        with self.unit.atomic():
+            return self._open_by_alert(device, alerts, base_url, end_completes)
+
+    def _open_by_alert(
+        self, device: Device, alerts: tuple[Alert, ...], base_url: str, end_completes: bool
+    ) -> Session | None:
+        """:meth:`open_by_alert` inside its transaction."""
         kinds = {a.alert_type for a in alerts}
         if (
             self.alert_starts_new
             and AlertType.CLIENT_INITIATED in kinds
             and AlertType.SERVER_INITIATED not in kinds
         ):
-            return self.begin(device, CLIENT_JOB, Origin.CLIENT, base_url, end_completes)
-        return self.start_next(device.dev_id, base_url, end_completes=end_completes)
+            return self._begin(device, CLIENT_JOB, Origin.CLIENT, base_url, end_completes)
+        return self._start_next(device.dev_id, base_url, end_completes, resume=False)
 
     def begin(
         self,
@@ -241,20 +255,26 @@ class SessionEngine:
         end_completes: bool = False,
     ) -> Session:
         """Create a session and start it at once (flows 2 and 3)."""
-        now = self._clock()
         with self.unit.atomic():
-            key = self._fresh_id()
-            session = Session(
-                key=key,
-                dev_id=device.dev_id,
-                account=device.account,
-                job=job,
-                origin=origin,
-                created_at=now,
-                session_id=key,
-            )
-            self._publish("session.queued", session, job=job.describe(), origin=origin.value)
-            return self._start(session, base_url, end_completes)
+            return self._begin(device, job, origin, base_url, end_completes)
+
+    def _begin(
+        self, device: Device, job: JobSpec, origin: Origin, base_url: str, end_completes: bool
+    ) -> Session:
+        """:meth:`begin` inside its transaction."""
+        now = self._clock()
+        key = self._fresh_id()
+        session = Session(
+            key=key,
+            dev_id=device.dev_id,
+            account=device.account,
+            job=job,
+            origin=origin,
+            created_at=now,
+            session_id=key,
+        )
+        self._publish("session.queued", session, job=job.describe(), origin=origin.value)
+        return self._start(session, base_url, end_completes)
 
     def _start(self, session: Session, base_url: str, end_completes: bool = False) -> Session:
         step = jobs.next_step(session.job, (), base_url)
@@ -503,10 +523,25 @@ class SessionEngine:
         that expired are moved out as the page is read, so it may hold fewer than
         ``limit`` (only ``after`` None ends the list)."""
         with self.unit.atomic():
-            page = self.store.sessions_page(
+            return self._live_page(
                 State.PENDING, dev_id=dev_id, account=account, after=after, limit=limit
             )
-            return Page([s for s in page.items if not self._expire_if_due(s)], page.after)
+
+    def _live_page(
+        self,
+        state: State,
+        *,
+        dev_id: str | None = None,
+        account: str | None = None,
+        after: int = 0,
+        limit: int,
+    ) -> Page[Session]:
+        """A page of pending or active sessions, those past their deadline moved out as
+        it is read (inside the caller's transaction)."""
+        page = self.store.sessions_page(
+            state, dev_id=dev_id, account=account, after=after, limit=limit
+        )
+        return Page([s for s in page.items if not self._expire_if_due(s)], page.after)
 
     def completed_page(
         self,
@@ -562,10 +597,9 @@ class SessionEngine:
         started; those idle past their deadline are moved out as the page is read, so it
         may hold fewer than ``limit`` (lab choice active-listing)."""
         with self.unit.atomic():
-            page = self.store.sessions_page(
+            return self._live_page(
                 State.ACTIVE, dev_id=dev_id, account=account, after=after, limit=limit
             )
-            return Page([s for s in page.items if not self._expire_if_due(s)], page.after)
 
     def active_count(self, dev_id: str) -> int:
         """How many of a device's sessions are active and within their deadline (a
