@@ -412,11 +412,26 @@ NOTIFICATIONS = """() => {
 }"""
 
 
+#: Set when the open notebook's kernel reports ``restarting``. Without it the wait for the run
+#: could end before the restart began: a stored notebook already shows every execution count
+#: and an idle kernel (seen once under load, on 3.13: the checks read the stored outputs, then
+#: the restart cleared them).
+WATCH_RESTART = """() => {
+  window.dmlabRestarted = false;
+  window.jupyterapp.shell.currentWidget.sessionContext.statusChanged.connect((_, status) => {
+    if (status === 'restarting') window.dmlabRestarted = true;
+  });
+}"""
+
+
 def _run_all_from_a_fresh_kernel(page: Any) -> None:
+    page.evaluate(WATCH_RESTART)
     # Not awaited here: the command's promise waits for the dialog's answer.
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-run-all'); }")
     page.locator(".jp-Dialog button.jp-mod-accept").click()  # "Restart Kernel?"
-    page.wait_for_function(ALL_RUN_AND_IDLE, timeout=RUN_ALL_TIMEOUT)
+    page.wait_for_function(
+        f"() => window.dmlabRestarted === true && ({ALL_RUN_AND_IDLE})()", timeout=RUN_ALL_TIMEOUT
+    )
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
