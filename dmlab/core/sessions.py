@@ -209,7 +209,7 @@ class SessionEngine:
         end_completes: bool = False,
     ) -> Session | None:
         """``POST /alert``: record the alerts and, if one opens a session, start that
-        session (:meth:`open_by_alert`), in one transaction: both are kept or neither,
+        session (:meth:`_open_by_alert`), in one transaction: both are kept or neither,
         and their events go out together after it. The session started, if any."""
         with self.unit.atomic():
             session = None
@@ -218,25 +218,14 @@ class SessionEngine:
             self.record_alerts(device, alerts, session.key if session else None)
             return session
 
-    def open_by_alert(
-        self,
-        device: Device,
-        alerts: tuple[Alert, ...],
-        base_url: str,
-        *,
-        end_completes: bool = False,
-    ) -> Session | None:
-        """The session a session-opening alert to ``POST /alert`` starts (lab choice
-        alert-opens): the device's oldest pending one, or ``None``; under ``new-session``
-        a client-initiated alert (one that answers no notification) starts a new
-        client-initiated session instead, and pending sessions stay queued."""
-        with self.unit.atomic():
-            return self._open_by_alert(device, alerts, base_url, end_completes)
-
     def _open_by_alert(
         self, device: Device, alerts: tuple[Alert, ...], base_url: str, end_completes: bool
     ) -> Session | None:
-        """:meth:`open_by_alert` inside its transaction."""
+        """The session a session-opening alert to ``POST /alert`` starts (lab choice
+        alert-opens), inside :meth:`take_alerts`'s transaction: the device's oldest pending
+        one, or ``None``; under ``new-session`` a client-initiated alert (one that answers no
+        notification) starts a new client-initiated session instead, and pending sessions
+        stay queued."""
         kinds = {a.alert_type for a in alerts}
         if (
             self.alert_starts_new

@@ -297,7 +297,7 @@ CHOICES: Final[tuple[LabChoice, ...]] = (
                 "sends alerts never runs it",
             ),
         ),
-        where="dmlab/core/sessions.py SessionEngine.open_by_alert",
+        where="dmlab/core/sessions.py SessionEngine.take_alerts",
         judged_by=("TP/ALRT/002", "TP/ALRT/003", "TP/FLOW/CI/001"),
     ),
     LabChoice(
