@@ -347,7 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     s = commands.add_parser("serve", help="run the DM server over HTTPS")
-    s.add_argument("--port", type=int, default=8443, help="the HTTPS port on 127.0.0.1")
+    s.add_argument(
+        "--port",
+        type=int,
+        default=8443,
+        help="the HTTPS port on 127.0.0.1 (0: any free one; the 'dmlab serving' line says which)",
+    )
     s.add_argument("--data", required=True, help="directory for the CA and the state")
     s.add_argument(
         "--account",

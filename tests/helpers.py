@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -249,13 +248,6 @@ START_TIMEOUT = 120.0
 WAIT = 60.0
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (bound, read back, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Process:
     """A child process whose output lines can be awaited one pattern at a time."""
@@ -342,11 +334,12 @@ class Process:
 def serve(
     tmp_path: Path, *options: str, account: tuple[str, str] = ACCOUNT
 ) -> tuple[Process, str, Path]:
-    """``python -m dmlab serve`` on a free port, its state in ``tmp_path/data``, with
+    """``python -m dmlab serve`` on a free port (``--port 0``: no other process can
+    take it between a pick and the bind, as one did under issue 16's parallel suites), its state in ``tmp_path/data``, with
     ``account``: the process, its URL and its CA file, once it serves."""
     data = tmp_path / "data"
     process = Process.start(
-        "serve", "--port", str(free_port()), "--data", str(data), "--account", ":".join(account),
+        "serve", "--port", "0", "--data", str(data), "--account", ":".join(account),
         *options, cwd=tmp_path,
     )  # fmt: skip
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import START_TIMEOUT, Process, free_port
+from helpers import START_TIMEOUT, Process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ACCOUNT = "demo:demo-password"  # what the README's commands (and `make serve`) use
@@ -42,7 +42,7 @@ def test_readme_block_is_found_and_uses_only_the_documented_variables() -> None:
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data = tmp_path / ".dmlab-data"
     process = Process.start(
-        "serve", "--port", str(free_port()), "--data", str(data), "--account", ACCOUNT, cwd=tmp_path
+        "serve", "--port", "0", "--data", str(data), "--account", ACCOUNT, cwd=tmp_path
     )
     try:
         url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]

@@ -20,7 +20,7 @@ from dmlab.store import Account
 from dmlab.store.sqlite import _SCHEMA_1, SCHEMA_VERSION, SQLiteStore
 from dmlab.trace import Trace
 
-from helpers import START_TIMEOUT, Process, free_port
+from helpers import START_TIMEOUT, Process
 
 ACCOUNT = ("demo", "pw")
 DEV_ID = "IMEI:490154203237518"
@@ -28,6 +28,8 @@ FWV = "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"
 
 
 def serve(data: Path, port: int, cwd: Path) -> tuple[Process, str]:
+    """``serve`` on ``port`` (0: any free one, the URL says which; a restart asks for
+    the port its first run got, as a restarted server would)."""
     process = Process.start(
         "serve", "--port", str(port), "--data", str(data), "--account", ":".join(ACCOUNT), cwd=cwd
     )
@@ -56,8 +58,8 @@ def trace_rows(db: Path) -> list[tuple]:
 
 def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port = free_port()
-    first, url = serve(data, port, tmp_path)
+    first, url = serve(data, 0, tmp_path)
+    port = int(url.rsplit(":", 1)[1])
     ca_files = {name: (data / name).read_bytes() for name in ("ca.pem", "ca-key.pem", "server.pem")}
     # Clients built once from DIR/ca.pem, and used on both sides of the restart.
     verify = ssl.create_default_context(cafile=str(data / "ca.pem"))

@@ -25,7 +25,7 @@ from dmlab.device import VirtualDevice
 from dmlab.store import State
 from dmlab.store.sqlite import SQLiteStore
 
-from helpers import Process, free_port
+from helpers import START_TIMEOUT, Process
 
 DEVICES = 50
 OPERATOR = ("ops", "ops-password")
@@ -50,7 +50,8 @@ class Acks:
             self.ids.add(response.json()["SessionID"])
 
 
-def serve(data: Path, port: int) -> Process:
+def serve(data: Path, port: int) -> tuple[Process, str]:
+    """``serve`` on ``port`` (0: any free one), and its URL once it serves."""
     process = Process.start(
         "serve",
         "--port",
@@ -61,8 +62,7 @@ def serve(data: Path, port: int) -> Process:
         ":".join(OPERATOR),
         cwd=data.parent,
     )
-    process.expect(r"dmlab serving https://127\.0\.0\.1:\d+", 30.0)
-    return process
+    return process, process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
 
 
 async def load(
@@ -113,9 +113,7 @@ async def load(
 
 def test_no_acknowledged_session_is_lost_to_sigkill(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port = free_port()
-    server = serve(data, port)
-    url = f"https://127.0.0.1:{port}"
+    server, url = serve(data, 0)
     context = ssl.create_default_context(cafile=str(data / "ca.pem"))
     acks = Acks()
 
@@ -150,7 +148,8 @@ def test_no_acknowledged_session_is_lost_to_sigkill(tmp_path: Path) -> None:
     assert len(acks.devices) == DEVICES and acks.completed and acks.queued
 
     # Restarted: it starts cleanly on what the killed one left …
-    restarted = serve(data, port)
+    # (on the port it had, as a restarted server would be)
+    restarted, _ = serve(data, int(url.rsplit(":", 1)[1]))
     try:
         with httpx.Client(base_url=url, verify=context, auth=OPERATOR) as ops:
             completed, following = [], "/sessions/completed"

@@ -26,7 +26,6 @@ from helpers import (
     START_TIMEOUT,
     Process,
     csrf_of,
-    free_port,
     https_client,
     operator_client,
     run_device,
@@ -51,7 +50,7 @@ def pair(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             process = Process.start(
                 "serve",
                 "--port",
-                str(free_port()),
+                "0",
                 "--data",
                 str(tmp / "data"),
                 "--account",
@@ -180,7 +179,7 @@ def test_a_lockout_earned_on_one_server_holds_on_the_other(
 
 def test_workers_need_postgresql(tmp_path: Path) -> None:
     process = Process.start(
-        "serve", "--workers", "2", "--port", str(free_port()), "--data", str(tmp_path / "d"),
+        "serve", "--workers", "2", "--port", "0", "--data", str(tmp_path / "d"),
         cwd=tmp_path,
     )  # fmt: skip
     process.expect(r"--workers needs --database postgresql://", START_TIMEOUT)
@@ -200,7 +199,7 @@ def test_racing_starts_on_two_workers(new_database: Callable[[], str], tmp_path:
     database = new_database()
     accounts = [f"--account={name}:{password}" for name, password in ACCOUNTS]
     process = Process.start(
-        "serve", "--workers", "2", "--port", str(free_port()), "--data", str(tmp_path / "d"),
+        "serve", "--workers", "2", "--port", "0", "--data", str(tmp_path / "d"),
         "--database", database, *accounts,
         *(f"--choice={key}={value}" for key, value in CHOICES.items()), cwd=tmp_path,
     )  # fmt: skip
@@ -350,7 +349,7 @@ def test_max_connections_is_the_servers_total_over_its_workers(
     connections at least one is refused, however the kernel spread them (each worker
     held 2 before, so all three were served)."""
     process = Process.start(
-        "serve", "--workers", "2", "--max-connections", "2", "--port", str(free_port()),
+        "serve", "--workers", "2", "--max-connections", "2", "--port", "0",
         "--data", str(tmp_path / "d"), "--database", new_database(), cwd=tmp_path,
     )  # fmt: skip
     held: list[ssl.SSLSocket] = []
@@ -443,7 +442,7 @@ def test_two_workers_hold_the_account_cap_on_event_streams_between_them(
     most two are served, however the kernel spreads them (each worker took 2 before,
     so up to four were)."""
     process = Process.start(
-        "serve", "--workers", "2", "--streams-per-account", "2", "--port", str(free_port()),
+        "serve", "--workers", "2", "--streams-per-account", "2", "--port", "0",
         "--data", str(tmp_path / "d"), "--database", new_database(),
         "--account", ":".join(ACCOUNT), cwd=tmp_path,
     )  # fmt: skip

@@ -24,7 +24,7 @@ from dmlab.runtime.threads import LoopThread
 from dmlab.server import Services, build_services
 from dmlab.store.postgres import PostgresStore
 
-from helpers import HASH_COST, START_TIMEOUT, Process, free_port
+from helpers import HASH_COST, START_TIMEOUT, Process
 
 T = TypeVar("T")
 
@@ -118,7 +118,7 @@ def serve_workers(database: str, data: Path) -> Iterator[tuple[str, Path]]:
     """``serve --workers 2`` on ``database``, until the generator is closed: its URL
     and CA file, once both workers have started."""
     process = Process.start(
-        "serve", "--workers", "2", "--port", str(free_port()), "--data", str(data / "data"),
+        "serve", "--workers", "2", "--port", "0", "--data", str(data / "data"),
         "--database", database, "--account", ":".join(DEFAULT_ACCOUNT), cwd=data,
     )  # fmt: skip
     try:
