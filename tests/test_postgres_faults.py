@@ -283,3 +283,29 @@ def test_a_full_disk_answers_503_and_freeing_space_lets_writes_in_again(
             with admin(dsn) as conn:
                 conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
                 conn.execute(f"DROP TABLESPACE {space}")
+
+
+def test_a_throwaway_cluster_whose_port_was_taken_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The port a throwaway cluster picks can be taken before PostgreSQL binds it (a
+    parallel suite, a client's outgoing connection): it starts on another one."""
+    import socket
+
+    from dmlab.runtime import postgres
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    picks = iter([taken.getsockname()[1]])
+    free = postgres._free_port
+    monkeypatch.setattr(postgres, "_free_port", lambda: next(picks, None) or free())
+    try:
+        with postgres.throwaway_cluster() as cluster:
+            assert cluster.port != taken.getsockname()[1]
+            with psycopg.connect(cluster.dsn) as connection:
+                assert connection.execute("SELECT 1").fetchone() == (1,)
+    except postgres.PostgresNotFound as missing:
+        pytest.skip(f"PostgreSQL tests need a server: {missing}")
+    finally:
+        taken.close()

@@ -52,12 +52,16 @@ class Cluster:
     (to try what a server does when its database goes away and comes back)."""
 
     def __init__(self, top: Path, bindir: Path, run_as: list[str], user: str) -> None:
-        self.data, self.log, self.port = top / "data", top / "log", _free_port()
-        self.dsn = f"postgresql://{user}@127.0.0.1:{self.port}/postgres"
+        self.data, self.log, self._top, self._user = top / "data", top / "log", top, user
         self._bindir, self._run_as = bindir, run_as
+        self._use(_free_port())
+
+    def _use(self, port: int) -> None:
+        self.port = port
+        self.dsn = f"postgresql://{self._user}@127.0.0.1:{port}/postgres"
         # Unix socket in our own directory, TCP on loopback only; fsync off: a
         # throwaway cluster need not survive a power cut, and tests run faster.
-        self._options = f"-k {top} -p {self.port} -h 127.0.0.1 -c fsync=off -c max_connections=200"
+        self._options = f"-k {self._top} -p {port} -h 127.0.0.1 -c fsync=off -c max_connections=200"
 
     def pg(self, *args: str) -> None:
         subprocess.run(
@@ -67,6 +71,20 @@ class Cluster:
     def start(self) -> None:
         ctl = str(self._bindir / "pg_ctl")
         self.pg(ctl, "-D", str(self.data), "-o", self._options, "-l", str(self.log), "-w", "start")
+
+    def start_on_a_free_port(self, attempts: int = 5) -> None:
+        """The first start: a port picked free can be taken before PostgreSQL binds it
+        (by another process starting, or a client's outgoing connection); then try another."""
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return
+            except subprocess.CalledProcessError:
+                taken = self.log.exists() and "already in use" in self.log.read_text()
+                if not taken or attempt == attempts - 1:
+                    raise
+                self.log.unlink()
+                self._use(_free_port())
 
     def stop(self, mode: str = "immediate") -> None:
         self.pg(str(self._bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -91,7 +109,7 @@ def throwaway_cluster(user: str = "dmlab") -> Iterator[Cluster]:
         cluster.pg(
             str(bindir / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", user, "-E", "UTF8"
         )
-        cluster.start()
+        cluster.start_on_a_free_port()
         try:
             yield cluster
         finally:
