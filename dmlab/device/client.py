@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import ssl
 import time
@@ -43,6 +44,15 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: How httpx reports a connection closed before a whole answer: a kept-alive connection
 #: the server closed (its idle timer) just as this request went out on it.
 _CLOSED_EARLY = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+#: Sessions a device remembers (:attr:`VirtualDevice.runs`), the oldest going first: a
+#: device left running (``dmlab device`` with a timer) would otherwise keep every
+#: session it ever ran; the lab's tables and notebooks read the latest few.
+RUNS_KEPT = 1000
+#: Distinct packages 2 whose parsed commands are kept to share: a fleet's devices get
+#: the same commands from one job, and a ``Command`` is immutable, so 100,000 devices
+#: hold one parse, not one each (about 0.6 KiB a device). Only small packages are kept.
+SHARED_PARSES = 64
+_SHARED_PARSE_CHARS = 4096
 #: Every device that is given no readings follows the defaults: one (immutable) object.
 _DEFAULT_CHOICES = Choices()
 
@@ -56,7 +66,7 @@ class SessionFailed(RuntimeError):
         self.body = body
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionRun:
     """What the device saw of one session, for tables and tests."""
 
@@ -114,6 +124,21 @@ class SessionRun:
                     }
                 )
         return rows
+
+
+def _parse_shared(cmd: Any) -> tuple[Command, ...]:
+    """``parse_commands``, shared between devices for a small package of plain strings
+    (what every job sends); anything else is parsed as it comes."""
+    if type(cmd) is list and all(type(c) is list and all(type(a) is str for a in c) for c in cmd):
+        key = tuple(tuple(c) for c in cmd)
+        if sum(len(a) for c in key for a in c) <= _SHARED_PARSE_CHARS:
+            return _parse_key(key)
+    return parse_commands(cmd)
+
+
+@functools.lru_cache(maxsize=SHARED_PARSES)
+def _parse_key(key: tuple[tuple[str, ...], ...]) -> tuple[Command, ...]:
+    return parse_commands([list(c) for c in key])
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -406,7 +431,7 @@ class VirtualDevice:
                     "the server refused the session step", response.status_code, response.text
                 )
             package = response.json()
-            session_id, commands = package["SessionID"], list(parse_commands(package["CMD"]))
+            session_id, commands = package["SessionID"], list(_parse_shared(package["CMD"]))
             run.ids.append(session_id)
             result = await self.executor.run(commands)
             run.rounds.append((commands, result.statuses))
@@ -433,6 +458,8 @@ class VirtualDevice:
             raise SessionFailed("too many rounds", response.status_code, "")
         run.ended = self._clock()
         self.runs.append(run)
+        if len(self.runs) > RUNS_KEPT:
+            del self.runs[0]
         return run
 
     def _package1(self, alerts: tuple[Alert, ...], *, mos: bool = False) -> dict[str, Any]:
