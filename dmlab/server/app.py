@@ -19,6 +19,7 @@ from ..store import MemoryStore, Store
 from ..trace import Trace
 from .auth import Authenticator, AuthMiddleware, SharedThrottle
 from .context import Services
+from .dispatch import IndexedRouter
 from .expiry import sweeping
 from .headers import StandardHeaders
 from .notifier import Notifier
@@ -108,8 +109,9 @@ def follow_others(services: Services) -> Callable[[], None]:
 
 
 def create_app(services: Services) -> Starlette:
-    app = Starlette(
-        routes=[
+    app = Starlette(exception_handlers=EXCEPTION_HANDLERS)
+    app.router = IndexedRouter(
+        [
             route
             for route in (
                 *sessions.routes,
@@ -124,7 +126,6 @@ def create_app(services: Services) -> Starlette:
             )
             if served(route, services.choices)
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=sweeping,
     )
     app.state.services = services
