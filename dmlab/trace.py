@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -241,11 +242,13 @@ class Trace:
             exchange = Exchange(
                 self._seq,
                 self._clock(),
-                cut(source, MAX_FIELD),
-                cut(target, MAX_FIELD),
-                cut(dev_id, MAX_FIELD),
-                cut(method, MAX_FIELD),
-                cut(path, MAX_PATH),
+                # A full trace holds 100,000 exchanges: the fields that repeat (a
+                # role, a method, a device, /sessions/next) share one string each.
+                sys.intern(cut(source, MAX_FIELD)),
+                sys.intern(cut(target, MAX_FIELD)),
+                sys.intern(cut(dev_id, MAX_FIELD)),
+                sys.intern(cut(method, MAX_FIELD)),
+                sys.intern(cut(path, MAX_PATH)),
                 status,
                 cut(session, MAX_FIELD),
                 cut(request, MAX_FIELD),

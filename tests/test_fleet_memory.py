@@ -22,6 +22,7 @@ from dmlab.protocol.notification import (
     encode,
 )
 from dmlab.store import JobSpec
+from dmlab.trace import Trace
 
 #: Bytes an idle bare device may hold (its tree, executor, guard, client side),
 #: measured with tracemalloc; one took 12 KiB before the standard objects were shared.
@@ -135,3 +136,19 @@ def test_a_device_keeps_its_latest_runs_only(monkeypatch: pytest.MonkeyPatch) ->
             await device.aclose()
 
     assert asyncio.run(main()) == [f"{i:016d}" for i in (2, 3, 4)]
+
+
+def test_a_full_trace_shares_the_fields_that_repeat() -> None:
+    """100,000 exchanges: a role, a method, a device, a path held once each."""
+    trace = Trace()
+    for _ in range(2):
+        trace.record(
+            source="".join(["dev", "ice"]),
+            dev_id="".join(["IMEI:", "1"]),
+            method="".join(["PO", "ST"]),
+            path="".join(["/sessions/", "next"]),
+            status=200,
+        )
+    first, again = list(trace)[-2:]
+    for name in ("source", "target", "dev_id", "method", "path"):
+        assert getattr(first, name) is getattr(again, name), name

@@ -533,6 +533,23 @@ def test_a_write_to_a_shared_node_is_the_writers_own() -> None:
     assert _twin("IMEI:3", "c").get(FWV) == "1.0.0"
 
 
+def test_standard_trees_share_the_instance_tables_they_do_not_change() -> None:
+    """Each MO's table of instances is shared too until a tree changes it (issue 15:
+    about 0.4 KiB a device); adding or removing an instance changes that tree alone."""
+    a, b = _twin("IMEI:1", "a"), _twin("IMEI:2", "b")
+    assert a._mos[FUMO] is b._mos[FUMO] and a._mos[EXT] is b._mos[EXT]
+    assert a._mos[DEVINFO] is not b._mos[DEVINFO]  # DevID is each tree's own
+    a.add_instance(FUMO, "fw2", fumo("fw2").root)
+    b.remove_instance(EXT, "")
+    assert a.instances(FUMO) == ["fw1", "fw2"] and b.instances(FUMO) == ["fw1"]
+    assert EXT not in b.moids() and a.get(SETTINGS) == {"Interval": 60}
+    assert _twin("IMEI:3", "c").instances(FUMO) == ["fw1"] and EXT in _twin("IMEI:4", "d").moids()
+    with pytest.raises(ValueError, match="shared interior roots"):
+        ManagementTree().share_instances(FUMO, {"fw1": fumo("fw1").root})
+    with pytest.raises(NodeNotFound):
+        a.remove_instance("urn:oma:mo:none:1.0", "x")
+
+
 def test_a_shared_node_refuses_changes_in_place() -> None:
     shared = Node.interior("S", Node.leaf("A", 1)).share()
     assert shared.shared and shared.children is not None and shared.children["A"].shared

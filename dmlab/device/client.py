@@ -141,6 +141,12 @@ def _parse_key(key: tuple[tuple[str, ...], ...]) -> tuple[Command, ...]:
     return parse_commands([list(c) for c in key])
 
 
+@functools.lru_cache(maxsize=16)
+def _server_origin(server_url: str) -> tuple[str, str, int | None]:
+    """The DM server's origin, one tuple for a fleet of the same server."""
+    return _origin(httpx.URL(server_url))
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     """RFC 6454's origin: scheme, host and port (the scheme's default when absent)."""
     default = {"https": 443, "http": 80}.get(url.scheme)
@@ -224,7 +230,7 @@ class VirtualDevice:
         # the DM server's own origin: a command may name any URL (HGET, HPUT, an EXEC's
         # ServerURI), and a download server elsewhere must not learn the device's secret.
         self._shared = client is not None
-        self._origin = _origin(httpx.URL(self.server_url))
+        self._origin = _server_origin(self.server_url)
         self._auth = httpx.BasicAuth(dev_id, secret)
         self._headers = {media.DEVID_HEADER: dev_id}
         if client is None:

@@ -13,6 +13,7 @@ import base64
 import functools
 from collections.abc import Mapping
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from .tree import ClientURI, ManagementTree, Node, TreeError, Value
@@ -231,8 +232,8 @@ def standard_tree(
         settings=tuple((settings or {}).items()),
     )
     tree = ManagementTree()
-    for instance in template:
-        tree.add_instance(*instance)
+    for moid, table in template:
+        tree.share_instances(moid, table)
     trsp = ClientURI(DMACC, server_id, ("Auth", "Trsp"))
     tree.set(ClientURI(DEVINFO, "", ("DevInfo", "DevID")), dev_id, force=True)
     tree.set(trsp.child("Data"), auth_name, force=True)
@@ -258,8 +259,9 @@ def _template(
     fumo_instance: str,
     pkg_name: str,
     settings: tuple[tuple[str, Value], ...],
-) -> tuple[MOInstance, ...]:
-    """The standard objects without a device's own values (DevID, credentials), shared."""
+) -> tuple[tuple[str, Mapping[str, Node]], ...]:
+    """The standard objects without a device's own values (DevID, credentials), shared,
+    as one read-only table of instances per MO (the tables too are shared)."""
     instances = (
         devinfo(
             "",
@@ -278,4 +280,7 @@ def _template(
     )
     for instance in instances:
         instance.root.share()
-    return instances
+    return tuple(
+        (instance.moid, MappingProxyType({instance.instance: instance.root}))
+        for instance in instances
+    )

@@ -23,6 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,9 @@ class ManagementTree:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._mos: dict[str, dict[str, Node]] = {}
+        # An MO's instances by id: a dict of this tree's own, or a read-only table
+        # shared with other trees (:meth:`share_instances`), copied before it changes.
+        self._mos: dict[str, Mapping[str, Node]] = {}
         self._listeners: list[tuple[ClientURI, Listener]] = []
 
     # -- instances -----------------------------------------------------------
@@ -272,7 +275,7 @@ class ManagementTree:
         if root.is_leaf:
             raise ValueError("an MO instance's root is an interior node")
         with self._lock:
-            instances = self._mos.setdefault(moid, {})
+            instances = self._instances(moid)
             if instance in instances:
                 raise AlreadyExists(f"{moid} already has an instance {instance!r}")
             instances[instance] = root
@@ -281,10 +284,33 @@ class ManagementTree:
         """Remove an instance, permanent or not (device side only)."""
         with self._lock:
             try:
-                del self._mos[moid][instance]
+                del self._instances(moid, create=False)[instance]
             except KeyError:
                 raise NodeNotFound(f"no instance {instance!r} of {moid}") from None
         self._notify(ClientURI(moid, instance))
+
+    def share_instances(self, moid: str, table: Mapping[str, Node]) -> None:
+        """Hold ``table`` (instance id to a shared root) as this MO's instances, read
+        only: a fleet's trees share the tables of the MOs their devices never change,
+        and the first change copies the table (copy on write, as the nodes)."""
+        if not all(root.shared and not root.is_leaf for root in table.values()):
+            raise ValueError("a shared table holds shared interior roots")
+        for instance in table:
+            ClientURI(moid, instance)  # validates both
+        with self._lock:
+            if self._mos.get(moid):
+                raise AlreadyExists(f"{moid} already has instances")
+            self._mos[moid] = (
+                table if isinstance(table, MappingProxyType) else MappingProxyType(dict(table))
+            )
+
+    def _instances(self, moid: str, *, create: bool = True) -> dict[str, Node]:
+        """The MO's instances, made this tree's own to change; a ``KeyError`` for an
+        MO it does not have unless ``create``."""
+        instances = self._mos.get(moid) if create else self._mos[moid]
+        if type(instances) is not dict:
+            instances = self._mos[moid] = dict(instances or {})
+        return instances
 
     def moids(self) -> list[str]:
         with self._lock:
@@ -315,7 +341,7 @@ class ManagementTree:
     def _owned(self, uri: ClientURI) -> Node:
         """The node at ``uri`` (which exists), made this tree's own to change: the
         shared nodes on the way down are replaced by copies (copy on write)."""
-        instances = self._mos[uri.moid]
+        instances = self._instances(uri.moid, create=False)
         node = instances[uri.instance]
         if node.shared:
             node = instances[uri.instance] = node._own_copy()
@@ -461,7 +487,7 @@ class ManagementTree:
             if not force and "w" not in node.acl:
                 raise PermissionDenied(f"{uri}: not writable")
             if not uri.path:
-                del self._mos[uri.moid][uri.instance]
+                del self._instances(uri.moid, create=False)[uri.instance]
             else:
                 parent = self._owned(uri.parent)
                 assert parent.children is not None
