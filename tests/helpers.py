@@ -332,14 +332,16 @@ class Process:
 
 
 def serve(
-    tmp_path: Path, *options: str, account: tuple[str, str] = ACCOUNT
+    tmp_path: Path, *options: str, account: tuple[str, str] = ACCOUNT, port: int = 0
 ) -> tuple[Process, str, Path]:
-    """``python -m dmlab serve`` on a free port (``--port 0``: no other process can
-    take it between a pick and the bind, as one did under issue 16's parallel suites), its state in ``tmp_path/data``, with
-    ``account``: the process, its URL and its CA file, once it serves."""
+    """``python -m dmlab serve`` with its state in ``tmp_path/data`` and ``account``: the
+    process, its URL and its CA file, once it serves. ``port`` 0 (the default) is any
+    free one, the server's own pick: a port picked here and bound later could be taken
+    in between, as one was under issue 16's parallel suites. A restart passes the port
+    its first run got."""
     data = tmp_path / "data"
     process = Process.start(
-        "serve", "--port", "0", "--data", str(data), "--account", ":".join(account),
+        "serve", "--port", str(port), "--data", str(data), "--account", ":".join(account),
         *options, cwd=tmp_path,
     )  # fmt: skip
     try:

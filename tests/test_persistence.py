@@ -20,21 +20,11 @@ from dmlab.store import Account
 from dmlab.store.sqlite import _SCHEMA_1, SCHEMA_VERSION, SQLiteStore
 from dmlab.trace import Trace
 
-from helpers import START_TIMEOUT, Process
+from helpers import serve
 
 ACCOUNT = ("demo", "pw")
 DEV_ID = "IMEI:490154203237518"
 FWV = "urn:oma:mo:oma-dm-devinfo:1.0//DevInfo/FwV"
-
-
-def serve(data: Path, port: int, cwd: Path) -> tuple[Process, str]:
-    """``serve`` on ``port`` (0: any free one, the URL says which; a restart asks for
-    the port its first run got, as a restarted server would)."""
-    process = Process.start(
-        "serve", "--port", str(port), "--data", str(data), "--account", ":".join(ACCOUNT), cwd=cwd
-    )
-    url = process.expect(r"dmlab serving (https://127\.0\.0\.1:\d+)", START_TIMEOUT)[1]
-    return process, url
 
 
 def put(client: httpx.Client, session_id: str, statuses: list[dict]) -> httpx.Response:
@@ -58,7 +48,7 @@ def trace_rows(db: Path) -> list[tuple]:
 
 def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first, url = serve(data, 0, tmp_path)
+    first, url, _ = serve(tmp_path, account=ACCOUNT)
     port = int(url.rsplit(":", 1)[1])
     ca_files = {name: (data / name).read_bytes() for name in ("ca.pem", "ca-key.pem", "server.pem")}
     # Clients built once from DIR/ca.pem, and used on both sides of the restart.
@@ -108,7 +98,7 @@ def test_sigkill_mid_session_loses_nothing(tmp_path: Path) -> None:
         assert ("PUT", f"/sessions/id/{fumo}", 200, current) in [r[1:] for r in before_kill]
         assert ("POST", "/devices/new", 201, "") in [r[1:] for r in before_kill]
 
-        again, url2 = serve(data, port, tmp_path)
+        again, url2, _ = serve(tmp_path, account=ACCOUNT, port=port)
         try:
             assert url2 == url
             assert {name: (data / name).read_bytes() for name in ca_files} == ca_files
