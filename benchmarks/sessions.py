@@ -19,6 +19,13 @@ measured in rounds at the same concurrency (one connection per device).
     .venv/bin/python benchmarks/sessions.py                # 50 devices x 20 sessions
     .venv/bin/python benchmarks/sessions.py --devices 5 --sessions-per-device 2
 
+``--app-only`` calls the two ASGI apps directly instead, with one device's captured
+requests (no uvicorn, TLS or httpx; one thread): the CPU the server's own code costs per
+session, the figure a change to the request path moves. It is stable within a process,
+but on the 2-core VM it was measured on, not between processes: the same code took
+415–899 µs per session in different processes (same hash seed, ASLR off, either core)
+while the bare app stayed at 56–84 µs. Compare runs side by side, several processes each.
+
 ``--database sqlite|postgresql://…`` measures ``python -m dmlab serve`` in a process of
 its own (``--workers N`` of them on PostgreSQL) instead of a server in this process;
 the baseline stays in this process. "Scaling out" in the README has the figures.
@@ -37,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -46,6 +53,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -69,6 +77,19 @@ class Bodies:
     alert: bytes = b""
     commands: bytes = b""
     status: bytes = b""
+    #: The requests' own headers (``--app-only`` replays them, credentials included).
+    alert_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    status_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    async def capture(self, response: httpx.Response) -> None:
+        """An httpx response hook: keep the bytes of the session it belongs to."""
+        await response.aread()
+        request = response.request
+        if request.url.path == "/alert":
+            self.alert, self.commands = request.content, response.content
+            self.alert_headers = request.headers.raw
+        elif request.method == "PUT":
+            self.status, self.status_headers = request.content, request.headers.raw
 
 
 @dataclass
@@ -110,7 +131,14 @@ class DmlabSide:
         self.server = ServerThread(create_app(self.services), ca).start()
         self.fill(ca, self.server.url, devices, sessions)
 
-    def fill(self, ca: LabCA | ssl.SSLContext, url: str, devices: int, sessions: int) -> None:
+    def fill(
+        self,
+        ca: LabCA | ssl.SSLContext,
+        url: str,
+        devices: int,
+        sessions: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.services.store.put_account(Account(ACCOUNT, self.services.auth.hash("password")))
         self.clients: list[httpx.AsyncClient] = []
         self.fleet: list[VirtualDevice] = []
@@ -127,25 +155,16 @@ class DmlabSide:
                 self.services.engine.queue(
                     record, JobSpec("inventory"), Origin.CLIENT, notify=False
                 )
-            client = new_client(url, ca)
+            client = new_client(url, ca, transport=transport)
             self.clients.append(client)
             self.fleet.append(VirtualDevice(dev_id, secret, url, client=client))
 
     async def warm_up(self, bodies: Bodies) -> None:
         """One session per device (TLS handshakes, auth cache); the first one's bytes are
         captured for the baseline to replay."""
-
-        async def capture(response: httpx.Response) -> None:
-            await response.aread()
-            request = response.request
-            if request.url.path == "/alert":
-                bodies.alert, bodies.commands = request.content, response.content
-            elif request.method == "PUT":
-                bodies.status = request.content
-
-        self.clients[0].event_hooks["response"].append(capture)
+        self.clients[0].event_hooks["response"].append(bodies.capture)
         await one_session(self.fleet[0])
-        self.clients[0].event_hooks["response"].remove(capture)
+        self.clients[0].event_hooks["response"].remove(bodies.capture)
         await asyncio.gather(*(one_session(d) for d in self.fleet[1:]))
 
     async def measure(self, per_device: int) -> Figures:
@@ -203,6 +222,106 @@ class ServedSide(DmlabSide):
             await client.aclose()
         self.process.terminate()
         self.process.wait(30)
+
+
+class AppSide(DmlabSide):
+    """``--app-only``: dmlab's app without a server. Its one device reaches it through
+    ``httpx.ASGITransport``, only to run the session whose requests are replayed."""
+
+    def __init__(self, ca: LabCA, sessions: int) -> None:
+        self.services = build_services(server_id="dmlab", caps=queue_room(sessions))
+        self.app = create_app(self.services)
+        self.fill(ca, "https://dmlab.bench", 1, sessions, httpx.ASGITransport(app=self.app))
+
+    async def close(self) -> None:
+        for device in self.fleet:
+            await device.aclose()
+        for client in self.clients:
+            await client.aclose()
+
+
+async def asgi_exchange(
+    app: ASGIApp, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int, dict[bytes, bytes]]:
+    """One request straight into an ASGI app: its status and headers (the body is dropped)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.lower(), value) for name, value in headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 443),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    answer: dict[str, Any] = {}
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client never hangs up
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"], answer["headers"] = message["status"], dict(message["headers"])
+
+    await app(scope, receive, send)
+    return answer["status"], answer["headers"]
+
+
+async def replay_session(app: ASGIApp, bodies: Bodies) -> None:
+    """The captured session's two requests, the second to where the first's answer points."""
+    status, headers = await asgi_exchange(app, "POST", "/alert", bodies.alert_headers, bodies.alert)
+    location = headers.get(b"location", b"").decode()
+    second, _ = await asgi_exchange(app, "PUT", location, bodies.status_headers, bodies.status)
+    if (status, second) != (200, 204):
+        raise RuntimeError(f"the replayed session was answered {status}, {second}")
+
+
+async def app_only(args: argparse.Namespace) -> float:
+    """``--app-only``: CPU per session of each app called directly, alternating rounds."""
+    per_round = args.devices * args.sessions_per_device
+    bodies = Bodies()
+    side = AppSide(LabCA.create(), 1 + WARM_UP + args.rounds * per_round)
+    try:
+        await side.warm_up(bodies)
+        apps = {"dmlab": side.app, "baseline": baseline_app(bodies)}
+        for app in apps.values():
+            for _ in range(WARM_UP):
+                await replay_session(app, bodies)
+        cpu: dict[str, list[float]] = {name: [] for name in apps}
+        for number in range(args.rounds):
+            order = list(apps) if number % 2 == 0 else list(apps)[::-1]
+            for name in order:
+                began = time.thread_time()
+                for _ in range(per_round):
+                    await replay_session(apps[name], bodies)
+                cpu[name].append((time.thread_time() - began) / per_round * 1e6)
+            print(
+                f"round {number + 1}   dmlab {cpu['dmlab'][-1]:6.0f} us/session   "
+                f"baseline {cpu['baseline'][-1]:5.0f} us/session",
+                flush=True,
+            )
+    finally:
+        await side.close()
+    ours, theirs = (statistics.median(cpu[name]) for name in apps)
+    print(
+        f"the apps alone, CPU per session over {args.rounds} rounds of {per_round} sessions: "
+        f"dmlab median {ours:.0f} us (min {min(cpu['dmlab']):.0f}), baseline median "
+        f"{theirs:.0f} us (min {min(cpu['baseline']):.0f}); dmlab's own code "
+        f"{ours - theirs:.0f} us a session"
+    )
+    return ours
+
+
+#: Sessions each app runs before its rounds (imports, caches, the auth cache).
+WARM_UP = 5
 
 
 def queue_room(sessions: int) -> Caps:
@@ -376,6 +495,12 @@ def main(argv: list[str] | None = None) -> None:
         "their ratios counts (default 5)",
     )
     parser.add_argument(
+        "--app-only",
+        action="store_true",
+        help="call both ASGI apps directly (no uvicorn, TLS or httpx), devices x sessions "
+        "per round, and print the CPU each costs per session",
+    )
+    parser.add_argument(
         "--database",
         metavar="sqlite|URL",
         help="measure `dmlab serve` in processes of its own: on SQLite, or on this "
@@ -387,7 +512,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.workers > 1 and (args.database or "sqlite") == "sqlite":
         parser.error("--workers needs --database postgresql://…")
-    asyncio.run(main_async(args))
+    if args.app_only and args.database:
+        parser.error("--app-only measures the app in this process, without a --database")
+    asyncio.run(app_only(args) if args.app_only else main_async(args))
 
 
 if __name__ == "__main__":

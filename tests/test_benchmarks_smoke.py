@@ -52,6 +52,16 @@ def test_sessions_prints_both_rates_and_the_ratio() -> None:
     assert "dmlab" in cpu and "baseline" in cpu
 
 
+def test_sessions_app_only_prints_each_apps_cpu_per_session() -> None:
+    """--app-only replays a real session's captured requests into both apps: a replay that
+    dmlab refused (a missing header, a stale location) would stop the script."""
+    out = run("sessions.py", "--app-only", "--devices", "2", "--sessions-per-device", "3")
+    rounds = lines_starting(out, "round ")
+    assert len(rounds) == 5 and all("dmlab" in r and "baseline" in r for r in rounds)
+    (summary,) = lines_starting(out, "the apps alone")
+    assert "rounds of 6 sessions" in summary and "dmlab's own code" in summary
+
+
 def test_fleet_prints_wall_time_and_memory() -> None:
     out = run("fleet.py", "--devices", "5", "7")
     lines = lines_starting(out, "devices ")
