@@ -538,7 +538,8 @@ def test_standard_trees_share_the_instance_tables_they_do_not_change() -> None:
     about 0.4 KiB a device); adding or removing an instance changes that tree alone."""
     a, b = _twin("IMEI:1", "a"), _twin("IMEI:2", "b")
     assert a._mos[FUMO] is b._mos[FUMO] and a._mos[EXT] is b._mos[EXT]
-    assert a._mos[DEVINFO] is not b._mos[DEVINFO]  # DevID is each tree's own
+    # DevID and the credentials are each tree's own values, not copies of the nodes.
+    assert a._mos[DEVINFO] is b._mos[DEVINFO] and a._mos[DMACC] is b._mos[DMACC]
     a.add_instance(FUMO, "fw2", fumo("fw2").root)
     b.remove_instance(EXT, "")
     assert a.instances(FUMO) == ["fw1", "fw2"] and b.instances(FUMO) == ["fw1"]
@@ -548,6 +549,34 @@ def test_standard_trees_share_the_instance_tables_they_do_not_change() -> None:
         ManagementTree().share_instances(FUMO, {"fw1": fumo("fw1").root})
     with pytest.raises(NodeNotFound):
         a.remove_instance("urn:oma:mo:none:1.0", "x")
+
+
+def test_a_trees_own_values_copy_no_shared_node() -> None:
+    """DevID and the credentials sit in shared leaves whose value each tree holds itself
+    (``Own``): writing them copies nothing (2 KiB a device did, issue 15), and every read
+    (get, a subtree, iteration, listeners) sees the tree's own value."""
+    a, b = _twin("IMEI:1", "secret-a"), _twin("IMEI:2", "secret-b")
+    dev_id, secret = f"{DEVINFO}//DevInfo/DevID", f"{DMACC}/lab-server/Auth/Trsp/Secret"
+    assert a.node(dev_id) is b.node(dev_id) and a.node(secret) is b.node(secret)
+    assert a.get(f"{DEVINFO}//DevInfo")["DevID"] == "IMEI:1"
+    assert dict(a)[dev_id] == "IMEI:1" and dict(b)[secret] == "secret-b"
+    changed: list[str] = []
+    a.subscribe(f"{DMACC}/lab-server/Auth", changed.append)
+    a.set(secret, "rotated")  # a server may rotate a secret (w), never read it
+    a.set(secret, "rotated")  # not a change: no listener call
+    assert changed == [secret] and a.get(secret, force=True) == "rotated"
+    assert b.get(secret, force=True) == "secret-b" and a.node(secret) is b.node(secret)
+    with pytest.raises(PermissionDenied):
+        a.get(secret)
+    # A change of shape on the way to own values is copy on write, as everywhere.
+    noti = f"{DMACC}/lab-server/Auth/Noti"
+    a.delete(noti, force=True)
+    assert noti + "/Secret" not in a and noti + "/Secret" in b
+    assert a.get(secret, force=True) == "rotated"
+    # A tree that never sets an own value reads nothing there.
+    bare = ManagementTree()
+    bare.share_instances(DEVINFO, a._mos[DEVINFO])
+    assert bare.get(dev_id) is None
 
 
 def test_a_shared_node_refuses_changes_in_place() -> None:

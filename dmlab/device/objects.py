@@ -16,7 +16,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
-from .tree import ClientURI, ManagementTree, Node, TreeError, Value
+from .tree import ClientURI, ManagementTree, Node, Own, TreeError, Value
 
 DEVINFO: Final = "urn:oma:mo:oma-dm-devinfo:1.0"
 #: DM 2.0's DM Account (specification §11.2; OMA-SUP-MO_DM_DMAcc-V1_2).
@@ -242,6 +242,14 @@ def standard_tree(
     return tree
 
 
+#: The leaves of the shared standard objects that each tree holds for itself (its DevID
+#: and credentials, which :func:`standard_tree` writes in): :class:`~.tree.Own` values.
+_OWN_LEAVES: Final = {
+    DEVINFO: (("DevInfo", "DevID"),),
+    DMACC: (("Auth", "Trsp", "Data"), ("Auth", "Trsp", "Secret"), ("Auth", "Noti", "Secret")),
+}
+
+
 @functools.lru_cache(maxsize=16)
 def _template(
     man: str,
@@ -279,6 +287,12 @@ def _template(
         ext(dict(settings)),
     )
     for instance in instances:
+        for path in _OWN_LEAVES.get(instance.moid, ()):
+            leaf = instance.root
+            for name in path:
+                assert leaf.children is not None
+                leaf = leaf.children[name]
+            leaf.value = Own(str(ClientURI(instance.moid, instance.instance, path)))
         instance.root.share()
     return tuple(
         (instance.moid, MappingProxyType({instance.instance: instance.root}))

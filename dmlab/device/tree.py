@@ -13,6 +13,8 @@ Trees share what they have in common. A node marked ``shared`` (:meth:`Node.shar
 may sit in many trees at once, as the standard objects every virtual device carries
 do; a tree never changes one in place: it copies the shared nodes on the path to what
 it writes (copy on write), so the write is its own and other trees keep the old node.
+A shared leaf whose value is :class:`Own` goes further: each tree keeps that value in a
+small table of its own, and nothing is copied (a fleet's DevIDs and credentials).
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ WILDCARD: Final = "*"
 
 #: The canonical frozenset of each ACL in use (at most the eight subsets of "rwx").
 _ACLS: dict[frozenset[str], frozenset[str]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """The value of a shared leaf that each tree holds for itself (its DevID, its
+    credentials), under ``key``; until a tree sets it, it reads as ``None``. Copying the
+    shared nodes on the way to those few leaves was 2 KiB of a fleet device's memory."""
+
+    key: str
 
 
 class TreeError(Exception):
@@ -170,7 +181,7 @@ class Node:
     """
 
     name: str
-    value: Value = None
+    value: Value | Own = None
     children: dict[str, Node] | None = None
     acl: frozenset[str] = frozenset("r")
     permanent: bool = False
@@ -181,7 +192,8 @@ class Node:
             raise ValueError(f"an ACL is a frozenset of 'r', 'w', 'x', got {self.acl!r}")
         if self.children is not None and self.value is not None:
             raise ValueError("an interior node has no value")
-        _check_value(self.value)
+        if not isinstance(self.value, Own):
+            _check_value(self.value)
         # Share one frozenset per distinct ACL: there are only eight, and a copy per
         # node (over 200 bytes each) was most of an idle virtual device's memory.
         self.acl = _ACLS.setdefault(self.acl, self.acl)
@@ -264,6 +276,8 @@ class ManagementTree:
         # An MO's instances by id: a dict of this tree's own, or a read-only table
         # shared with other trees (:meth:`share_instances`), copied before it changes.
         self._mos: dict[str, Mapping[str, Node]] = {}
+        #: The values of this tree's :class:`Own` leaves, by key.
+        self._own: dict[str, Value] = {}
         self._listeners: list[tuple[ClientURI, Listener]] = []
 
     # -- instances -----------------------------------------------------------
@@ -419,7 +433,7 @@ class ManagementTree:
         node = self._find(uri)
         if not force and "r" not in node.acl:
             raise PermissionDenied(f"{uri}: not readable")
-        return _value(node, force)
+        return _value(node, force, self._own)
 
     def __iter__(self) -> Iterator[tuple[str, Value]]:
         """Every leaf as ``(uri, value)``, ignoring ACLs (device side)."""
@@ -427,7 +441,7 @@ class ManagementTree:
             leaves: list[tuple[str, Value]] = []
             for moid, instances in self._mos.items():
                 for instance, root in instances.items():
-                    _collect(ClientURI(moid, instance), root, leaves)
+                    _collect(ClientURI(moid, instance), root, leaves, self._own)
         return iter(leaves)
 
     # -- write ---------------------------------------------------------------
@@ -463,9 +477,12 @@ class ManagementTree:
                     raise PermissionDenied(f"{uri}: not writable")
                 if node.is_leaf and not isinstance(value, Mapping):
                     _check_value(value)
-                    if node.value == value:
+                    if _resolved(node.value, self._own) == value:
                         return  # not a change: listeners are not called
-                    self._owned(uri).value = value
+                    if isinstance(node.value, Own):
+                        self._own[node.value.key] = value
+                    else:
+                        self._owned(uri).value = value
                 else:
                     if node.permanent:
                         raise NotAllowed(f"{uri}: a permanent node keeps its shape")
@@ -546,22 +563,29 @@ class ManagementTree:
                 logger.exception("tree listener failed for %s", changed)
 
 
-def _value(node: Node, force: bool) -> Any:
+def _resolved(value: Value | Own, own: Mapping[str, Value]) -> Value:
+    """A leaf's value as its tree holds it (an :class:`Own` one from the tree's table)."""
+    return own.get(value.key) if isinstance(value, Own) else value
+
+
+def _value(node: Node, force: bool, own: Mapping[str, Value]) -> Any:
     if node.children is None:
-        return node.value
+        return _resolved(node.value, own)
     return {
-        name: _value(child, force)
+        name: _value(child, force, own)
         for name, child in node.children.items()
         if force or "r" in child.acl
     }
 
 
-def _collect(uri: ClientURI, node: Node, out: list[tuple[str, Value]]) -> None:
+def _collect(
+    uri: ClientURI, node: Node, out: list[tuple[str, Value]], own: Mapping[str, Value]
+) -> None:
     if node.children is None:
-        out.append((str(uri), node.value))
+        out.append((str(uri), _resolved(node.value, own)))
         return
     for name, child in node.children.items():
-        _collect(uri.child(name), child, out)
+        _collect(uri.child(name), child, out, own)
 
 
 def _related(prefix: ClientURI, changed: ClientURI) -> bool:
