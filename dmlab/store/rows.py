@@ -38,8 +38,13 @@ def chunked(items: Iterable[T], size: int) -> Iterable[list[T]]:
         yield chunk
 
 
+#: ``json.dumps`` with these options, made once: given options, each call builds a new
+#: encoder (a round's record: 7.1 -> 5.3 us). ``encode`` keeps no state between calls.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def job_json(job: JobSpec) -> str:
