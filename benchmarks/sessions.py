@@ -99,12 +99,19 @@ class Figures:
     seconds: float
     #: CPU seconds this process spent meanwhile (server thread and clients alike).
     cpu: float = 0.0
+    #: Of which the server's thread (``ServerThread.cpu_seconds``); the rest is the
+    #: clients' (devices or baseline workers, httpx and TLS included).
+    server_cpu: float = 0.0
 
     @property
     def cpu_per_session(self) -> float:
         """Microseconds of this process's CPU per session: less swayed by other
         processes' load than the rates (for a server in this process only)."""
         return self.cpu / self.sessions * 1e6
+
+    @property
+    def server_cpu_per_session(self) -> float:
+        return self.server_cpu / self.sessions * 1e6
 
     @property
     def sessions_per_s(self) -> float:
@@ -172,11 +179,14 @@ class DmlabSide:
             for _ in range(per_device):
                 await one_session(device)
 
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, server = time.perf_counter(), time.process_time(), self.server_cpu()
         await asyncio.gather(*(sessions_of(d) for d in self.fleet))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         total = len(self.fleet) * per_device
-        return Figures(total, 2 * total, seconds, cpu)
+        return Figures(total, 2 * total, seconds, cpu, self.server_cpu() - server)
+
+    def server_cpu(self) -> float:
+        return self.server.cpu_seconds()
 
     async def close(self) -> None:
         for device in self.fleet:
@@ -214,6 +224,9 @@ class ServedSide(DmlabSide):
         verify = ssl.create_default_context(cafile=str(self.data / "ca.pem"))
         self.fill(verify, match[1], devices, sessions)
         store.close()
+
+    def server_cpu(self) -> float:
+        return 0.0  # the server's processes are not this one (no CPU figures printed)
 
     async def close(self) -> None:
         for device in self.fleet:
@@ -394,11 +407,11 @@ class BaselineSide:
             for _ in range(per_device):
                 await self.session(client)
 
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, server = time.perf_counter(), time.process_time(), self.server.cpu_seconds()
         await asyncio.gather(*(sessions_of(c) for c in self.clients))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         total = len(self.clients) * per_device
-        return Figures(total, 2 * total, seconds, cpu)
+        return Figures(total, 2 * total, seconds, cpu, self.server.cpu_seconds() - server)
 
     async def close(self) -> None:
         for client in self.clients:
@@ -440,6 +453,8 @@ async def main_async(args: argparse.Namespace) -> float:
                 f"   load {load:.2f}"
                 + (
                     f"   cpu/session {ours.cpu_per_session:.0f} / {theirs.cpu_per_session:.0f} us"
+                    f" (server thread {ours.server_cpu_per_session:.0f}"
+                    f" / {theirs.server_cpu_per_session:.0f})"
                     if args.database is None
                     else ""
                 ),
@@ -470,10 +485,13 @@ async def main_async(args: argparse.Namespace) -> float:
     if args.database is None:
         # Both sides in this process: its CPU per session says where the ratio comes
         # from, and moves less than the rates when the machine is loaded by others.
+        # The server thread's share says which side of the exchange a difference is on.
         ours, theirs = (statistics.median(r[i].cpu_per_session for r in rounds) for i in (0, 1))
+        served = [statistics.median(r[i].server_cpu_per_session for r in rounds) for i in (0, 1)]
         print(
             f"cpu per session (this process, median) dmlab {ours:.0f} us   baseline "
-            f"{theirs:.0f} us   ratio (baseline / dmlab) {theirs / ours:.2f}"
+            f"{theirs:.0f} us   ratio (baseline / dmlab) {theirs / ours:.2f}   of which the "
+            f"server thread: dmlab {served[0]:.0f} us, baseline {served[1]:.0f} us"
         )
     return median
 

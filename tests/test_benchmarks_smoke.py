@@ -6,6 +6,7 @@ Nothing here is timed; the figures themselves are read by people (benchmarks/REA
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,12 @@ def test_sessions_prints_both_rates_and_the_ratio() -> None:
     assert float(words[words.index("median") + 1]) <= float(words[words.index("max") + 1])
     assert len(lines_starting(out, "round ")) == 5
     (cpu,) = lines_starting(out, "cpu per session ")
-    assert "dmlab" in cpu and "baseline" in cpu
+    # Each side's CPU per session, and the server thread's part of it.
+    totals = re.search(r"dmlab (\d+) us   baseline (\d+) us", cpu)
+    served = re.search(r"server thread: dmlab (\d+) us, baseline (\d+) us", cpu)
+    assert totals and served, cpu
+    for total, server in zip(totals.groups(), served.groups(), strict=True):
+        assert 0 < int(server) < int(total)
 
 
 def test_sessions_app_only_prints_each_apps_cpu_per_session() -> None:

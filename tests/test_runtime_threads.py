@@ -162,6 +162,36 @@ def test_failed_lifespan_startup_raises_and_leaves_no_thread(ca: LabCA) -> None:
     assert not server.running
 
 
+def burn_cpu(seconds: float) -> None:
+    """Keep the calling thread on a core for ``seconds`` of its own CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+async def burn(request: Request) -> PlainTextResponse:
+    burn_cpu(0.05)
+    return PlainTextResponse("burnt")
+
+
+def test_cpu_seconds_is_the_serving_threads_alone(ca: LabCA) -> None:
+    """benchmarks/sessions.py splits its process's CPU with it: the server's part and
+    the clients' part must not leak into each other."""
+    server = ServerThread(Starlette(routes=[Route("/burn", burn)]), ca)
+    with pytest.raises(RuntimeError, match="not running"):
+        server.cpu_seconds()
+    with server:
+        before = server.cpu_seconds()
+        burn_cpu(0.05)  # this thread's CPU, not the server's
+        idle = server.cpu_seconds() - before
+        with httpx.Client(verify=ca.client_context()) as client:
+            assert client.get(server.url + "/burn").text == "burnt"
+        busy = server.cpu_seconds() - before - idle
+    assert idle < 0.025 <= 0.05 <= busy
+    with pytest.raises(RuntimeError, match="not running"):
+        server.cpu_seconds()
+
+
 def test_stop_is_idempotent_and_joins(ca: LabCA) -> None:
     server = ServerThread(make_app(), ca).start()
     (thread,) = dmlab_threads()

@@ -158,6 +158,13 @@ class ServerThread:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def cpu_seconds(self) -> float:
+        """The CPU time the serving thread has used so far, while it runs (a benchmark's
+        split of its process's CPU between the server and its clients)."""
+        if self._thread is None or self._thread.ident is None or not self.running:
+            raise RuntimeError(f"{self.name} is not running")
+        return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Bind, serve in a new thread, and return once uvicorn accepts connections."""
         if self._thread is not None:
@@ -296,6 +303,13 @@ class LoopThread:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def cpu_seconds(self) -> float:
+        """The CPU time the serving thread has used so far, while it runs (a benchmark's
+        split of its process's CPU between the server and its clients)."""
+        if self._thread is None or self._thread.ident is None or not self.running:
+            raise RuntimeError(f"{self.name} is not running")
+        return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
 
     def start(self) -> LoopThread:
         with self._lock:
