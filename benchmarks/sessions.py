@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -122,6 +123,15 @@ class Figures:
         return self.exchanges / self.seconds
 
 
+async def timed(work: Awaitable[Any], sessions: int, server_cpu: Callable[[], float]) -> Figures:
+    """Run ``work`` (``sessions`` sessions of two exchanges each) and measure it: wall
+    clock, this process's CPU, and the server thread's part of that CPU."""
+    start, cpu, server = time.perf_counter(), time.process_time(), server_cpu()
+    await work
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return Figures(sessions, 2 * sessions, seconds, cpu, server_cpu() - server)
+
+
 def new_client(base_url: str, ca: LabCA | ssl.SSLContext, **extra: Any) -> httpx.AsyncClient:
     """The same client for dmlab devices and baseline workers: one connection each."""
     verify = ca.client_context() if isinstance(ca, LabCA) else ca
@@ -179,11 +189,8 @@ class DmlabSide:
             for _ in range(per_device):
                 await one_session(device)
 
-        start, cpu, server = time.perf_counter(), time.process_time(), self.server_cpu()
-        await asyncio.gather(*(sessions_of(d) for d in self.fleet))
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        total = len(self.fleet) * per_device
-        return Figures(total, 2 * total, seconds, cpu, self.server_cpu() - server)
+        work = asyncio.gather(*(sessions_of(d) for d in self.fleet))
+        return await timed(work, len(self.fleet) * per_device, self.server_cpu)
 
     def server_cpu(self) -> float:
         return self.server.cpu_seconds()
@@ -407,11 +414,8 @@ class BaselineSide:
             for _ in range(per_device):
                 await self.session(client)
 
-        start, cpu, server = time.perf_counter(), time.process_time(), self.server.cpu_seconds()
-        await asyncio.gather(*(sessions_of(c) for c in self.clients))
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        total = len(self.clients) * per_device
-        return Figures(total, 2 * total, seconds, cpu, self.server.cpu_seconds() - server)
+        work = asyncio.gather(*(sessions_of(c) for c in self.clients))
+        return await timed(work, len(self.clients) * per_device, self.server.cpu_seconds)
 
     async def close(self) -> None:
         for client in self.clients:

@@ -161,9 +161,10 @@ class ServerThread:
     def cpu_seconds(self) -> float:
         """The CPU time the serving thread has used so far, while it runs (a benchmark's
         split of its process's CPU between the server and its clients)."""
-        if self._thread is None or self._thread.ident is None or not self.running:
+        ident = self._thread.ident if self._thread is not None and self.running else None
+        if ident is None:
             raise RuntimeError(f"{self.name} is not running")
-        return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Bind, serve in a new thread, and return once uvicorn accepts connections."""
@@ -303,13 +304,6 @@ class LoopThread:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def cpu_seconds(self) -> float:
-        """The CPU time the serving thread has used so far, while it runs (a benchmark's
-        split of its process's CPU between the server and its clients)."""
-        if self._thread is None or self._thread.ident is None or not self.running:
-            raise RuntimeError(f"{self.name} is not running")
-        return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
 
     def start(self) -> LoopThread:
         with self._lock:
