@@ -254,7 +254,7 @@ def encode(n: Notification, secret: bytes, auth_data: bytes = b"") -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One contiguous piece of a message, for :func:`describe` and the digest."""
+    """One contiguous piece of a message, for :func:`describe`."""
 
     offset: int
     raw: bytes
@@ -266,7 +266,6 @@ class _Row:
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     notification: Notification
-    rows: tuple[_Row, ...]
     digest_at: int | None  # offset of the 32 digest bytes, if present
 
 
@@ -356,7 +355,10 @@ def _checked_bytes(data: bytes) -> bytes:
     return data
 
 
-def _parse(data: bytes) -> _Parsed:
+def _parse(data: bytes, rows: list[_Row] | None = None) -> _Parsed:
+    """Parse and check a notification. The teaching rows, which take most of the
+    work, are built only when :func:`describe` passes a list to collect them:
+    a device checking a notification needs the fields, not their descriptions."""
     data = _checked_bytes(data)
     if len(data) < _HEADER_SIZE:
         raise NotificationError(
@@ -370,15 +372,16 @@ def _parse(data: bytes) -> _Parsed:
         raise NotificationError(f"unsupported version {version}; this lab speaks version {VERSION}")
     if reserved:
         raise NotificationError(f"reserved header bits must be zero, got {reserved:#04x}")
-    rows = [
-        _Row(
-            0,
-            data[:_HEADER_SIZE],
-            "header",
-            f"version {version}, {count} option(s), reserved 0",
-            _SOURCES["header"],
+    if rows is not None:
+        rows.append(
+            _Row(
+                0,
+                data[:_HEADER_SIZE],
+                "header",
+                f"version {version}, {count} option(s), reserved 0",
+                _SOURCES["header"],
+            )
         )
-    ]
 
     fields: dict[str, Any] = {}
     number = 0
@@ -407,25 +410,8 @@ def _parse(data: bytes) -> _Parsed:
         value = data[pos : pos + length]
         parsed = _option_value(option, value)
         fields[_OPTION_FIELDS[option]] = parsed
-        layout = f"delta {delta} (option {number}), length {length}"
-        rows.append(
-            _Row(
-                start,
-                data[start:pos],
-                f"{_wire_name(option)} option header",
-                layout,
-                _SOURCES["option header"],
-            )
-        )
-        if length:
-            shown = (
-                parsed.hex()
-                if isinstance(parsed, bytes)
-                else f"{parsed:#04x} {parsed.name}"
-                if isinstance(parsed, ConType)
-                else parsed
-            )
-            rows.append(_Row(pos, value, _wire_name(option), shown, _SOURCES[option]))
+        if rows is not None:
+            rows.extend(_option_rows(option, delta, length, data[start:pos], pos, value, parsed))
         if option is Option.SHA256_DIGEST:
             digest_at = pos
         pos += length
@@ -433,7 +419,30 @@ def _parse(data: bytes) -> _Parsed:
         raise NotificationError(f"{len(data) - pos} trailing byte(s) after the last option")
     if "server_id" not in fields:
         raise NotificationError("SERVER-ID is required")
-    return _Parsed(Notification(version=version, **fields), tuple(rows), digest_at)
+    return _Parsed(Notification(version=version, **fields), digest_at)
+
+
+def _option_rows(
+    option: Option, delta: int, length: int, header: bytes, at: int, value: bytes, parsed: Any
+) -> list[_Row]:
+    """:func:`describe`'s rows for one option: its header, then its value if it has one."""
+    start = at - len(header)
+    layout = f"delta {delta} (option {int(option)}), length {length}"
+    rows = [
+        _Row(
+            start, header, f"{_wire_name(option)} option header", layout, _SOURCES["option header"]
+        )
+    ]
+    if length:
+        shown = (
+            parsed.hex()
+            if isinstance(parsed, bytes)
+            else f"{parsed:#04x} {parsed.name}"
+            if isinstance(parsed, ConType)
+            else parsed
+        )
+        rows.append(_Row(at, value, _wire_name(option), shown, _SOURCES[option]))
+    return rows
 
 
 #: What confirms each row of :func:`describe`: the specification, or a named lab
@@ -464,10 +473,13 @@ def verify_digest(data: bytes, secret: bytes, auth_data: bytes = b"") -> bool:
         parsed = _parse(data)
     except NotificationError:
         return False
-    if parsed.digest_at is None:
+    return _digest_matches(bytes(data), parsed.digest_at, secret, auth_data)
+
+
+def _digest_matches(raw: bytes, at: int | None, secret: bytes, auth_data: bytes) -> bool:
+    """Whether the digest at offset ``at`` of ``raw`` is the one ``secret`` makes."""
+    if at is None:
         return False
-    raw = bytes(data)
-    at = parsed.digest_at
     zeroed = raw[:at] + bytes(DIGEST_SIZE) + raw[at + DIGEST_SIZE :]
     return hmac.compare_digest(
         raw[at : at + DIGEST_SIZE], _compute_digest(zeroed, secret, auth_data)
@@ -483,6 +495,8 @@ def describe(data: bytes) -> list[dict[str, Any]]:
     ``pandas.DataFrame(describe(data))`` reads like a packet dissector.
     Raises :class:`NotificationError` for bytes that do not parse.
     """
+    rows: list[_Row] = []
+    _parse(data, rows)
     return [
         {
             "offset": r.offset,
@@ -491,7 +505,7 @@ def describe(data: bytes) -> list[dict[str, Any]]:
             "value": r.value,
             "source": r.source,
         }
-        for r in _parse(data).rows
+        for r in rows
     ]
 
 
@@ -572,9 +586,10 @@ class NotificationGuard:
     def check(self, data: bytes) -> Notification:
         """The notification, if the device should act on it; else :class:`NotificationRejected`."""
         try:
-            n = decode(data)
+            parsed = _parse(data)
         except NotificationError as exc:
             raise NotificationRejected("malformed", str(exc)) from None
+        n = parsed.notification
         if n.server_id != self.server_id:
             raise NotificationRejected(
                 "wrong-server", f"from {n.server_id!r}, expected {self.server_id!r}"
@@ -583,7 +598,7 @@ class NotificationGuard:
             raise NotificationRejected("digest", "no SHA256-DIGEST option")
         with self._lock:
             secret, auth_data = self._secret, self._auth_data
-        if not verify_digest(data, secret, auth_data):
+        if not _digest_matches(bytes(data), parsed.digest_at, secret, auth_data):
             raise NotificationRejected(
                 "digest", "SHA256-DIGEST does not match the device's notification key"
             )
