@@ -8,7 +8,9 @@ could reach at best; the ratio between the two is the figure that matters: one r
 per round (both sides measured back to back), printed as the median and the spread,
 with the 1-minute load average. With the server in this process, the process's CPU
 time per session of each side is printed too: the rates move with whatever else loads
-the machine, the CPU per session much less, and it is what dmlab's code changes.
+the machine, the CPU per session much less, and it is what dmlab's code changes. It is
+split into the server thread's part and, of that, the app's (:class:`AppClock`): the
+rest of the process is the clients, the rest of the server thread uvicorn and TLS.
 
 One session is: ``POST /alert`` (ClientInitiatedMgmt) → package 2 with the
 inventory commands → the device executes them → one ``PUT /sessions/id/{id}``
@@ -44,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,7 +56,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -103,6 +105,9 @@ class Figures:
     #: Of which the server's thread (``ServerThread.cpu_seconds``); the rest is the
     #: clients' (devices or baseline workers, httpx and TLS included).
     server_cpu: float = 0.0
+    #: Of the server thread's, what the app's coroutine ran for (:class:`AppClock`); the
+    #: rest is uvicorn reading and parsing requests, the TLS reads and the event loop.
+    app_cpu: float = 0.0
 
     @property
     def cpu_per_session(self) -> float:
@@ -115,6 +120,10 @@ class Figures:
         return self.server_cpu / self.sessions * 1e6
 
     @property
+    def app_cpu_per_session(self) -> float:
+        return self.app_cpu / self.sessions * 1e6
+
+    @property
     def sessions_per_s(self) -> float:
         return self.sessions / self.seconds
 
@@ -123,13 +132,63 @@ class Figures:
         return self.exchanges / self.seconds
 
 
-async def timed(work: Awaitable[Any], sessions: int, server_cpu: Callable[[], float]) -> Figures:
+#: The server's two CPU clocks, in seconds: its thread's, and its app's (:class:`AppClock`).
+ServerClocks = Callable[[], tuple[float, float]]
+
+
+async def timed(work: Awaitable[Any], sessions: int, clocks: ServerClocks) -> Figures:
     """Run ``work`` (``sessions`` sessions of two exchanges each) and measure it: wall
-    clock, this process's CPU, and the server thread's part of that CPU."""
-    start, cpu, server = time.perf_counter(), time.process_time(), server_cpu()
+    clock, this process's CPU, and the server thread's and its app's parts of that CPU."""
+    start, cpu, (server, app) = time.perf_counter(), time.process_time(), clocks()
     await work
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return Figures(sessions, 2 * sessions, seconds, cpu, server_cpu() - server)
+    server_now, app_now = clocks()
+    return Figures(sessions, 2 * sessions, seconds, cpu, server_now - server, app_now - app)
+
+
+class AppClock:
+    """An ASGI app that runs another and adds up the thread CPU time of its coroutine's
+    steps, each from its resumption to its next suspension: what other connections do
+    between two steps is not counted. The response's writes (h11 framing, TLS
+    encryption) are made inside the app's sends, so they count as the app's; reading
+    and parsing requests, TLS reads and the event loop do not.
+
+    Why: the server thread's CPU alone cannot tell dmlab's code from the HTTP and TLS
+    work both sides share, and ``--app-only`` measures the app hot in the caches, as it
+    never runs in a server."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.nanoseconds = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _TimedSteps(self.app(scope, receive, send), self)
+
+    def seconds(self) -> float:
+        return self.nanoseconds / 1e9
+
+
+class _TimedSteps:
+    """Awaits an awaitable step by step, timing each step on the thread's CPU clock."""
+
+    def __init__(self, awaitable: Awaitable[None], clock: AppClock) -> None:
+        self.steps, self.clock = awaitable.__await__(), clock
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            began = time.thread_time_ns()
+            try:
+                step = self.steps.send(sent) if thrown is None else self.steps.throw(thrown)
+            except StopIteration:
+                return
+            finally:
+                self.clock.nanoseconds += time.thread_time_ns() - began
+            try:
+                sent, thrown = (yield step), None
+            except BaseException as exc:  # cancellation, passed on to the app
+                sent, thrown = None, exc
 
 
 def new_client(base_url: str, ca: LabCA | ssl.SSLContext, **extra: Any) -> httpx.AsyncClient:
@@ -145,7 +204,8 @@ class DmlabSide:
         # The default scrypt cost: each device pays it once, in the warm-up (the
         # authenticator remembers verified credentials).
         self.services = build_services(server_id="dmlab", caps=queue_room(sessions))
-        self.server = ServerThread(create_app(self.services), ca).start()
+        self.app_clock = AppClock(create_app(self.services))
+        self.server = ServerThread(self.app_clock, ca).start()
         self.fill(ca, self.server.url, devices, sessions)
 
     def fill(
@@ -190,10 +250,10 @@ class DmlabSide:
                 await one_session(device)
 
         work = asyncio.gather(*(sessions_of(d) for d in self.fleet))
-        return await timed(work, len(self.fleet) * per_device, self.server_cpu)
+        return await timed(work, len(self.fleet) * per_device, self.clocks)
 
-    def server_cpu(self) -> float:
-        return self.server.cpu_seconds()
+    def clocks(self) -> tuple[float, float]:
+        return self.server.cpu_seconds(), self.app_clock.seconds()
 
     async def close(self) -> None:
         for device in self.fleet:
@@ -232,8 +292,8 @@ class ServedSide(DmlabSide):
         self.fill(verify, match[1], devices, sessions)
         store.close()
 
-    def server_cpu(self) -> float:
-        return 0.0  # the server's processes are not this one (no CPU figures printed)
+    def clocks(self) -> tuple[float, float]:
+        return 0.0, 0.0  # the server's processes are not this one (no CPU figures printed)
 
     async def close(self) -> None:
         for device in self.fleet:
@@ -386,7 +446,8 @@ class BaselineSide:
 
     def __init__(self, ca: LabCA, devices: int, bodies: Bodies) -> None:
         self.bodies = bodies
-        self.server = ServerThread(baseline_app(bodies), ca).start()
+        self.app_clock = AppClock(baseline_app(bodies))
+        self.server = ServerThread(self.app_clock, ca).start()
         self.clients = [
             new_client(
                 self.server.url,
@@ -415,7 +476,10 @@ class BaselineSide:
                 await self.session(client)
 
         work = asyncio.gather(*(sessions_of(c) for c in self.clients))
-        return await timed(work, len(self.clients) * per_device, self.server.cpu_seconds)
+        return await timed(work, len(self.clients) * per_device, self.clocks)
+
+    def clocks(self) -> tuple[float, float]:
+        return self.server.cpu_seconds(), self.app_clock.seconds()
 
     async def close(self) -> None:
         for client in self.clients:
@@ -458,7 +522,8 @@ async def main_async(args: argparse.Namespace) -> float:
                 + (
                     f"   cpu/session {ours.cpu_per_session:.0f} / {theirs.cpu_per_session:.0f} us"
                     f" (server thread {ours.server_cpu_per_session:.0f}"
-                    f" / {theirs.server_cpu_per_session:.0f})"
+                    f" / {theirs.server_cpu_per_session:.0f}, in the app"
+                    f" {ours.app_cpu_per_session:.0f} / {theirs.app_cpu_per_session:.0f})"
                     if args.database is None
                     else ""
                 ),
@@ -489,13 +554,19 @@ async def main_async(args: argparse.Namespace) -> float:
     if args.database is None:
         # Both sides in this process: its CPU per session says where the ratio comes
         # from, and moves less than the rates when the machine is loaded by others.
-        # The server thread's share says which side of the exchange a difference is on.
-        ours, theirs = (statistics.median(r[i].cpu_per_session for r in rounds) for i in (0, 1))
-        served = [statistics.median(r[i].server_cpu_per_session for r in rounds) for i in (0, 1)]
+        # The server thread's share says which side of the exchange a difference is on,
+        # the app's share of that whether it is the app's code or the HTTP and TLS around it.
+        def middle(figure: Callable[[Figures], float], index: int) -> float:
+            return statistics.median(figure(r[index]) for r in rounds)
+
+        ours, theirs = (middle(lambda f: f.cpu_per_session, i) for i in (0, 1))
+        served = [middle(lambda f: f.server_cpu_per_session, i) for i in (0, 1)]
+        in_app = [middle(lambda f: f.app_cpu_per_session, i) for i in (0, 1)]
         print(
             f"cpu per session (this process, median) dmlab {ours:.0f} us   baseline "
             f"{theirs:.0f} us   ratio (baseline / dmlab) {theirs / ours:.2f}   of which the "
-            f"server thread: dmlab {served[0]:.0f} us, baseline {served[1]:.0f} us"
+            f"server thread: dmlab {served[0]:.0f} us, baseline {served[1]:.0f} us   of which "
+            f"in the app: dmlab {in_app[0]:.0f} us, baseline {in_app[1]:.0f} us"
         )
     return median
 

@@ -50,12 +50,15 @@ def test_sessions_prints_both_rates_and_the_ratio() -> None:
     assert float(words[words.index("median") + 1]) <= float(words[words.index("max") + 1])
     assert len(lines_starting(out, "round ")) == 5
     (cpu,) = lines_starting(out, "cpu per session ")
-    # Each side's CPU per session, and the server thread's part of it.
+    # Each side's CPU per session, the server thread's part of it, and the app's part of that.
     totals = re.search(r"dmlab (\d+) us   baseline (\d+) us", cpu)
     served = re.search(r"server thread: dmlab (\d+) us, baseline (\d+) us", cpu)
-    assert totals and served, cpu
-    for total, server in zip(totals.groups(), served.groups(), strict=True):
-        assert 0 < int(server) < int(total)
+    in_app = re.search(r"in the app: dmlab (\d+) us, baseline (\d+) us", cpu)
+    assert totals and served and in_app, cpu
+    for total, server, app in zip(totals.groups(), served.groups(), in_app.groups(), strict=True):
+        assert 0 < int(app) < int(server) < int(total)
+    for line in lines_starting(out, "round "):
+        assert re.search(r"in the app \d+ / \d+\)", line), line
 
 
 def test_sessions_app_only_prints_each_apps_cpu_per_session() -> None:
