@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -68,9 +69,16 @@ def test_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert verify_secret("pw", encoded) and not verify_secret("nope", encoded)
     assert len(calls) == 2
     assert "hmac.compare_digest" in inspect.getsource(device_routes.check_csrf)
+    # A notification's digest, checked alone and by a device's guard.
     from dmlab.protocol import notification
 
-    assert "hmac.compare_digest" in inspect.getsource(notification.verify_digest)
+    calls.clear()
+    key = notification.notification_key("secret")
+    signed = notification.Notification(server_id="dmlab", timestamp=int(time.time()))
+    package = notification.encode(signed, key)
+    assert notification.verify_digest(package, key)
+    notification.NotificationGuard("dmlab", key).check(package)
+    assert len(calls) == 2
     # and no plain == against a password, secret, digest or token anywhere in auth
     source = inspect.getsource(auth)
     assert not re.search(r"(password|secret|digest|token|expected|actual)\s*[!=]=", source)
